@@ -1,0 +1,78 @@
+"""Overhead of the annealed Langevin sampler next to the network it calls.
+
+Times a full annealed Langevin run (L levels x T steps + the denoising step) against
+the same number of bare forward passes of the same network on the same batch, for the
+generator-driven noise and for the per-sample seeded noise that the pegasus
+interpolation replays. Overhead = sampler time / forward time - 1.
+
+    python benchmarks/sampling_overhead.py           # batch 64 at 32x32, full schedule
+    python benchmarks/sampling_overhead.py --quick   # CPU: short schedule, small model
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from pegasus_course.generate import model_score_fn
+from pegasus_course.nn import ScoreUNet, ScoreUNetConfig
+from pegasus_course.profiles import get_profile
+from pegasus_course.sampling import GeneratorNoise, SeededNoise, annealed_langevin, num_score_evaluations
+from pegasus_course.sigmas import geometric_sigmas, langevin_step_size
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+@torch.no_grad()
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--num-scales", type=int, default=None)
+    ap.add_argument("--steps-each", type=int, default=None)
+    ap.add_argument("--base-channels", type=int, default=None)
+    args = ap.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    prof = get_profile("cpu" if args.quick else "gpu")
+    L = args.num_scales or (10 if args.quick else 232)
+    T = args.steps_each or (1 if args.quick else 5)
+    config = ScoreUNetConfig.for_image_size(32, args.base_channels or prof.base_channels,
+                                            num_res_blocks=prof.num_res_blocks)
+    model = ScoreUNet(config).to(device).eval()
+    score_fn = model_score_fn(model, autocast_bf16=True)
+    sigmas = geometric_sigmas(50.0, 0.01, L)
+    eps = langevin_step_size(sigmas, T)
+    shape = (args.batch, 3, 32, 32)
+    evals = num_score_evaluations(L, T, denoise=True)
+    x = torch.rand(shape, device=device)
+    sig = sigmas.to(device)
+    score_fn(x, sig[:1].expand(args.batch))  # warm-up
+    _sync(device)
+    t0 = time.perf_counter()
+    for i in range(evals):
+        score_fn(x, sig[min(i // T, L - 1)].expand(args.batch))
+    _sync(device)
+    bare = time.perf_counter() - t0
+    name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
+    print(f"device: {name}; batch {args.batch} at 32x32, base {config.base_channels}, L={L}, T={T}: "
+          f"{evals} network evaluations")
+    print(f"| noise source | bare forwards s | sampler s | overhead |")
+    print("|---|---|---|---|")
+    sources = {"torch.Generator": lambda: GeneratorNoise(torch.Generator(device).manual_seed(0)),
+               "seeded per sample": lambda: SeededNoise(range(args.batch))}
+    for label, make in sources.items():
+        _sync(device)
+        t0 = time.perf_counter()
+        annealed_langevin(score_fn, shape, sigmas, T, eps, noise=make(), device=device, progress=False)
+        _sync(device)
+        full = time.perf_counter() - t0
+        print(f"| {label} | {bare:.2f} | {full:.2f} | {100 * (full / bare - 1):+.1f}% |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,242 @@
+"""Checkpoints: named tensors in safetensors files plus a JSON configuration.
+
+Loading runs no code (safetensors holds tensors and strings only). A checkpoint is one
+``.safetensors`` file, or a folder of ``part-NN.safetensors`` shards with the same
+metadata (for size-limited transfers). Tensor names are prefixed: ``model.*`` (live
+weights), ``ema.*`` (exponential moving average, used for sampling), ``optim.*`` (Adam's
+moments) and ``history.loss``. Files are written atomically: temporary file, fsync, rename.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT = "pegasus-course/score-checkpoint"
+FORMAT_VERSION = 1
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "cifar10-horse-bird-32.safetensors"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: truncated, foreign, or for another configuration."""
+
+
+@dataclass
+class Checkpoint:
+    """What a checkpoint file holds, split by prefix."""
+
+    tensors: dict[str, torch.Tensor]
+    meta: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    def part(self, prefix: str) -> dict[str, torch.Tensor]:
+        p = prefix + "."
+        return {k[len(p):]: v for k, v in self.tensors.items() if k.startswith(p)}
+
+    @property
+    def model_config(self) -> dict:
+        return self.meta["model_config"]
+
+    @property
+    def step(self) -> int:
+        return int(self.meta.get("step", 0))
+
+    @property
+    def losses(self) -> list[float]:
+        t = self.tensors.get("history.loss")
+        return t.tolist() if t is not None else []
+
+
+def atomic_save(tensors: dict[str, torch.Tensor], meta: dict[str, Any], path: Path) -> None:
+    """Write one safetensors file so that an interruption leaves any previous file intact."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    str_meta = {k: json.dumps(v) for k, v in meta.items()}
+    try:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=str_meta)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def save_checkpoint(tensors: dict[str, torch.Tensor], meta: dict[str, Any], path: str | os.PathLike,
+                    max_shard_bytes: int | None = None) -> list[Path]:
+    """Save ``tensors`` with ``meta``; with ``max_shard_bytes``, as a folder of shards under ``path``."""
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
+    path = Path(path)
+    if max_shard_bytes is None:
+        atomic_save(tensors, meta, path)
+        return [path]
+    shards: list[dict[str, torch.Tensor]] = [{}]
+    size = 0
+    for name, t in tensors.items():
+        nbytes = t.numel() * t.element_size()
+        if shards[-1] and size + nbytes > max_shard_bytes:
+            shards.append({})
+            size = 0
+        if nbytes > max_shard_bytes:  # split a big tensor along its first axis
+            pieces = t.flatten().split(max(1, max_shard_bytes // t.element_size()))
+            for i, piece in enumerate(pieces):
+                shards[-1][f"{name}@{i}of{len(pieces)}@{'x'.join(map(str, t.shape))}"] = piece
+                shards.append({})
+            size = 0
+            continue
+        shards[-1][name] = t
+        size += nbytes
+    shards = [s for s in shards if s]
+    written = []
+    for i, shard in enumerate(shards):
+        out = path / f"part-{i:02d}.safetensors"
+        atomic_save(shard, {**meta, "shard": f"{i}/{len(shards)}"}, out)
+        written.append(out)
+    return written
+
+
+def _read_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw_meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:  # safetensors raises its own error types for damaged headers
+        raise CheckpointError(
+            f"{path} is truncated or not a safetensors file ({exc.__class__.__name__}: {exc}). "
+            "Re-download or re-train it; a complete checkpoint was never half-written by the course."
+        ) from exc
+    try:
+        meta = {k: json.loads(v) for k, v in raw_meta.items()}
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path} has metadata the course did not write: it is a foreign file.") from exc
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path} is a safetensors file but not a pegasus-course checkpoint (its metadata has no "
+            f"format={FORMAT!r}). Train one with `pegasus-course train` or use the shipped one."
+        )
+    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+        raise CheckpointError(f"{path} was written by a newer pegasus-course (format {meta['format_version']}).")
+    return tensors, meta
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Read a checkpoint file or shard folder, without executing any code.
+
+    Raises:
+        FileNotFoundError: nothing at ``path``.
+        CheckpointError: truncated, foreign, or an incomplete set of shards.
+    """
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(path.glob("part-*.safetensors"))
+        if not files:
+            raise FileNotFoundError(f"{path} is a folder without part-*.safetensors shards.")
+    elif path.is_file():
+        files = [path]
+    else:
+        raise FileNotFoundError(
+            f"No checkpoint at {path}. Train one with `pegasus-course train --out DIR` "
+            "(it writes DIR/checkpoint.safetensors) or pass the shipped checkpoint."
+        )
+    tensors: dict[str, torch.Tensor] = {}
+    meta: dict[str, Any] = {}
+    for f in files:
+        t, m = _read_file(f)
+        tensors.update(t)
+        meta = m
+    if "shard" in meta:
+        expected = int(str(meta["shard"]).split("/")[1])
+        if expected != len(files):
+            raise CheckpointError(f"{path} holds {len(files)} of {expected} shards: the checkpoint is incomplete.")
+        meta.pop("shard")
+    tensors = _join_pieces(tensors)
+    return Checkpoint(tensors=tensors, meta=meta, path=path)
+
+
+def _join_pieces(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    pieces: dict[str, list] = {}
+    out = {}
+    for k, v in tensors.items():
+        if "@" in k:
+            name, idx, shape = k.split("@")
+            i, n = idx.split("of")
+            pieces.setdefault(name, [None] * int(n))[int(i)] = v
+            pieces[name + "#shape"] = [int(s) for s in shape.split("x") if s]
+        else:
+            out[k] = v
+    for name, parts in pieces.items():
+        if name.endswith("#shape"):
+            continue
+        if any(p is None for p in parts):
+            raise CheckpointError(f"Tensor {name} is missing pieces: the checkpoint is incomplete.")
+        out[name] = torch.cat(parts).reshape(pieces[name + "#shape"])
+    return out
+
+
+def check_config(expected: dict, found: dict, path: Path | None = None) -> None:
+    """Raise :class:`CheckpointError` naming each field where two model configurations differ."""
+    diffs = [f"{k}: model has {expected.get(k)!r}, checkpoint has {found.get(k)!r}"
+             for k in sorted(set(expected) | set(found)) if expected.get(k) != found.get(k)]
+    if diffs:
+        where = f" {path}" if path else ""
+        raise CheckpointError(
+            f"Checkpoint{where} was trained with another model configuration: " + "; ".join(diffs)
+            + ". Build the model from the checkpoint's own config (load_score_model does this)."
+        )
+
+
+def load_score_model(path: str | os.PathLike | None = None, use_ema: bool = True, device: str | torch.device = "cpu",
+                     expected_config=None):
+    """Build a :class:`~pegasus_course.nn.ScoreUNet` from a checkpoint's config and load its weights (float32).
+
+    Args:
+        path: checkpoint file or shard folder; ``None`` is the course's shipped model.
+        use_ema: the EMA weights (better samples) rather than the live ones.
+        expected_config: if given, a ScoreUNetConfig the checkpoint must match.
+    """
+    from .nn import ScoreUNet, ScoreUNetConfig
+
+    ckpt = load_checkpoint(DEFAULT_CHECKPOINT if path is None else path)
+    config = ScoreUNetConfig.from_dict(ckpt.model_config)
+    if expected_config is not None:
+        check_config(expected_config.to_dict(), config.to_dict(), ckpt.path)
+    prefix = "ema" if use_ema and ckpt.part("ema") else "model"
+    weights = ckpt.part(prefix)
+    if not weights:
+        raise CheckpointError(f"{ckpt.path} holds no {prefix}.* weights.")
+    model = ScoreUNet(config)
+    load_weights(model, weights, ckpt.path)
+    return model.to(device).eval(), ckpt
+
+
+def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], path: Path | None = None) -> None:
+    """Load a state dict (any float dtype) into ``model``, with a clear message on a mismatch."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(weights))
+    unexpected = sorted(set(weights) - set(own))
+    wrong = sorted(k for k in set(own) & set(weights) if own[k].shape != weights[k].shape)
+    if missing or unexpected or wrong:
+        details = []
+        if missing:
+            details.append(f"missing {missing[:3]}{'...' if len(missing) > 3 else ''}")
+        if unexpected:
+            details.append(f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}")
+        if wrong:
+            details.append(f"shape differs for {wrong[:3]}")
+        raise CheckpointError(f"Weights in {path or 'checkpoint'} do not fit this model: " + "; ".join(details))
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in weights.items()})
+
+
+def find_default_checkpoint() -> Path | None:
+    """The shipped checkpoint if it is present in this checkout."""
+    return DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT.is_file() else None

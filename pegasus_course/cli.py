@@ -1,0 +1,277 @@
+"""The ``pegasus-course`` command: train, sample, pegasus, export.
+
+Every subcommand prints where it wrote what. ``pegasus-course SUBCOMMAND --help``
+lists every option with its default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+CKPT_NAME = "checkpoint.safetensors"
+
+
+def _add_train(sub):
+    p = sub.add_parser("train", help="train the score U-Net with DSM on horses and birds",
+                       description="Train the score U-Net with denoising score matching (paper eq. 2). Sizes "
+                       "default to the profile's; any option given overrides them. Works under "
+                       "`torchrun --nproc_per_node N` (DistributedDataParallel).",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--dataset", choices=["cifar10", "stl10", "folder"], default="cifar10", help="image source")
+    p.add_argument("--data-root", default=None, help="where the data lives (default: PEGASUS_DATA_ROOT or the cache)")
+    p.add_argument("--download", action="store_true", help="let torchvision download CIFAR-10 / STL-10")
+    p.add_argument("--classes", nargs="+", default=["horse", "bird"], help="class names to train on")
+    p.add_argument("--image-size", type=int, choices=[32, 48, 64], default=None,
+                   help="image side (default: 32 for CIFAR-10, 48 for STL-10, native for folders)")
+    p.add_argument("--profile", default=None, help="gpu | cpu | ci (default: PEGASUS_PROFILE or by device)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the profile's)")
+    g.add_argument("--epochs", type=float, default=None, help="passes over the data instead of --steps")
+    p.add_argument("--batch-size", type=int, default=None, help="batch size (paper: 128 CIFAR-10, 64 STL-10)")
+    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
+    p.add_argument("--ema-decay", type=float, default=0.999, help="EMA rate")
+    p.add_argument("--grad-clip", type=float, default=None, help="clip the gradient norm to this value")
+    p.add_argument("--base-channels", type=int, default=None, help="U-Net width (default: the profile's)")
+    p.add_argument("--num-res-blocks", type=int, default=None, help="ResBlocks per level (default: the profile's)")
+    p.add_argument("--num-scales", type=int, default=None, help="L, noise levels (default: the profile's)")
+    p.add_argument("--sigma-max", type=float, default=None, help="sigma_1 (default: the profile's, 50)")
+    p.add_argument("--sigma-min", type=float, default=None, help="sigma_L (default: the profile's, 0.01)")
+    p.add_argument("--out", default="runs/train", help="output folder (checkpoint, losses, sample grids)")
+    p.add_argument("--resume", nargs="?", const="auto", default=None,
+                   help="continue from a checkpoint (no value: OUT/checkpoint.safetensors)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights, data order and noise")
+    p.add_argument("--compile", action="store_true", help="torch.compile the network")
+    p.add_argument("--channels-last", action="store_true", help="use the channels_last memory format")
+    p.add_argument("--no-bf16", action="store_true", help="train in float32 on CUDA instead of bf16 autocast")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop cleanly with a checkpoint when this much time has passed")
+    p.add_argument("--sample-every", type=int, default=None, help="steps between EMA sample grids")
+    p.add_argument("--checkpoint-every", type=int, default=2000, help="steps between checkpoints")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=cmd_train)
+
+
+def _add_sample(sub):
+    p = sub.add_parser("sample", help="sample images from a checkpoint with annealed Langevin dynamics",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--checkpoint", default=None, help="checkpoint file or folder (default: the shipped model)")
+    p.add_argument("--n", type=int, default=16, help="number of samples")
+    p.add_argument("--seed", type=int, default=0, help="sample i uses seed SEED + i")
+    p.add_argument("--steps-each", type=int, default=5, help="T, Langevin steps per noise level")
+    p.add_argument("--num-scales", type=int, default=None, help="use a coarser schedule of L levels (default: trained)")
+    p.add_argument("--no-denoise", action="store_true", help="skip the final denoising step")
+    p.add_argument("--live", action="store_true", help="use the live weights instead of the EMA")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--out", default="outputs/samples", help="output folder")
+    p.set_defaults(func=cmd_sample)
+
+
+def _add_pegasus(sub):
+    p = sub.add_parser("pegasus", help="interpolate between two samples (eq. 4) to make winged horses",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--checkpoint", default=None, help="checkpoint file or folder (default: the shipped model)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--seeds", type=int, nargs=2, metavar=("SEED1", "SEED2"), help="the two end samples' seeds")
+    g.add_argument("--auto", action="store_true", help="pick the ends from seeded random pairs (the default)")
+    p.add_argument("--pairs", type=int, default=4, help="rows to make with --auto")
+    p.add_argument("--seed", type=int, default=0, help="first seed used by --auto")
+    p.add_argument("--n", type=int, default=15, help="N of eq. 4: each row has N + 2 images")
+    p.add_argument("--steps-each", type=int, default=5, help="T, Langevin steps per noise level")
+    p.add_argument("--num-scales", type=int, default=None, help="use a coarser schedule of L levels (default: trained)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--out", default="outputs/pegasus", help="output folder")
+    p.set_defaults(func=cmd_pegasus)
+
+
+def _add_export(sub):
+    p = sub.add_parser("export", help="keep only the EMA weights of a checkpoint, in float16, for sharing",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("checkpoint", help="training checkpoint (file or shard folder)")
+    p.add_argument("out", help="output .safetensors file")
+    p.add_argument("--resume-shards", default=None, metavar="DIR",
+                   help="also write live (float32) and EMA (float16) weights as shards of at most "
+                   "--max-shard-mib each into DIR, enough for `train --resume DIR` (Adam restarts)")
+    p.add_argument("--max-shard-mib", type=float, default=15.0, help="largest shard size in MiB")
+    p.set_defaults(func=cmd_export)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pegasus-course",
+        description="Score-based generative models that make winged horses: train a noise-conditional score "
+        "network on horses and birds, sample with annealed Langevin dynamics, interpolate (eq. 4).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="{train,sample,pegasus,export}")
+    sub.required = True
+    _add_train(sub)
+    _add_sample(sub)
+    _add_pegasus(sub)
+    _add_export(sub)
+    return parser
+
+
+def _device(name: str | None) -> torch.device:
+    return torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def cmd_train(args) -> int:
+    import os
+
+    from . import data as data_mod
+    from .generate import Schedule, generate
+    from .nn import ScoreUNet, ScoreUNetConfig, count_parameters
+    from .plotting import save_grid
+    from .profiles import get_profile
+    from .training import TrainConfig, resume_state, setup_distributed, train
+
+    profile = get_profile(args.profile)
+    rank, world, device = setup_distributed()
+    say = print if rank == 0 else (lambda *a, **k: None)
+    if profile.num_threads:
+        torch.set_num_threads(profile.num_threads)
+    root = args.data_root or os.environ.get("PEGASUS_DATA_ROOT") or str(data_mod.cache_dir() / "data")
+    split = "train+test" if args.dataset == "stl10" else "train"
+    ds = data_mod.load_dataset(args.dataset, root, split=split, classes=args.classes, image_size=args.image_size,
+                               download=args.download, max_images=profile.max_train_images)
+    size = ds.image_size
+    batch = args.batch_size or (64 if args.dataset == "stl10" and profile.name == "gpu" else profile.batch_size)
+    torch.manual_seed(args.seed)
+    config = ScoreUNetConfig.for_image_size(size, args.base_channels or profile.base_channels,
+                                            num_res_blocks=args.num_res_blocks or profile.num_res_blocks)
+    model = ScoreUNet(config).to(device)
+    schedule = Schedule(args.sigma_max or profile.sigma_max, args.sigma_min or profile.sigma_min,
+                        args.num_scales or profile.num_scales, profile.n_steps_each)
+    per_epoch = (len(ds) // world) // batch
+    steps = args.steps or (int(round(args.epochs * per_epoch)) if args.epochs else profile.train_steps)
+    cfg = TrainConfig(steps=steps, batch_size=batch, lr=args.lr, ema_decay=args.ema_decay, grad_clip=args.grad_clip,
+                      seed=args.seed, bf16=not args.no_bf16, compile=args.compile, channels_last=args.channels_last,
+                      checkpoint_every=args.checkpoint_every, max_minutes=args.max_minutes,
+                      log_every=min(25, max(1, steps // 4)))
+    out = Path(args.out)
+    ckpt_path = out / CKPT_NAME
+    state = None
+    if args.resume:
+        src = ckpt_path if args.resume == "auto" else Path(args.resume)
+        state = resume_state(src, model, cfg)
+        say(f"resumed from {src} at step {state.step}")
+    meta = {"schedule": schedule.to_dict(), "profile": profile.name,
+            "data": {"source": args.dataset, "classes": list(args.classes), "image_size": size,
+                     "num_images": len(ds), "split": split}}
+    say(f"{profile.name} profile on {device} (x{world}); {len(ds)} images {size}x{size}; "
+        f"{count_parameters(model):,} parameters; L={schedule.num_scales}; {steps} steps of batch {batch}")
+    sample_every = args.sample_every or profile.sample_every
+    preview = replace(schedule, num_scales=min(schedule.num_scales, 100), n_steps_each=min(2, schedule.n_steps_each))
+
+    def on_step(st):
+        if rank == 0 and sample_every and st.step % sample_every < cfg.log_every and st.step < cfg.steps:
+            imgs = generate(st.ema, range(16), preview, progress=False)
+            save_grid(imgs, out / "samples" / f"step-{st.step:07d}.png", nrow=8)
+
+    t0 = time.time()
+    state = train(model, ds.images, schedule.sigmas(), cfg, state=state, on_step=on_step, checkpoint_path=ckpt_path,
+                  meta=meta, progress=not args.no_progress)
+    if rank == 0:
+        (out / "losses.json").write_text(json.dumps(state.losses))
+        final = generate(state.ema, range(16), preview, progress=False)
+        grid = save_grid(final, out / "samples" / f"step-{state.step:07d}.png", nrow=8)
+        tail = state.losses[-100:]
+        say(f"step {state.step}: mean loss of the last {len(tail)} steps {sum(tail) / max(len(tail), 1):.4f}; "
+            f"{state.images_per_second:.0f} images/s; {time.time() - t0:.0f} s")
+        if state.stop_reason:
+            say(f"stopped early: {state.stop_reason}")
+        say(f"wrote {ckpt_path} (resume with --resume), {out / 'losses.json'}, {grid}")
+    return 0
+
+
+def _load(args):
+    from .checkpoints import find_default_checkpoint, load_score_model
+
+    path = args.checkpoint or find_default_checkpoint()
+    if path is None:
+        raise FileNotFoundError("No checkpoint given and no shipped checkpoint in this checkout: pass --checkpoint "
+                                "(train one with `pegasus-course train`).")
+    model, ckpt = load_score_model(path, use_ema=not getattr(args, "live", False), device=_device(args.device))
+    return model, ckpt, Path(path)
+
+
+def cmd_sample(args) -> int:
+    from .generate import generate, schedule_from_meta
+    from .plotting import save_grid, save_images
+
+    model, ckpt, path = _load(args)
+    schedule = schedule_from_meta(ckpt.meta, args.steps_each, args.num_scales)
+    print(f"sampling {args.n} images from {path} (step {ckpt.step}) on {next(model.parameters()).device}: "
+          f"L={schedule.num_scales}, T={schedule.n_steps_each}")
+    t0 = time.perf_counter()
+    imgs = generate(model, range(args.seed, args.seed + args.n), schedule, denoise=not args.no_denoise)
+    print(f"{args.n} samples took {time.perf_counter() - t0:.1f} s")
+    out = Path(args.out)
+    grid = save_grid(imgs, out / "grid.png", nrow=min(8, args.n))
+    files = save_images(imgs, out / "images", prefix="seed")
+    print(f"wrote {grid} and {len(files)} images in {out / 'images'}")
+    return 0
+
+
+def cmd_pegasus(args) -> int:
+    from .generate import pegasus_k, pegasus_rows, schedule_from_meta
+    from .plotting import save_grid, save_images
+
+    model, ckpt, path = _load(args)
+    schedule = schedule_from_meta(ckpt.meta, args.steps_each, args.num_scales)
+    if args.seeds:
+        pairs = [tuple(args.seeds)]
+        how = f"seeds {args.seeds[0]} and {args.seeds[1]}"
+    else:
+        pairs = [(args.seed + 2 * i, args.seed + 2 * i + 1) for i in range(args.pairs)]
+        how = f"--auto: {len(pairs)} random pairs of seeded ends (ends may be horse-horse or bird-bird)"
+    print(f"pegasus rows from {path} (step {ckpt.step}), {how}; N={args.n}, L={schedule.num_scales}, "
+          f"T={schedule.n_steps_each}")
+    t0 = time.perf_counter()
+    rows = pegasus_rows(model, pairs, args.n, schedule)  # (P, N + 2, 3, H, W)
+    print(f"{rows.shape[0] * rows.shape[1]} images took {time.perf_counter() - t0:.1f} s")
+    out = Path(args.out)
+    grid = save_grid(rows.flatten(0, 1), out / "rows.png", nrow=args.n + 2)
+    k = min(pegasus_k(model.config.image_size), args.n)
+    chosen = save_grid(rows[:, k], out / "pegasus.png", nrow=min(8, len(pairs)))
+    files = save_images(rows[:, k], out / "images", prefix=f"pegasus-k{k}")
+    print(f"wrote {grid} (whole rows, k = 0..{args.n + 1}), {chosen} (k = {k} of N = {args.n}) and "
+          f"{len(files)} images in {out / 'images'}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .training import export_ema
+
+    out = export_ema(args.checkpoint, args.out)
+    print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB, EMA weights in float16)")
+    if args.resume_shards:
+        from .checkpoints import load_checkpoint, save_checkpoint
+
+        ckpt = load_checkpoint(args.checkpoint)
+        tensors = {k: v for k, v in ckpt.tensors.items() if k.startswith(("model.", "history."))}
+        tensors.update({k: v.half() if v.is_floating_point() else v for k, v in ckpt.tensors.items()
+                        if k.startswith("ema.")})
+        meta = {k: v for k, v in ckpt.meta.items() if k not in ("format", "format_version")}
+        files = save_checkpoint(tensors, meta, args.resume_shards, max_shard_bytes=int(args.max_shard_mib * 2**20))
+        print(f"wrote {len(files)} shards in {args.resume_shards} (resume with --resume {args.resume_shards})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

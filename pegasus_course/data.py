@@ -1,0 +1,284 @@
+"""Horse and bird images from CIFAR-10, STL-10 or any image folder, behind one function.
+
+Images come out as float tensors in [0, 1] of shape (3, H, W) (no centring), labels
+re-indexed 0..k-1 in the order the classes were asked for. Decoded images are kept
+as one uint8 tensor, so training can move the whole set to the GPU and index it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+SOURCES = ("cifar10", "stl10", "folder")
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+STL10_CLASSES = ("airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+CACHE_ENV = "PEGASUS_CACHE"
+
+
+class ImageDataset(Dataset):
+    """A set of images held as one uint8 tensor (N, 3, H, W) with integer labels.
+
+    ``dataset[i]`` is ``(image, label)``: image float32 in [0, 1], shape (3, H, W),
+    flipped left-right with probability 1/2 when ``flip`` is on (training).
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, classes: Sequence[str], flip: bool):
+        if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must be uint8 of shape (N, 3, H, W), got {images.dtype} {tuple(images.shape)}")
+        self.images = images
+        self.labels = labels.long()
+        self.classes = tuple(classes)
+        self.flip = flip
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        x = self.images[index].float() / 255.0
+        if self.flip and torch.rand(()) < 0.5:
+            x = x.flip(-1)
+        return x, int(self.labels[index])
+
+    @property
+    def image_size(self) -> int:
+        return self.images.shape[-1]
+
+    def __repr__(self) -> str:
+        return (
+            f"ImageDataset({len(self)} images of 3x{self.image_size}x{self.image_size}, "
+            f"classes={list(self.classes)}, flip={self.flip})"
+        )
+
+
+def check_image_size(image_size: int) -> None:
+    """Raise a clear error unless ``image_size`` is a positive multiple of 8 (the U-Net pools 3 times)."""
+    if not isinstance(image_size, int) or image_size <= 0 or image_size % 8 != 0:
+        raise ValueError(
+            f"image_size={image_size!r} is not divisible by 8: the U-Net halves the size three times. "
+            "Use 32 (CIFAR-10), 48 or 64 (STL-10)."
+        )
+
+
+def _select_classes(classes: Sequence[str], valid: Sequence[str], where: str) -> list[int]:
+    if isinstance(classes, str):
+        classes = (classes,)
+    unknown = [c for c in classes if c not in valid]
+    if unknown:
+        raise ValueError(f"Unknown class(es) {unknown} for {where}. Valid classes: {', '.join(valid)}.")
+    if len(set(classes)) != len(classes):
+        raise ValueError(f"Classes must be distinct, got {list(classes)}.")
+    return [list(valid).index(c) for c in classes]
+
+
+def _relabel(images: torch.Tensor, labels: torch.Tensor, wanted: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keep the images whose label is in ``wanted`` and renumber labels 0..k-1 in that order."""
+    lookup = torch.full((int(labels.max()) + 1 if labels.numel() else 1,), -1, dtype=torch.long)
+    for new, old in enumerate(wanted):
+        if old < lookup.numel():
+            lookup[old] = new
+    new_labels = lookup[labels]
+    keep = new_labels >= 0
+    return images[keep], new_labels[keep]
+
+
+def resize_uint8(images: torch.Tensor, image_size: int) -> torch.Tensor:
+    """Resize a uint8 batch (N, 3, H, W) to ``image_size`` with antialiasing, in chunks."""
+    if images.shape[-1] == image_size and images.shape[-2] == image_size:
+        return images
+    out = []
+    for chunk in images.split(1024):
+        y = F.interpolate(chunk.float(), size=(image_size, image_size), mode="bilinear", antialias=True,
+                          align_corners=False)
+        out.append(y.round().clamp(0, 255).to(torch.uint8))
+    return torch.cat(out) if out else images.new_zeros((0, 3, image_size, image_size))
+
+
+def _missing_root_message(source: str, root: Path) -> str:
+    if source == "folder":
+        return (
+            f"No image folder at {root}. Expected <root>/<split>/<class>/*.jpg|png, for example "
+            "an unpacked CIFAR-10-as-images copy. Point `root` (or PEGASUS_DATA_ROOT) at that folder."
+        )
+    name = {"cifar10": "CIFAR-10", "stl10": "STL-10"}[source]
+    return (
+        f"{name} was not found under {root}. Pass download=True to fetch it with torchvision (needs internet), "
+        f"or point `root` (or PEGASUS_DATA_ROOT) at the folder that holds it. Without internet, use "
+        "source='folder' with an image-folder copy."
+    )
+
+
+def _load_cifar10(root: Path, split: str, download: bool) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
+    from torchvision.datasets import CIFAR10
+
+    if split not in ("train", "test"):
+        raise ValueError(f"CIFAR-10 has splits 'train' and 'test', got {split!r}.")
+    if not download and not (root / "cifar-10-batches-py").is_dir():
+        raise FileNotFoundError(_missing_root_message("cifar10", root))
+    ds = CIFAR10(str(root), train=(split == "train"), download=download)
+    images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # (N, 32, 32, 3) -> (N, 3, 32, 32)
+    return images, torch.tensor(ds.targets, dtype=torch.long), tuple(ds.classes)
+
+
+def _load_stl10(root: Path, split: str, download: bool) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
+    from torchvision.datasets import STL10
+
+    parts = split.split("+")
+    if not set(parts) <= {"train", "test"}:
+        raise ValueError(f"STL-10 splits here are 'train', 'test' or 'train+test' (combined), got {split!r}.")
+    if not download and not (root / "stl10_binary").is_dir():
+        raise FileNotFoundError(_missing_root_message("stl10", root))
+    images, labels = [], []
+    for part in parts:
+        ds = STL10(str(root), split=part, download=download)
+        images.append(torch.from_numpy(ds.data))  # (N, 3, 96, 96) uint8
+        labels.append(torch.from_numpy(ds.labels).long())  # torchvision maps 1..10 to 0..9
+    return torch.cat(images), torch.cat(labels), STL10_CLASSES
+
+
+def _load_folder(root: Path, split: str, classes: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
+    from PIL import Image
+
+    split_dir = root / split
+    if not split_dir.is_dir():
+        if not root.is_dir():
+            raise FileNotFoundError(_missing_root_message("folder", root))
+        found = sorted(p.name for p in root.iterdir() if p.is_dir())
+        raise FileNotFoundError(f"No split folder {split_dir}. Splits found under {root}: {found or 'none'}.")
+    valid = tuple(sorted(p.name for p in split_dir.iterdir() if p.is_dir()))
+    wanted = _select_classes(classes, valid, f"the image folder {split_dir}")
+    images, labels = [], []
+    for label, index in enumerate(wanted):
+        files = sorted(p for p in (split_dir / valid[index]).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        for path in files:
+            with Image.open(path) as im:
+                arr = torch.frombuffer(bytearray(im.convert("RGB").tobytes()), dtype=torch.uint8)
+                images.append(arr.view(im.size[1], im.size[0], 3).permute(2, 0, 1))
+            labels.append(label)
+    if not images:
+        raise FileNotFoundError(f"No .jpg or .png images in the class folders of {split_dir}.")
+    sizes = {tuple(im.shape) for im in images}
+    if len(sizes) > 1:
+        side = max(max(s[1:]) for s in sizes)
+        images = [resize_uint8(im[None], side)[0] for im in images]
+    return torch.stack(images), torch.tensor(labels), tuple(valid[i] for i in wanted)
+
+
+def cache_dir() -> Path:
+    """Where decoded image tensors are cached (``PEGASUS_CACHE`` or ~/.cache/pegasus-course)."""
+    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "pegasus-course"))
+
+
+def _folder_cache_key(root: Path, split: str, classes: Sequence[str]) -> str:
+    split_dir = root / split
+    stamp = [str(split_dir.resolve()), *classes]
+    for c in classes:
+        d = split_dir / c
+        if d.is_dir():
+            stamp.append(f"{c}:{d.stat().st_mtime_ns}:{sum(1 for _ in d.iterdir())}")
+    return hashlib.sha1("|".join(stamp).encode()).hexdigest()[:16]
+
+
+def _load_folder_cached(root: Path, split: str, classes: Sequence[str], use_cache: bool):
+    from safetensors.torch import load_file, save_file
+
+    if not use_cache:
+        return _load_folder(root, split, classes)
+    path = cache_dir() / f"folder-{_folder_cache_key(root, split, classes)}.safetensors"
+    if path.is_file():
+        try:
+            t = load_file(str(path))
+            return t["images"], t["labels"], tuple(classes)
+        except Exception:  # a damaged cache is rebuilt, never trusted
+            path.unlink(missing_ok=True)
+    images, labels, names = _load_folder(root, split, classes)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        save_file({"images": images.contiguous(), "labels": labels}, str(tmp))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home is no reason to fail; we just decode again next time
+    return images, labels, names
+
+
+def load_dataset(
+    source: str,
+    root: str | os.PathLike,
+    split: str = "train",
+    classes: Sequence[str] = ("horse", "bird"),
+    image_size: int | None = None,
+    train: bool = True,
+    download: bool = False,
+    max_images: int | None = None,
+    use_cache: bool = True,
+) -> ImageDataset:
+    """Load the chosen classes of one image source as a Dataset of ``(image, label)``.
+
+    Args:
+        source: ``"cifar10"`` or ``"stl10"`` (through torchvision) or ``"folder"``
+            (``<root>/<split>/<class>/*.jpg|png``, for offline copies or your own photos).
+        root: where the data lives (or is downloaded to).
+        split: ``"train"`` or ``"test"``; for STL-10 also ``"train+test"`` (the paper combines them).
+        classes: class names, default horse and bird; labels become 0..k-1 in this order.
+        image_size: resize to this side (divisible by 8); ``None`` keeps the native size
+            (STL-10 defaults to 48, the paper's speed-up).
+        train: random horizontal flips on access when True.
+        download: let torchvision fetch CIFAR-10 / STL-10 (needs internet).
+        max_images: keep at most this many (the first ones, for quick profiles).
+        use_cache: cache decoded image folders as a uint8 tensor, so the next load takes a second.
+    """
+    if source not in SOURCES:
+        raise ValueError(f"Unknown source {source!r}. Valid sources: {', '.join(SOURCES)}.")
+    if image_size is not None:
+        check_image_size(image_size)
+    root = Path(root).expanduser()
+    if source == "cifar10":
+        wanted = _select_classes(classes, CIFAR10_CLASSES, "CIFAR-10")
+        images, labels, _ = _load_cifar10(root, split, download)
+        images, labels = _relabel(images, labels, wanted)
+    elif source == "stl10":
+        wanted = _select_classes(classes, STL10_CLASSES, "STL-10")
+        images, labels, _ = _load_stl10(root, split, download)
+        images, labels = _relabel(images, labels, wanted)
+        image_size = image_size or 48
+    else:
+        images, labels, _ = _load_folder_cached(root, split, classes, use_cache)
+    if max_images is not None:
+        images, labels = images[:max_images], labels[:max_images]
+    if image_size is not None:
+        images = resize_uint8(images, image_size)
+    elif images.shape[-1] % 8 != 0:
+        check_image_size(int(images.shape[-1]))
+    return ImageDataset(images.contiguous(), labels, tuple(classes) if not isinstance(classes, str) else (classes,),
+                        flip=train)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Where the course reads its images from: set by environment variables, with sensible defaults."""
+
+    source: str
+    root: str
+    download: bool
+
+    def load(self, split: str = "train", **kwargs) -> ImageDataset:
+        return load_dataset(self.source, self.root, split=split, download=self.download, **kwargs)
+
+
+def default_data() -> DataSpec:
+    """The data the notebooks use: ``PEGASUS_DATA_SOURCE`` (default ``cifar10``),
+    ``PEGASUS_DATA_ROOT`` (default ``~/.cache/pegasus-course/data``) and
+    ``PEGASUS_DOWNLOAD`` (default ``1`` for the torchvision sources)."""
+    source = os.environ.get("PEGASUS_DATA_SOURCE", "cifar10")
+    root = os.environ.get("PEGASUS_DATA_ROOT", str(cache_dir() / "data"))
+    download = os.environ.get("PEGASUS_DOWNLOAD", "1" if source != "folder" else "0") not in ("0", "", "false")
+    return DataSpec(source=source, root=root, download=download and source != "folder")

@@ -1,0 +1,122 @@
+"""Interpolating between two samples through their noise tapes (the paper's eq. 4).
+
+A sample of annealed Langevin dynamics is fixed by its noise tape: the start z_0 and
+every z_ij drawn on the way. Two tapes z(1), z(2) give the k-th of N interpolants by
+using, at every draw, cos(k pi / (2(N+1))) z(1) + sin(k pi / (2(N+1))) z(2). Since
+cos^2 + sin^2 = 1, the mix of two independent N(0, I) draws is again N(0, I), so each
+interpolant is a valid sample; k = 0 gives sample 1 back and k = N + 1 sample 2.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+
+from .sampling import ScoreFn, SeededNoise, annealed_langevin
+
+
+def mix_weights(k: int | torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(cos, sin) of k pi / (2 (n + 1)), the weights of eq. 4, in float64."""
+    theta = torch.as_tensor(k, dtype=torch.float64) * math.pi / (2 * (n + 1))
+    return theta.cos(), theta.sin()
+
+
+def mix_noise(z1: torch.Tensor, z2: torch.Tensor, k: int | torch.Tensor, n: int) -> torch.Tensor:
+    """Eq. 4: cos(k pi / (2(n+1))) z1 + sin(k pi / (2(n+1))) z2.
+
+    ``k`` may be an int or a tensor of ks broadcast against the leading axis of z1/z2.
+    """
+    c, s = mix_weights(k, n)
+    if c.ndim:
+        c = c.view(-1, *([1] * (z1.ndim - 1)))
+        s = s.view(-1, *([1] * (z1.ndim - 1)))
+    return (c.to(z1.dtype) * z1 + s.to(z1.dtype) * z2)
+
+
+class InterpolatedNoise:
+    """A noise source for a batch of interpolation rows: rows[p] goes from seeds1[p] to seeds2[p].
+
+    The batch holds ``len(seeds1) * (n + 2)`` samples, row by row, k = 0 .. n + 1 in each row.
+    Every draw is the eq. 4 mix of the two end samples' own seeded draws.
+    """
+
+    def __init__(self, seeds1: Sequence[int], seeds2: Sequence[int], n: int, ks: Sequence[int] | None = None):
+        if len(seeds1) != len(seeds2):
+            raise ValueError("seeds1 and seeds2 must have the same length (one pair per row).")
+        self.n = n
+        self.ks = torch.as_tensor(list(ks) if ks is not None else range(n + 2), dtype=torch.int64)
+        self.ends1, self.ends2 = SeededNoise(seeds1), SeededNoise(seeds2)
+        self.pairs = len(seeds1)
+        c, s = mix_weights(self.ks, n)
+        self._c, self._s = c.float(), s.float()
+
+    @property
+    def batch_size(self) -> int:
+        return self.pairs * self.ks.numel()
+
+    def __call__(self, index, shape, device, dtype):
+        per = self.ks.numel()
+        end_shape = (self.pairs, *shape[1:])
+        z1 = self.ends1(index, end_shape, device, dtype).repeat_interleave(per, 0)  # (P * K, ...)
+        z2 = self.ends2(index, end_shape, device, dtype).repeat_interleave(per, 0)
+        view = (-1, *([1] * (len(shape) - 1)))
+        c = self._c.to(device, dtype).repeat(self.pairs).view(view)
+        s = self._s.to(device, dtype).repeat(self.pairs).view(view)
+        return c * z1 + s * z2
+
+
+def interpolate(
+    score_fn: ScoreFn,
+    seeds: tuple[int, int] | Sequence[tuple[int, int]],
+    n: int,
+    sigmas: torch.Tensor,
+    n_steps_each: int,
+    step_lr: float,
+    *,
+    image_shape: Sequence[int] = (3, 32, 32),
+    denoise: bool = True,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+) -> torch.Tensor:
+    """The whole row (k = 0 .. n + 1) between two seeded samples, in one batched sampling run.
+
+    Args:
+        score_fn: (x, sigma) -> score.
+        seeds: the two end samples' seeds, or a list of pairs for several rows.
+        n: N of eq. 4 (the row holds n + 2 images, both ends included).
+        sigmas, n_steps_each, step_lr, denoise: as for :func:`annealed_langevin`.
+        image_shape: (C, H, W) of one sample.
+
+    Returns:
+        (n + 2, C, H, W) for one pair, or (pairs, n + 2, C, H, W) for a list of pairs.
+    """
+    single = isinstance(seeds[0], int)
+    pairs = [tuple(seeds)] if single else [tuple(p) for p in seeds]
+    noise = InterpolatedNoise([p[0] for p in pairs], [p[1] for p in pairs], n)
+    x = annealed_langevin(
+        score_fn, (noise.batch_size, *image_shape), sigmas, n_steps_each, step_lr,
+        denoise=denoise, noise=noise, device=device, progress=progress,
+    )
+    x = x.reshape(len(pairs), n + 2, *image_shape)
+    return x[0] if single else x
+
+
+def sample_seeds(
+    score_fn: ScoreFn,
+    seeds: Sequence[int],
+    sigmas: torch.Tensor,
+    n_steps_each: int,
+    step_lr: float,
+    *,
+    image_shape: Sequence[int] = (3, 32, 32),
+    denoise: bool = True,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+) -> torch.Tensor:
+    """One sample per seed, each reproducible from its seed alone: (len(seeds), C, H, W)."""
+    return annealed_langevin(
+        score_fn, (len(seeds), *image_shape), sigmas, n_steps_each, step_lr,
+        denoise=denoise, noise=SeededNoise(seeds), device=device, progress=progress,
+    )

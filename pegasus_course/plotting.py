@@ -1,0 +1,90 @@
+"""Figures for the notebooks: image grids, strips and curves, each returning a matplotlib Figure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+
+def setup_plots(dpi: int = 72) -> None:
+    """Small, light inline figures so committed notebooks stay small."""
+    import matplotlib as mpl
+
+    mpl.rcParams.update({"figure.dpi": dpi, "savefig.dpi": dpi, "figure.figsize": (6, 4), "image.interpolation": "nearest"})
+
+
+def to_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> torch.Tensor:
+    """Tile (B, 3, H, W) images in [0, 1] into one (3, H', W') image with torchvision's make_grid."""
+    from torchvision.utils import make_grid
+
+    return make_grid(images.detach().float().clamp(0, 1).cpu(), nrow=nrow, padding=padding, pad_value=1.0)
+
+
+def show_images(images: torch.Tensor, nrow: int = 8, title: str | None = None, labels: Sequence[str] | None = None,
+                scale: float = 0.9):
+    """One imshow of a tiled batch; ``labels`` (one per image) are written under the columns of the first row."""
+    import matplotlib.pyplot as plt
+
+    grid = to_grid(images, nrow)
+    rows = (images.shape[0] + nrow - 1) // nrow
+    cols = min(nrow, images.shape[0])
+    fig, ax = plt.subplots(figsize=(max(2.0, scale * cols), max(1.2, scale * rows + (0.4 if title else 0))))
+    ax.imshow(grid.permute(1, 2, 0).numpy())
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    if labels is not None:
+        step = grid.shape[2] / cols
+        for i, lab in enumerate(labels[:cols]):
+            ax.text((i + 0.5) * step, grid.shape[1] + 2, lab, ha="center", va="top", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8, upscale: int = 2) -> Path:
+    """Save a tiled grid as PNG (nearest-neighbour upscaled so small images stay visible)."""
+    from torchvision.utils import save_image
+
+    grid = to_grid(images, nrow)
+    if upscale > 1:
+        grid = grid.repeat_interleave(upscale, 1).repeat_interleave(upscale, 2)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(grid, str(path))
+    return path
+
+
+def save_images(images: torch.Tensor, folder: str | Path, prefix: str = "sample") -> list[Path]:
+    """Save every image as its own PNG file; returns the paths."""
+    from torchvision.utils import save_image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, im in enumerate(images.detach().float().clamp(0, 1).cpu()):
+        p = folder / f"{prefix}-{i:03d}.png"
+        save_image(im, str(p))
+        paths.append(p)
+    return paths
+
+
+def plot_curve(values: Sequence[float], title: str = "", xlabel: str = "step", ylabel: str = "loss",
+               smooth: int = 0, logy: bool = False):
+    """A line plot, optionally with a moving average over ``smooth`` points."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    v = np.asarray(values, dtype=float)
+    ax.plot(np.arange(1, len(v) + 1), v, alpha=0.35 if smooth else 1.0, label="per step")
+    if smooth and len(v) >= smooth:
+        kernel = np.ones(smooth) / smooth
+        ax.plot(np.arange(smooth, len(v) + 1), np.convolve(v, kernel, mode="valid"), label=f"mean of {smooth}")
+        ax.legend()
+    if logy:
+        ax.set_yscale("log")
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    fig.tight_layout()
+    return fig

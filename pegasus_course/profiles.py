@@ -1,0 +1,149 @@
+"""Profiles: one switch, ``PEGASUS_PROFILE``, that picks sizes and never code paths.
+
+``gpu`` is the paper's setting, ``cpu`` fits a laptop in minutes, ``ci`` runs the
+whole course (training included) in seconds on 2 CPU cores. A profile is a
+frozen dataclass of plain values; derive variants with ``dataclasses.replace``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+ENV_VAR = "PEGASUS_PROFILE"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Sizes used by the notebooks, the CLI and the benchmarks."""
+
+    name: str
+    description: str
+    # data
+    max_train_images: int | None  # None: the whole horse+bird training set
+    # score network (see pegasus_course.nn.ScoreUNetConfig)
+    base_channels: int
+    channel_mults: tuple[int, int, int]
+    num_res_blocks: int
+    # noise schedule (NCSNv2 techniques 1 and 2; the paper's CIFAR-10 values)
+    sigma_max: float
+    sigma_min: float
+    num_scales: int  # L
+    n_steps_each: int  # T, Langevin steps per noise level
+    # training
+    batch_size: int
+    train_steps: int
+    sample_every: int  # steps between preview grids during training
+    # sampling and the pegasus
+    n_samples: int
+    n_interpolations: int  # N of eq. 4
+    # toy 2-D experiments (notebook 01)
+    toy_train_steps: int
+    toy_n_samples: int
+    # benchmarks and demos
+    num_threads: int | None  # torch.set_num_threads; None leaves torch's default
+
+
+PROFILES: dict[str, Profile] = {
+    "gpu": Profile(
+        name="gpu",
+        description="the paper's setting on a CUDA GPU",
+        max_train_images=None,
+        base_channels=64,
+        channel_mults=(1, 2, 2),
+        num_res_blocks=2,
+        sigma_max=50.0,
+        sigma_min=0.01,
+        num_scales=232,
+        n_steps_each=5,
+        batch_size=128,
+        train_steps=100_000,
+        sample_every=5_000,
+        n_samples=64,
+        n_interpolations=15,
+        toy_train_steps=5_000,
+        toy_n_samples=5_000,
+        num_threads=None,
+    ),
+    "cpu": Profile(
+        name="cpu",
+        description="a laptop or Binder/Colab CPU: same code, smaller sizes",
+        max_train_images=None,
+        base_channels=32,
+        channel_mults=(1, 2, 2),
+        num_res_blocks=1,
+        sigma_max=50.0,
+        sigma_min=0.01,
+        num_scales=232,
+        n_steps_each=1,
+        batch_size=64,
+        train_steps=300,
+        sample_every=100,
+        n_samples=16,
+        n_interpolations=15,
+        toy_train_steps=2_000,
+        toy_n_samples=2_000,
+        num_threads=None,
+    ),
+    "ci": Profile(
+        name="ci",
+        description="continuous integration: every notebook in seconds on 2 CPU cores",
+        max_train_images=512,
+        base_channels=8,
+        channel_mults=(1, 2, 2),
+        num_res_blocks=1,
+        sigma_max=50.0,
+        sigma_min=0.01,
+        num_scales=12,
+        n_steps_each=2,
+        batch_size=16,
+        train_steps=30,
+        sample_every=15,
+        n_samples=8,
+        n_interpolations=5,
+        toy_train_steps=200,
+        toy_n_samples=500,
+        num_threads=1,
+    ),
+}
+
+
+def default_profile_name() -> str:
+    """``gpu`` when CUDA is available, ``cpu`` otherwise."""
+    import torch
+
+    return "gpu" if torch.cuda.is_available() else "cpu"
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """Return the profile ``name``, or the one ``PEGASUS_PROFILE`` names, or the default.
+
+    Args:
+        name: ``"gpu"``, ``"cpu"`` or ``"ci"`` (case-insensitive); ``None`` reads the
+            environment variable and falls back to :func:`default_profile_name`.
+
+    Raises:
+        ValueError: for an unknown name, listing the valid ones.
+    """
+    source = "argument"
+    if name is None:
+        name = os.environ.get(ENV_VAR, "").strip() or None
+        source = f"environment variable {ENV_VAR}"
+    if name is None:
+        return PROFILES[default_profile_name()]
+    key = name.strip().lower()
+    if key not in PROFILES:
+        valid = ", ".join(sorted(PROFILES))
+        raise ValueError(
+            f"Unknown profile {name!r} (from the {source}). Valid profiles: {valid}. "
+            f"Set it with e.g. `export {ENV_VAR}=cpu`."
+        )
+    return PROFILES[key]
+
+
+def describe(profile: Profile) -> str:
+    """One line naming the active profile and how to change it."""
+    return (
+        f"profile '{profile.name}' ({profile.description}); change it with "
+        f"{ENV_VAR}=gpu|cpu|ci before starting Jupyter"
+    )

@@ -1,0 +1,245 @@
+"""Langevin dynamics and annealed Langevin dynamics (NCSN Alg. 1), with replayable noise.
+
+Every Gaussian draw of a run goes through a *noise source*: ``source(index, shape,
+device, dtype) -> z``. Draw 0 is the start z_0, draw ``1 + i * T + j`` is z_ij
+(level i, step j). Two sources are provided:
+
+* :class:`GeneratorNoise` draws from a ``torch.Generator`` in order (a seed
+  reproduces the whole batch bit for bit on the same device);
+* :class:`SeededNoise` gives every sample its own seed and computes each draw from
+  (seed, index, element) with a counter-based hash: any draw of any sample can be
+  recomputed alone, on CPU or CUDA, without storing anything. The pegasus
+  interpolation (eq. 4) mixes two samples' draws this way
+  (see :mod:`pegasus_course.interpolation`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterator, Protocol, Sequence
+
+import torch
+
+ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+_M32 = 0xFFFFFFFF
+
+
+class NoiseSource(Protocol):
+    def __call__(self, index: int, shape: Sequence[int], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        ...
+
+
+class GeneratorNoise:
+    """Draws z ~ N(0, I) in order from ``generator`` (or torch's global generator when None)."""
+
+    def __init__(self, generator: torch.Generator | None = None):
+        self.generator = generator
+
+    def __call__(self, index, shape, device, dtype):
+        return torch.randn(tuple(shape), generator=self.generator, device=device, dtype=dtype)
+
+
+def _hash32(x: torch.Tensor) -> torch.Tensor:
+    """A 32-bit integer mixer (lowbias32) on int64 tensors holding values in [0, 2^32)."""
+    x = x & _M32
+    x = x ^ (x >> 16)
+    x = (x * 0x7FEB352D) & _M32
+    x = x ^ (x >> 15)
+    x = (x * 0x846CA68B) & _M32
+    return x ^ (x >> 16)
+
+
+class SeededNoise:
+    """Per-sample, counter-based Gaussian noise: draw ``index`` of sample b depends on (seeds[b], index) only.
+
+    A sample generated alone from seed s and the same sample generated inside any batch
+    receive identical draws, which is what makes a sample reproducible from its seed and
+    lets the interpolation replay two samples' noise tapes.
+    """
+
+    def __init__(self, seeds: Sequence[int] | torch.Tensor):
+        self.seeds = torch.as_tensor(seeds, dtype=torch.int64).reshape(-1)
+        self._elem_cache: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _element_keys(self, numel: int, device: torch.device):
+        key = (numel, str(device))
+        if key not in self._elem_cache:
+            e = torch.arange(numel, dtype=torch.int64, device=device)
+            self._elem_cache[key] = (_hash32(2 * e), _hash32(2 * e + 1))
+        return self._elem_cache[key]
+
+    def __call__(self, index, shape, device, dtype):
+        shape = tuple(shape)
+        if shape[0] != self.seeds.numel():
+            raise ValueError(f"SeededNoise holds {self.seeds.numel()} seeds but the batch has {shape[0]} samples.")
+        numel = math.prod(shape[1:])
+        seeds = self.seeds.to(device)
+        key = _hash32(_hash32(seeds & _M32) ^ _hash32((seeds >> 32) + 0x9E3779B9))  # (B,)
+        key = _hash32(key + (index * 0x632BE5AB & _M32))[:, None]  # (B, 1)
+        e1, e2 = self._element_keys(numel, device)
+        h1 = _hash32(key ^ e1)  # (B, N)
+        h2 = _hash32(key ^ e2)
+        u1 = ((h1 >> 8).to(torch.float32) + 0.5) * (1.0 / 16777216.0)  # (0, 1), 24 bits
+        u2 = (h2 >> 8).to(torch.float32) * (1.0 / 16777216.0)
+        z = torch.sqrt(-2.0 * torch.log(u1)) * torch.cos((2.0 * math.pi) * u2)  # Box-Muller
+        return z.reshape(shape).to(dtype)
+
+
+class RecordingNoise:
+    """Wraps a source and keeps every draw (index -> tensor), to look at a noise tape."""
+
+    def __init__(self, inner: NoiseSource):
+        self.inner = inner
+        self.tape: dict[int, torch.Tensor] = {}
+
+    def __call__(self, index, shape, device, dtype):
+        z = self.inner(index, shape, device, dtype)
+        self.tape[index] = z.detach().clone()
+        return z
+
+
+def _as_source(generator: torch.Generator | None, noise: NoiseSource | None) -> NoiseSource:
+    if noise is not None and generator is not None:
+        raise ValueError("Pass either generator= or noise=, not both.")
+    return noise if noise is not None else GeneratorNoise(generator)
+
+
+@torch.no_grad()
+def langevin(
+    score_fn: ScoreFn,
+    x_init: torch.Tensor,
+    step_size: float,
+    n_steps: int,
+    sigma: float,
+    *,
+    generator: torch.Generator | None = None,
+    noise: NoiseSource | None = None,
+) -> torch.Tensor:
+    """Plain Langevin dynamics at one noise level: x <- x + alpha s(x, sigma) + sqrt(2 alpha) z."""
+    source = _as_source(generator, noise)
+    x = x_init.clone()
+    sigma_vec = torch.full((x.shape[0],), float(sigma), device=x.device, dtype=x.dtype)
+    for t in range(n_steps):
+        z = source(1 + t, x.shape, x.device, x.dtype)
+        x = x + step_size * score_fn(x, sigma_vec) + math.sqrt(2.0 * step_size) * z
+    return x
+
+
+@dataclass
+class LangevinState:
+    """One state of an annealed Langevin run: after step ``step`` of level ``level``.
+
+    ``level == -1`` is the start x_0; ``level == L`` with ``step == 0`` is the final
+    denoising step's output.
+    """
+
+    level: int
+    step: int
+    sigma: float
+    x: torch.Tensor
+
+
+def num_score_evaluations(num_scales: int, n_steps_each: int, denoise: bool = True) -> int:
+    """Network evaluations of one annealed Langevin run: L * T, plus one for the denoising step."""
+    return num_scales * n_steps_each + int(denoise)
+
+
+@torch.no_grad()
+def iter_annealed_langevin(
+    score_fn: ScoreFn,
+    shape: Sequence[int],
+    sigmas: torch.Tensor,
+    n_steps_each: int,
+    step_lr: float,
+    *,
+    denoise: bool = True,
+    generator: torch.Generator | None = None,
+    noise: NoiseSource | None = None,
+    x_init: torch.Tensor | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+    progress: bool = True,
+) -> Iterator[LangevinState]:
+    """Annealed Langevin dynamics (NCSN Alg. 1 with NCSNv2's step rule), yielding every state.
+
+    1. x_0 = sigma_1 z_0 (or ``x_init``).
+    2. For each level i: alpha_i = eps sigma_i^2 / sigma_L^2 and, T times,
+       x <- x + alpha_i s(x, sigma_i) + sqrt(2 alpha_i) z_ij   (the paper's eq. 3 with eps/2 -> alpha_i).
+    3. Optionally the final denoising step x <- x + sigma_L^2 s(x, sigma_L), no noise.
+
+    Args:
+        score_fn: callable (x, sigma) -> score of x's shape, sigma of shape (B,).
+        shape: (B, ...) of the samples.
+        sigmas: descending noise levels, (L,).
+        n_steps_each: T.
+        step_lr: eps.
+        denoise: apply the final denoising step.
+        generator / noise: the only sources of randomness (see the module docstring).
+        x_init: start here instead of sigma_1 z_0 (draw 0 is then not used).
+        device: where to sample; defaults to x_init's, else sigmas' device.
+        progress: show a tqdm progress bar over the levels.
+    """
+    from tqdm.auto import tqdm
+
+    source = _as_source(generator, noise)
+    if device is None:
+        device = x_init.device if x_init is not None else torch.as_tensor(sigmas).device
+    device = torch.device(device)
+    sig = torch.as_tensor(sigmas, dtype=torch.float64).cpu()
+    if sig.ndim != 1 or sig.numel() < 1:
+        raise ValueError("sigmas must be a non-empty 1-D tensor, largest first.")
+    shape = tuple(shape)
+    batch = shape[0]
+    sigma_vecs = sig.to(dtype).to(device)[:, None].expand(-1, batch)  # (L, B), one host->device copy
+    s_last = float(sig[-1])
+    if x_init is not None:
+        x = x_init.to(device=device, dtype=dtype)
+    else:
+        x = float(sig[0]) * source(0, shape, device, dtype)
+    yield LangevinState(-1, 0, float(sig[0]), x)
+    for i in tqdm(range(sig.numel()), desc="annealed Langevin", unit="level", disable=not progress, leave=False):
+        alpha = step_lr * (float(sig[i]) / s_last) ** 2
+        noise_scale = math.sqrt(2.0 * alpha)
+        for j in range(n_steps_each):
+            z = source(1 + i * n_steps_each + j, shape, device, dtype)
+            x = x + alpha * score_fn(x, sigma_vecs[i]) + noise_scale * z
+            yield LangevinState(i, j, float(sig[i]), x)
+    if denoise:
+        x = x + s_last**2 * score_fn(x, sigma_vecs[-1])
+        yield LangevinState(sig.numel(), 0, s_last, x)
+
+
+def annealed_langevin(
+    score_fn: ScoreFn,
+    shape: Sequence[int],
+    sigmas: torch.Tensor,
+    n_steps_each: int,
+    step_lr: float,
+    *,
+    denoise: bool = True,
+    generator: torch.Generator | None = None,
+    noise: NoiseSource | None = None,
+    x_init: torch.Tensor | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+    progress: bool = True,
+) -> torch.Tensor:
+    """Run :func:`iter_annealed_langevin` to the end and return the final samples."""
+    state = None
+    for state in iter_annealed_langevin(
+        score_fn, shape, sigmas, n_steps_each, step_lr, denoise=denoise, generator=generator, noise=noise,
+        x_init=x_init, device=device, dtype=dtype, progress=progress,
+    ):
+        pass
+    return state.x
+
+
+def trajectory(states: Iterator[LangevinState], levels: Sequence[int]) -> list[LangevinState]:
+    """Keep the last state of each level in ``levels`` (and the start, level -1, if asked), cloned to CPU."""
+    wanted, last = set(levels), {}
+    for s in states:
+        if s.level in wanted:
+            last[s.level] = LangevinState(s.level, s.step, s.sigma, s.x.detach().cpu().clone())
+    return [last[k] for k in levels if k in last]

@@ -1,0 +1,145 @@
+"""The noise schedule and NCSNv2's techniques 1, 2 and 4.
+
+Symbols as in the papers: ``sigmas`` is descending, ``sigmas[0]`` is sigma_1 (the
+largest) and ``sigmas[-1]`` is sigma_L (the smallest), ``L = len(sigmas)``;
+``gamma = sigma_1 / sigma_2`` is the constant ratio of a geometric schedule;
+``eps`` is the Langevin base step and ``alpha_i = eps * (sigma_i / sigma_L) ** 2``
+the step used at level i; ``n_steps_each`` is T, the Langevin steps per level.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def geometric_sigmas(sigma_max: float, sigma_min: float, num_scales: int) -> torch.Tensor:
+    """A geometric sequence sigma_1 = sigma_max > ... > sigma_L = sigma_min (float32, descending).
+
+    Computed in float64 so that the ratio is constant to float32 precision.
+    """
+    if not (sigma_max > sigma_min > 0):
+        raise ValueError(f"Need sigma_max > sigma_min > 0, got {sigma_max} and {sigma_min}.")
+    if num_scales < 2:
+        raise ValueError(f"num_scales must be at least 2, got {num_scales}.")
+    logs = torch.linspace(math.log(sigma_max), math.log(sigma_min), num_scales, dtype=torch.float64)
+    return logs.exp().float()
+
+
+@torch.no_grad()
+def max_pairwise_distance(images: torch.Tensor, chunk_size: int = 1024, return_pair: bool = False):
+    """The largest Euclidean distance between two images of the set (NCSNv2 technique 1).
+
+    Exact: distances are screened in float32 chunks (memory ~ chunk_size x N floats),
+    then every pair within a small margin of the best is recomputed in float64.
+
+    Args:
+        images: (N, ...) tensor, for example (N, 3, H, W) in [0, 1].
+        chunk_size: rows of the distance matrix computed at once.
+        return_pair: also return the indices (i, j) of the farthest pair.
+    """
+    x = images.reshape(images.shape[0], -1).float()  # (N, D)
+    n = x.shape[0]
+    if n < 2:
+        raise ValueError("max_pairwise_distance needs at least two images.")
+    sq = (x * x).sum(1)  # (N,)
+    row_best = torch.empty(n)
+    for start in range(0, n, chunk_size):
+        block = x[start:start + chunk_size]  # (c, D)
+        d2 = sq[start:start + chunk_size, None] + sq[None, :] - 2.0 * block @ x.T  # (c, N)
+        row_best[start:start + block.shape[0]] = d2.max(1).values
+    # Screening in float32 can misorder near-ties; re-check every row close to the best exactly.
+    margin = 1e-4 * float(row_best.max()) + 1e-3
+    best, pair = -1.0, (0, 0)
+    xd = images.reshape(n, -1).double()
+    for i in torch.nonzero(row_best >= row_best.max() - margin).flatten().tolist():
+        d = (xd - xd[i]).pow(2).sum(1)  # (N,) exact, float64
+        j = int(d.argmax())
+        if float(d[j]) > best:
+            best, pair = float(d[j]), (min(i, j), max(i, j))
+    dist = math.sqrt(best)
+    return (dist, pair) if return_pair else dist
+
+
+def _normal_cdf(x: float) -> float:
+    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+
+
+def technique2_overlap(gamma: float, dim: int) -> float:
+    """Phi(sqrt(2D)(gamma - 1) + 3 gamma) - Phi(sqrt(2D)(gamma - 1) - 3 gamma) (NCSNv2 technique 2).
+
+    How much a perturbed distribution at one level overlaps the next one's typical set;
+    the technique asks for about 0.5.
+    """
+    a = math.sqrt(2.0 * dim) * (gamma - 1.0)
+    return _normal_cdf(a + 3.0 * gamma) - _normal_cdf(a - 3.0 * gamma)
+
+
+def noise_scale_ratio(dim: int, target: float = 0.5) -> float:
+    """The ratio gamma > 1 at which :func:`technique2_overlap` equals ``target`` (bisection)."""
+    lo, hi = 1.0, 2.0
+    while technique2_overlap(hi, dim) > target:
+        hi *= 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if technique2_overlap(mid, dim) > target:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def num_noise_scales(sigma_max: float, sigma_min: float, dim: int) -> int:
+    """Number of levels L of a geometric schedule whose ratio satisfies technique 2.
+
+    The smallest L whose ratio (sigma_max / sigma_min) ** (1 / (L - 1)) is at most the
+    ratio gamma that gives an overlap of 0.5 for data of dimension ``dim``.
+    """
+    gamma = noise_scale_ratio(dim)
+    return int(math.ceil(1.0 + math.log(sigma_max / sigma_min) / math.log(gamma)))
+
+
+def technique4_objective(eps: float, gamma: float, sigma_min: float, n_steps_each: int) -> float:
+    """r^(2T) (gamma^2 - 2 eps / (s^2 - s^2 r^2)) + 2 eps / (s^2 - s^2 r^2), r = 1 - eps / s^2, s = sigma_L.
+
+    NCSNv2 technique 4: the variance ratio that Langevin dynamics at one level reaches
+    after T steps; the step size eps is chosen to bring it close to 1.
+    """
+    s2 = sigma_min**2
+    r = 1.0 - eps / s2
+    c = 2.0 * eps / (s2 - s2 * r * r)
+    return r ** (2 * n_steps_each) * (gamma**2 - c) + c
+
+
+def langevin_step_size(sigmas: torch.Tensor, n_steps_each: int) -> float:
+    """The base step eps of annealed Langevin dynamics for T = ``n_steps_each`` (NCSNv2 technique 4).
+
+    Minimises |objective - 1| over 0 < eps < sigma_L^2 by a log-spaced scan, then a
+    golden-section refinement around the best grid point.
+    """
+    sigmas = torch.as_tensor(sigmas, dtype=torch.float64)
+    gamma = float(sigmas[0] / sigmas[1])
+    s_min = float(sigmas[-1])
+
+    def loss(log_eps: float) -> float:
+        return abs(technique4_objective(math.exp(log_eps), gamma, s_min, n_steps_each) - 1.0)
+
+    hi = math.log(s_min**2) - 1e-9
+    grid = [hi - 30.0 + 30.0 * k / 3000 for k in range(3001)]
+    k = min(range(len(grid)), key=lambda i: loss(grid[i]))
+    a, b = grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]
+    phi = (math.sqrt(5.0) - 1.0) / 2.0
+    for _ in range(100):
+        c, d = b - phi * (b - a), a + phi * (b - a)
+        if loss(c) < loss(d):
+            b = d
+        else:
+            a = c
+    return math.exp(0.5 * (a + b))
+
+
+def step_sizes(sigmas: torch.Tensor, eps: float) -> torch.Tensor:
+    """alpha_i = eps * sigma_i^2 / sigma_L^2 for every level (annealed Langevin dynamics)."""
+    sigmas = torch.as_tensor(sigmas, dtype=torch.float64)
+    return (eps * (sigmas / sigmas[-1]) ** 2).float()

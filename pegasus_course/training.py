@@ -1,0 +1,296 @@
+"""One training loop for the notebooks and the CLI: DSM over the noise schedule, Adam, EMA.
+
+Reproducible by construction: the data order of epoch e comes from a distributed
+sampler seeded with (seed, e), and the flips, noise levels and noise of step t from
+generators seeded with (seed, t, rank). Resuming at step t therefore continues
+exactly as an uninterrupted run would, with no generator state to save.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DistributedSampler
+
+from .checkpoints import CheckpointError, check_config, load_checkpoint, load_weights, save_checkpoint
+from .losses import dsm_loss
+
+
+def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A ``torch.Generator`` on ``device`` (a CUDA tensor needs a CUDA generator) seeded with ``seed``."""
+    return torch.Generator(device=device).manual_seed(int(seed))
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch's global generators (for notebooks) and return a CPU generator."""
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return make_generator(seed)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings (the paper's: Adam, lr 1e-4, standard betas, EMA 0.999)."""
+
+    steps: int
+    batch_size: int = 128
+    lr: float = 1e-4
+    beta1: float = 0.9
+    beta2: float = 0.999
+    ema_decay: float = 0.999
+    grad_clip: float | None = None
+    seed: int = 0
+    bf16: bool = True  # bf16 autocast, used on CUDA only
+    compile: bool = False
+    channels_last: bool = False
+    log_every: int = 25  # steps between host syncs (loss check, progress bar, time limit)
+    checkpoint_every: int = 2_000
+    max_minutes: float | None = None
+
+
+@dataclass
+class TrainState:
+    """Everything the loop carries from step to step."""
+
+    model: torch.nn.Module
+    ema: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    step: int = 0
+    losses: list[float] = field(default_factory=list)
+    images_per_second: float = 0.0
+    seconds: float = 0.0
+    stop_reason: str = ""
+
+
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * model, for every parameter (NCSNv2 technique 5)."""
+    with torch.no_grad():
+        e = [p for p in ema.parameters()]
+        m = [p.detach() for p in model.parameters()]
+        torch._foreach_lerp_(e, m, 1.0 - decay)
+
+
+def new_state(model: torch.nn.Module, cfg: TrainConfig) -> TrainState:
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    return TrainState(model=model, ema=ema, optimizer=opt)
+
+
+def _world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class EpochBatches:
+    """Batch indices for any step: shard ``rank`` of a seeded permutation per epoch (DistributedSampler)."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
+        self.sampler = DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=True, seed=seed,
+                                          drop_last=True)
+        self.batch_size = batch_size
+        self.steps_per_epoch = len(self.sampler) // batch_size
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"{n} images cannot fill a batch of {batch_size} per process; lower the batch size.")
+        self._epoch, self._order = -1, None
+
+    def __call__(self, step: int) -> torch.Tensor:
+        epoch, k = divmod(step, self.steps_per_epoch)
+        if epoch != self._epoch:
+            self.sampler.set_epoch(epoch)
+            self._epoch, self._order = epoch, torch.tensor(list(iter(self.sampler)))
+        return self._order[k * self.batch_size:(k + 1) * self.batch_size]
+
+
+def train(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    sigmas: torch.Tensor,
+    cfg: TrainConfig,
+    *,
+    state: TrainState | None = None,
+    on_step: Callable[[TrainState], None] | None = None,
+    checkpoint_path: str | os.PathLike | None = None,
+    meta: dict | None = None,
+    progress: bool = True,
+) -> TrainState:
+    """Train ``model`` with DSM (paper eq. 2) on uint8 ``images`` (N, 3, H, W) until ``cfg.steps``.
+
+    Under ``torchrun`` (an initialised process group) the model is wrapped in
+    DistributedDataParallel and each process takes its shard of every epoch; only rank 0
+    writes checkpoints and shows progress. ``on_step(state)`` runs on every rank after each
+    host sync (every ``cfg.log_every`` steps). Non-finite losses stop training with a
+    FloatingPointError naming the step, before any checkpoint is written.
+    """
+    from tqdm.auto import tqdm
+
+    device = next(model.parameters()).device
+    rank, world = _world()
+    state = state or new_state(model, cfg)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    net: torch.nn.Module = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+                                                         else None)
+    if cfg.compile:
+        net = torch.compile(net)
+    data = images.to(device)
+    sigmas = sigmas.to(device)
+    batches = EpochBatches(data.shape[0], cfg.batch_size, cfg.seed, rank, world)
+    noise_gen = make_generator(0, device)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda")
+
+    def score_fn(x, sigma):
+        if cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast:
+            return net(x, sigma).float()
+
+    pending: list[torch.Tensor] = []
+    start_step, t0 = state.step, time.perf_counter()
+    bar = tqdm(total=cfg.steps, initial=state.step, desc="training", unit="step",
+               disable=not progress or rank != 0, dynamic_ncols=True)
+    model.train()
+    while state.step < cfg.steps:
+        step = state.step
+        step_seed = (cfg.seed * 1_000_003 + step) * 64 + rank
+        idx = batches(step).to(device)
+        flip_gen = make_generator(step_seed, "cpu")
+        flips = (torch.rand(idx.numel(), generator=flip_gen) < 0.5).to(device)[:, None, None, None]
+        x = data[idx].float().div_(255.0)  # (B, 3, H, W) in [0, 1]
+        x = torch.where(flips, x.flip(-1), x)
+        noise_gen.manual_seed(step_seed)
+        loss = dsm_loss(score_fn, x, sigmas, generator=noise_gen)
+        state.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        state.optimizer.step()
+        ema_update(state.ema, model, cfg.ema_decay)
+        pending.append(loss.detach())
+        state.step += 1
+        if state.step % cfg.log_every == 0 or state.step == cfg.steps:
+            values = torch.stack(pending).float().cpu().tolist()
+            bad = [i for i, v in enumerate(values) if not math.isfinite(v)]
+            if bad:
+                first = state.step - len(values) + bad[0] + 1
+                raise FloatingPointError(
+                    f"The loss became {values[bad[0]]} at step {first}: training stopped and no checkpoint was "
+                    "written. Lower the learning rate, enable --grad-clip, or resume from the last checkpoint."
+                )
+            state.losses.extend(values)
+            pending.clear()
+            state.seconds = time.perf_counter() - t0
+            done = state.step - start_step
+            state.images_per_second = done * cfg.batch_size * world / max(state.seconds, 1e-9)
+            bar.update(len(values))
+            bar.set_postfix(loss=f"{sum(values) / len(values):.4g}", img_s=f"{state.images_per_second:.0f}")
+            if on_step is not None:
+                on_step(state)
+            out_of_time = cfg.max_minutes is not None and state.seconds > 60 * cfg.max_minutes
+            if world > 1:
+                flag = torch.tensor([float(out_of_time)], device=device)
+                dist.all_reduce(flag)
+                out_of_time = bool(flag.item() > 0)
+            if checkpoint_path and rank == 0 and (state.step % cfg.checkpoint_every < cfg.log_every or out_of_time):
+                save_train_state(state, checkpoint_path, cfg, meta)
+            if out_of_time:
+                state.stop_reason = f"time limit of {cfg.max_minutes} minutes reached at step {state.step}"
+                break
+    bar.close()
+    if checkpoint_path and rank == 0 and not state.stop_reason:
+        save_train_state(state, checkpoint_path, cfg, meta)
+    model.eval()
+    return state
+
+
+def state_tensors(state: TrainState) -> dict[str, torch.Tensor]:
+    """All tensors of a training state, named by prefix (model, ema, optim, history)."""
+    tensors = {f"model.{k}": v for k, v in state.model.state_dict().items()}
+    tensors.update({f"ema.{k}": v for k, v in state.ema.state_dict().items()})
+    for i, s in state.optimizer.state_dict()["state"].items():
+        for k, v in s.items():
+            tensors[f"optim.{i}.{k}"] = torch.as_tensor(v)
+    tensors["history.loss"] = torch.tensor(state.losses, dtype=torch.float32)
+    return tensors
+
+
+def save_train_state(state: TrainState, path: str | os.PathLike, cfg: TrainConfig, meta: dict | None = None,
+                     max_shard_bytes: int | None = None) -> list[Path]:
+    """Write a resumable checkpoint (atomically) with the model configuration and training settings."""
+    info = dict(meta or {})
+    info.update(step=state.step, seed=cfg.seed, train_config=asdict(cfg))
+    if hasattr(state.model, "config"):
+        info["model_config"] = state.model.config.to_dict()
+    return save_checkpoint(state_tensors(state), info, path, max_shard_bytes=max_shard_bytes)
+
+
+def resume_state(path: str | os.PathLike, model: torch.nn.Module, cfg: TrainConfig) -> TrainState:
+    """Load a checkpoint into ``model`` and return the state to continue from.
+
+    A checkpoint without optimizer moments (an exported one) restarts Adam's moments.
+    Raises CheckpointError when the checkpoint was written for another model configuration.
+    """
+    ckpt = load_checkpoint(path)
+    if hasattr(model, "config") and "model_config" in ckpt.meta:
+        check_config(model.config.to_dict(), ckpt.model_config, ckpt.path)
+    load_weights(model, ckpt.part("model") or ckpt.part("ema"), ckpt.path)
+    state = new_state(model, cfg)
+    load_weights(state.ema, ckpt.part("ema") or ckpt.part("model"), ckpt.path)
+    optim = ckpt.part("optim")
+    if optim:
+        sd = state.optimizer.state_dict()
+        per_param: dict[int, dict] = {}
+        for key, v in optim.items():
+            i, name = key.split(".", 1)
+            per_param.setdefault(int(i), {})[name] = v.to(next(model.parameters()).device) if name != "step" else v
+        if len(per_param) != len(sd["param_groups"][0]["params"]):
+            raise CheckpointError(f"{ckpt.path}: optimizer state does not match the model's parameters.")
+        sd["state"] = per_param
+        state.optimizer.load_state_dict(sd)
+    state.step = ckpt.step
+    state.losses = ckpt.losses
+    return state
+
+
+def export_ema(path_in: str | os.PathLike, path_out: str | os.PathLike, dtype: torch.dtype = torch.float16,
+               extra_meta: dict | None = None) -> Path:
+    """Keep only the EMA weights of a checkpoint, in ``dtype`` (for shipping; no optimizer state)."""
+    ckpt = load_checkpoint(path_in)
+    tensors = {f"ema.{k}": v.to(dtype) if v.is_floating_point() else v for k, v in ckpt.part("ema").items()}
+    tensors["history.loss"] = ckpt.tensors.get("history.loss", torch.zeros(0))
+    meta = {k: v for k, v in ckpt.meta.items() if k not in ("format", "format_version")}
+    meta.update(extra_meta or {})
+    save_checkpoint(tensors, meta, path_out)
+    return Path(path_out)
+
+
+def setup_distributed() -> tuple[int, int, torch.device]:
+    """Initialise the process group under ``torchrun`` (NCCL on GPUs, gloo on CPU).
+
+    Returns (rank, world_size, device); without torchrun's variables, (0, 1, best device).
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    cuda = torch.cuda.is_available()
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    if cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return rank, world, torch.device("cuda", local)
+    return rank, world, torch.device("cpu")

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# One training leg on a lent GPU, end to end, within a fixed time budget:
+#   throughput benchmarks -> `pegasus-course train` (resumed if a previous leg left shards)
+#   -> EMA export + resume shards -> 64 samples and pegasus rows with the full schedule.
+# Everything a later session needs comes back under $OUT (at most 8 files, 15 MiB each).
+# Data: the horse/bird folders of the offline CIFAR-10 copy, placed in .device/cifar10-jpg
+# (an ignored folder that travels with the working tree); see tools/pack_device_data.sh.
+#
+# Rehearse on a CPU:  LEG_PROFILE=ci LEG_BUDGET=120 LEG_BENCH=quick OUT=/tmp/leg bash tools/device_leg.sh
+set -uo pipefail
+OUT=${OUT:-outputs/device-leg}
+BUDGET=${LEG_BUDGET:-540}          # seconds for the whole leg
+PROFILE=${LEG_PROFILE:-gpu}
+BENCH=${LEG_BENCH:-full}           # full | quick | none
+DATA=${LEG_DATA:-.device/cifar10-jpg}
+RESUME=${LEG_RESUME:-.device/resume}
+RUN=.device/run
+mkdir -p "$OUT" "$RUN"
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PEGASUS_CACHE=$PWD/.device/cache TQDM_DISABLE=1
+start=$(date +%s)
+elapsed() { echo $(( $(date +%s) - start )); }
+log() { echo "[$(elapsed)s] $*" | tee -a "$OUT/log.txt"; }
+run() { log "\$ $*"; "$@" 2>&1 | grep -v -E '^\s*$|it/s\]|level/s\]' | tee -a "$OUT/log.txt"; }
+
+log "leg start: profile=$PROFILE budget=${BUDGET}s bench=$BENCH"
+command -v nvidia-smi >/dev/null && run nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+run python -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+
+compile_flag=""
+if [ "$BENCH" = full ]; then
+  run python benchmarks/train_throughput.py --sizes 32 --steps 30 --warmup 10
+  run python benchmarks/train_throughput.py --sizes 48 64 --steps 20 --warmup 5 --no-compile
+  run python benchmarks/sampling_overhead.py
+  # Train compiled when the benchmark says it pays (compiled bf16 > 1.2 x eager bf16 at 32x32).
+  eager=$(grep -E '^\| 32 .*\| bf16 \| eager' "$OUT/log.txt" | tail -1 | awk -F'|' '{gsub(/[ ,]/,"",$8); print $8}')
+  comp=$(grep -E '^\| 32 .*\| bf16 \| compiled' "$OUT/log.txt" | tail -1 | awk -F'|' '{gsub(/[ ,]/,"",$8); print $8}')
+  if [ -n "$eager" ] && [ -n "$comp" ] && python -c "import sys; sys.exit(0 if $comp > 1.2 * $eager else 1)"; then
+    compile_flag="--compile"
+  fi
+  log "bf16 eager ${eager:-?} img/s, compiled ${comp:-?} img/s -> ${compile_flag:-eager}"
+elif [ "$BENCH" = quick ]; then
+  run python benchmarks/sampling_overhead.py --quick
+fi
+
+resume_flag=""
+[ -d "$RESUME" ] && resume_flag="--resume $RESUME"
+# Leave ~90 s for export and sampling after training stops.
+minutes=$(python -c "print(max(0.5, ($BUDGET - $(elapsed) - 90) / 60))")
+log "training for at most $minutes minutes $resume_flag $compile_flag"
+run python -m pegasus_course.cli train --dataset folder --data-root "$DATA" --profile "$PROFILE" \
+    --steps 1000000 --max-minutes "$minutes" --out "$RUN" --no-progress $resume_flag $compile_flag
+
+CK=$RUN/checkpoint.safetensors
+if [ -f "$CK" ]; then
+  run python -m pegasus_course.cli export "$CK" "$OUT/cifar10-horse-bird-32.safetensors" \
+      --resume-shards "$OUT/resume" --max-shard-mib 15
+  cp "$RUN/losses.json" "$OUT/losses.json"
+  if [ "$PROFILE" = ci ]; then extra="--num-scales 12 --steps-each 1"; else extra=""; fi
+  run python -m pegasus_course.cli sample --checkpoint "$OUT/cifar10-horse-bird-32.safetensors" --n 64 \
+      --out "$RUN/samples" $extra
+  cp "$RUN/samples/grid.png" "$OUT/samples.png"
+  run python -m pegasus_course.cli pegasus --checkpoint "$OUT/cifar10-horse-bird-32.safetensors" --auto \
+      --pairs 8 --n 15 --out "$RUN/pegasus" $extra
+  cp "$RUN/pegasus/rows.png" "$OUT/pegasus_rows.png"
+fi
+log "leg done"
