@@ -1,0 +1,51 @@
+import math
+
+import pytest
+import torch
+
+from pegasus_course import interpolation as I, sampling, sigmas as S
+from pegasus_course.toy import two_gaussians
+
+
+def test_mix_noise_matches_eq4_by_hand():
+    z1, z2 = torch.randn(3, 5), torch.randn(3, 5)
+    assert torch.equal(I.mix_noise(z1, z2, 0, 15), z1)
+    assert torch.allclose(I.mix_noise(z1, z2, 16, 15), z2, atol=1e-6)
+    theta = 9 * math.pi / 32
+    assert torch.allclose(I.mix_noise(z1, z2, 9, 15), math.cos(theta) * z1 + math.sin(theta) * z2)
+    # n = 1, k = 1: the midpoint 45 degrees, equal weights 1/sqrt(2)
+    assert torch.allclose(I.mix_noise(z1, z2, 1, 1), (z1 + z2) / math.sqrt(2))
+    ks = torch.tensor([0, 1, 2])
+    batch = I.mix_noise(z1, z2, ks, 1)
+    assert torch.allclose(batch[2], z2[2], atol=1e-6) and torch.equal(batch[0], z1[0])
+
+
+def test_mix_noise_preserves_the_norm_on_average():
+    g = torch.Generator().manual_seed(0)
+    z1, z2 = torch.randn(2000, 64, generator=g), torch.randn(2000, 64, generator=g)
+    for k in range(0, 17):
+        m = I.mix_noise(z1, z2, k, 15)
+        assert m.pow(2).mean().item() == pytest.approx(1.0, abs=0.02)
+
+
+def test_interpolate_ends_reproduce_the_seeded_samples():
+    gm = two_gaussians()
+    score = lambda x, s: gm.score(x.flatten(1), s).view_as(x)  # noqa: E731
+    sig = S.geometric_sigmas(10.0, 0.1, 6)
+    row = I.interpolate(score, (11, 42), 4, sig, 3, 1e-3, image_shape=(2, 1, 1), progress=False)
+    assert row.shape == (6, 2, 1, 1)
+    ends = I.sample_seeds(score, [11, 42], sig, 3, 1e-3, image_shape=(2, 1, 1), progress=False)
+    assert torch.allclose(row[0], ends[0], atol=1e-5)
+    assert torch.allclose(row[-1], ends[1], atol=1e-5)
+    assert not torch.allclose(row[2], ends[0], atol=1e-2)
+
+
+def test_interpolated_noise_rows_for_several_pairs():
+    src = I.InterpolatedNoise([1, 2], [3, 4], n=2)
+    z = src(5, (8, 3), torch.device("cpu"), torch.float32)
+    one = lambda s: sampling.SeededNoise([s])(5, (1, 3), torch.device("cpu"), torch.float32)[0]  # noqa: E731
+    assert torch.equal(z[0], one(1)) and torch.allclose(z[3], one(3), atol=1e-6)
+    assert torch.equal(z[4], one(2)) and torch.allclose(z[7], one(4), atol=1e-6)
+    assert torch.allclose(z[1], I.mix_noise(one(1), one(3), 1, 2))
+    with pytest.raises(ValueError):
+        I.InterpolatedNoise([1], [2, 3], n=2)
