@@ -10,7 +10,6 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -167,7 +166,7 @@ def cmd_train(args) -> int:
     say(f"{profile.name} profile on {device} (x{world}); {len(ds)} images {size}x{size}; "
         f"{count_parameters(model):,} parameters; L={schedule.num_scales}; {steps} steps of batch {batch}")
     sample_every = args.sample_every or profile.sample_every
-    preview = replace(schedule, num_scales=min(schedule.num_scales, 100), n_steps_each=min(2, schedule.n_steps_each))
+    preview = schedule  # annealed Langevin needs the full schedule: coarse ones leave the samples noisy
 
     def on_step(st):
         if rank == 0 and sample_every and st.step % sample_every < cfg.log_every and st.step < cfg.steps:

@@ -247,3 +247,31 @@ def parameter_table(model: ScoreUNet) -> dict[str, int]:
         parts[f"up {3 - i}"] = level
     parts["output"] = tnn.ModuleList([model.norm_out, model.conv_out])
     return {name: count_parameters(m) for name, m in parts.items()}
+
+
+def softmax_attention(x: torch.Tensor, to_qkv: tnn.Conv2d, heads: int, dim_head: int) -> torch.Tensor:
+    """Standard (quadratic) self-attention with the same projections, for cost comparisons: O(N^2 d)."""
+    b, _, h, w = x.shape
+    q, k, v = to_qkv(x).reshape(b, 3, heads, dim_head, h * w).unbind(1)  # (B, h, d, N)
+    attn = torch.einsum("bhdn,bhdm->bhnm", q, k).mul(dim_head**-0.5).softmax(-1)  # (B, h, N, N)
+    return torch.einsum("bhnm,bhdm->bhdn", attn, v)
+
+
+@torch.no_grad()
+def compare_attention_cost(sizes=(32, 48, 64, 96), channels: int = 64, batch: int = 4, repeats: int = 3):
+    """Milliseconds of linear vs softmax attention at each input side (full resolution, for contrast)."""
+    import time
+
+    att = LinearAttention(channels)
+    rows = []
+    for size in sizes:
+        x = torch.randn(batch, channels, size, size)
+        timings = []
+        for fn in (lambda: att.attend(x), lambda: softmax_attention(x, att.to_qkv, att.heads, att.dim_head)):
+            fn()
+            t0 = time.perf_counter()
+            for _ in range(repeats):
+                fn()
+            timings.append(1000 * (time.perf_counter() - t0) / repeats)
+        rows.append((size, size * size, *timings))
+    return rows

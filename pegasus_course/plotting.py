@@ -88,3 +88,66 @@ def plot_curve(values: Sequence[float], title: str = "", xlabel: str = "step", y
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     fig.tight_layout()
     return fig
+
+
+def score_field(score_fn, sigmas: Sequence[float], lim: float = 9.0, n: int = 21, density=None):
+    """Quiver plots of a 2-D score field s(x, sigma), one panel per sigma (log-density shaded if given)."""
+    import matplotlib.pyplot as plt
+
+    g = torch.linspace(-lim, lim, n)
+    xx, yy = torch.meshgrid(g, g, indexing="xy")
+    pts = torch.stack([xx.flatten(), yy.flatten()], 1)
+    fig, axes = plt.subplots(1, len(sigmas), figsize=(2.6 * len(sigmas), 2.8))
+    axes = [axes] if len(sigmas) == 1 else axes
+    for ax, s in zip(axes, sigmas):
+        sig = torch.full((pts.shape[0],), float(s))
+        with torch.no_grad():
+            v = score_fn(pts, sig)
+        if density is not None:
+            fine = torch.linspace(-lim, lim, 120)
+            fx, fy = torch.meshgrid(fine, fine, indexing="xy")
+            lp = density(torch.stack([fx.flatten(), fy.flatten()], 1), float(s)).view(120, 120)
+            ax.imshow(lp.exp().numpy(), extent=(-lim, lim, -lim, lim), origin="lower", cmap="Greys")
+        norm = v.norm(dim=1, keepdim=True).clamp_min(1e-8)
+        u = v / norm * norm.log1p()  # log-scaled lengths: small and large scores both visible
+        ax.quiver(pts[:, 0], pts[:, 1], u[:, 0], u[:, 1], color="tab:blue", angles="xy")
+        ax.set(title=f"sigma = {s:g}", xticks=[], yticks=[], aspect="equal")
+    fig.tight_layout()
+    return fig
+
+
+def scatter_2d(panels: dict, lim: float = 9.0):
+    """Side-by-side scatter plots of 2-D point sets, {title: (N, 2) tensor}."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.8 * len(panels), 2.9))
+    axes = [axes] if len(panels) == 1 else axes
+    for ax, (title, pts) in zip(axes, panels.items()):
+        pts = pts.detach().cpu()
+        ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.4)
+        ax.set(title=title, xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", xticks=[], yticks=[])
+    fig.tight_layout()
+    return fig
+
+
+def show_rows(rows: torch.Tensor, row_labels: Sequence[str] | None = None, highlight: int | None = None,
+              title: str | None = None):
+    """Interpolation rows (P, K, 3, H, W) as one image; ``highlight`` frames column k."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    p, k = rows.shape[:2]
+    grid = to_grid(rows.flatten(0, 1), nrow=k)
+    fig, ax = plt.subplots(figsize=(min(12, 0.55 * k + 1), 0.6 * p + 0.6))
+    ax.imshow(grid.permute(1, 2, 0).numpy())
+    ax.set_axis_off()
+    cell = grid.shape[2] / k
+    if highlight is not None:
+        ax.add_patch(Rectangle((highlight * cell, 0), cell, grid.shape[1], fill=False, ec="red", lw=2))
+    if row_labels:
+        for i, lab in enumerate(row_labels):
+            ax.text(-4, (i + 0.5) * grid.shape[1] / p, lab, ha="right", va="center", fontsize=8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig

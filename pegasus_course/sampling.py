@@ -100,6 +100,13 @@ class RecordingNoise:
         return z
 
 
+def progress_disabled(progress: bool) -> bool:
+    """True when a bar should be hidden: ``progress=False`` or ``TQDM_DISABLE`` set (tests, CI)."""
+    import os
+
+    return (not progress) or os.environ.get("TQDM_DISABLE", "").lower() not in ("", "0", "false")
+
+
 def _as_source(generator: torch.Generator | None, noise: NoiseSource | None) -> NoiseSource:
     if noise is not None and generator is not None:
         raise ValueError("Pass either generator= or noise=, not both.")
@@ -199,7 +206,7 @@ def iter_annealed_langevin(
     else:
         x = float(sig[0]) * source(0, shape, device, dtype)
     yield LangevinState(-1, 0, float(sig[0]), x)
-    for i in tqdm(range(sig.numel()), desc="annealed Langevin", unit="level", disable=not progress, leave=False):
+    for i in tqdm(range(sig.numel()), desc="annealed Langevin", unit="level", disable=progress_disabled(progress), leave=False):
         alpha = step_lr * (float(sig[i]) / s_last) ** 2
         noise_scale = math.sqrt(2.0 * alpha)
         for j in range(n_steps_each):

@@ -22,6 +22,7 @@ from torch.utils.data import DistributedSampler
 
 from .checkpoints import CheckpointError, check_config, load_checkpoint, load_weights, save_checkpoint
 from .losses import dsm_loss
+from .sampling import progress_disabled
 
 
 def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
@@ -163,7 +164,7 @@ def train(
     pending: list[torch.Tensor] = []
     start_step, t0 = state.step, time.perf_counter()
     bar = tqdm(total=cfg.steps, initial=state.step, desc="training", unit="step",
-               disable=not progress or rank != 0, dynamic_ncols=True)
+               disable=progress_disabled(progress) or rank != 0, dynamic_ncols=True)
     model.train()
     while state.step < cfg.steps:
         step = state.step

@@ -13,8 +13,8 @@ DATA_ENV = "PEGASUS_TEST_DATA"
 
 
 def cifar_folder() -> Path | None:
-    """The image-folder copy of CIFAR-10: PEGASUS_TEST_DATA, or shared/data/cifar10-jpg beside the checkout."""
-    candidates = [os.environ.get(DATA_ENV), REPO.parent / "shared" / "data" / "cifar10-jpg"]
+    """The image-folder copy of CIFAR-10 that PEGASUS_TEST_DATA points at (.ci/run sets it)."""
+    candidates = [os.environ.get(DATA_ENV)]
     for c in candidates:
         if c and (Path(c) / "train" / "horse").is_dir():
             return Path(c)

@@ -49,3 +49,15 @@ def test_interpolated_noise_rows_for_several_pairs():
     assert torch.allclose(z[1], I.mix_noise(one(1), one(3), 1, 2))
     with pytest.raises(ValueError):
         I.InterpolatedNoise([1], [2, 3], n=2)
+
+
+def test_pegasus_batch_matches_the_rows(tiny_config):
+    from pegasus_course.generate import Schedule, pegasus_batch, pegasus_rows
+    from pegasus_course.nn import ScoreUNet
+
+    torch.manual_seed(0)
+    model = ScoreUNet(tiny_config).eval()
+    sched = Schedule(50.0, 0.01, 3, 1)
+    rows = pegasus_rows(model, [(1, 2), (3, 4)], 4, sched, progress=False)
+    picked = pegasus_batch(model, [(1, 2), (3, 4)], 4, [0, 3, 5], sched, progress=False)
+    assert torch.allclose(picked, rows[:, [0, 3, 5]], atol=1e-4)  # batch composition moves the last bits

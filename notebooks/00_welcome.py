@@ -1,0 +1,110 @@
+# %% [markdown]
+# # 00 · Welcome: winged horses from score-based models
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/pegasus-course/pegasus-course/blob/main/notebooks/00_welcome.ipynb)
+#
+# This course builds a **noise-conditional score network** (NCSN/NCSNv2) from its parts and uses
+# it to draw *pegasi*: pictures half-way between a generated horse and a generated bird.
+#
+# **By the end of this notebook you will**
+# 1. know what each notebook of the course teaches and in which order,
+# 2. have checked your environment (PyTorch, GPU or CPU, the active *profile*),
+# 3. know where the images come from, and have looked at real horses and birds.
+#
+# ## The course map
+#
+# | # | notebook | what you learn |
+# |---|---|---|
+# | 00 | welcome | this page: the environment and the data |
+# | 01 | score matching | scores, Langevin dynamics, denoising vs sliced score matching on 2-D toys |
+# | 02 | noise scales | why many noise levels; NCSNv2's rules for $\sigma_1$, $L$ and the step size $\epsilon$ |
+# | 03 | the U-Net | Fourier noise embedding, InstanceNorm++, ELU ResNet blocks, linear attention with ReZero |
+# | 04 | training | denoising score matching on horses and birds, EMA, checkpoints |
+# | 05 | sampling | annealed Langevin dynamics step by step, the denoising step, cost vs quality |
+# | 06 | pegasus | interpolating the noise (eq. 4) and the interactive explorer |
+#
+# What is a pegasus sample? A score model turns noise into an image by many small random steps.
+# Record every random draw of two samples, a horse and a bird; mix the two recordings with
+# weights $\cos\theta$ and $\sin\theta$ and replay: the result is a new sample "between" them.
+# %%
+# On Google Colab, fetch the course and install it; elsewhere this cell does nothing.
+import os, subprocess, sys
+if "google.colab" in sys.modules:
+    if not os.path.isdir("/content/pegasus-course"):
+        subprocess.run(["git", "clone", "--depth", "1", "https://github.com/pegasus-course/pegasus-course",
+                        "/content/pegasus-course"], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/pegasus-course"], check=True)
+    sys.path.insert(0, "/content/pegasus-course")
+    os.chdir("/content/pegasus-course/notebooks")
+
+# %% [markdown]
+# ## Setup
+#
+# Everything the notebooks compute lives in the companion package `pegasus_course`; a notebook
+# imports it, explains and plots. The **profile** chooses sizes: `gpu` is the paper's setting,
+# `cpu` fits a laptop, `ci` runs in seconds for the tests. It is read from the environment
+# variable `PEGASUS_PROFILE` (default: `gpu` when a CUDA GPU is present, else `cpu`).
+
+# %%
+import torch
+
+from pegasus_course import data, plotting, profiles
+from pegasus_course.training import seed_everything
+
+plotting.setup_plots()
+g = seed_everything(0)
+profile = profiles.get_profile()
+device = "cuda" if torch.cuda.is_available() else "cpu"
+print(f"torch {torch.__version__} on {device}")
+print(profiles.describe(profile))
+
+# %% [markdown]
+# To change the profile, set the variable before starting Jupyter, e.g.
+# `PEGASUS_PROFILE=cpu jupyter lab`, or in the first cell with
+# `os.environ["PEGASUS_PROFILE"] = "cpu"` before importing the package. Profiles change
+# sizes (batch, steps, model width, number of noise levels), never the code that runs.
+
+# %% [markdown]
+# ## Where the images come from
+#
+# The course trains on the **horse** and **bird** classes of CIFAR-10 (32×32) and STL-10
+# (resized to 48×48 or 64×64). One function, `data.load_dataset`, reads three sources:
+#
+# * `"cifar10"` and `"stl10"` through torchvision; with `download=True` they are fetched from
+#   the internet the first time;
+# * `"folder"`: any `<root>/<split>/<class>/*.jpg|png` tree, for offline copies or your own photos.
+#
+# The notebooks read the source from `PEGASUS_DATA_SOURCE` (default `cifar10`) and the root from
+# `PEGASUS_DATA_ROOT` (default: a cache folder in your home directory). Images arrive as float
+# tensors in $[0, 1]$ of shape $(3, H, W)$; labels are 0 for horse and 1 for bird.
+
+# %%
+spec = data.default_data()
+train_set = spec.load("train", classes=("horse", "bird"))
+print(train_set)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+labels = train_set.labels
+print(f"{len(train_set)} training images: {int((labels == 0).sum())} horses, {int((labels == 1).sum())} birds")
+x, y = train_set[0]
+print("one image:", tuple(x.shape), x.dtype, "label", y)
+
+# %% [markdown]
+# ## Real horses and birds
+#
+# Look at how small these pictures are: 32×32 pixels. Our generated winged horses will be that
+# small too. Notice the variety: whole animals and heads, grass and sky, many colours.
+
+# %%
+horses = train_set.images[labels == 0][:16].float() / 255
+birds = train_set.images[labels == 1][:16].float() / 255
+fig = plotting.show_images(torch.cat([horses, birds]), nrow=16, title="16 horses (top) and 16 birds (bottom)",
+                           scale=0.6)
+
+# %% [markdown]
+# ## What next
+#
+# Notebook **01** starts from the beginning: what a *score* is, and how Langevin dynamics turns
+# a score into samples. If you are on a CPU, every notebook still runs: the `cpu` profile keeps
+# the waiting short, and the course ships a model trained on a GPU for notebooks 05 and 06.

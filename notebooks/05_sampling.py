@@ -1,0 +1,124 @@
+# %% [markdown]
+# # 05 · Sampling: annealed Langevin dynamics, step by step
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/pegasus-course/pegasus-course/blob/main/notebooks/05_sampling.ipynb)
+#
+# **Learning objectives**
+# 1. Watch a sample emerge from noise, level by level.
+# 2. See what the final denoising step does.
+# 3. Trade quality against time: the number of steps per level $T$ and of levels $L$.
+# 4. Count the network evaluations - the paper's main limitation.
+# %%
+# On Google Colab, fetch the course and install it; elsewhere this cell does nothing.
+import os, subprocess, sys
+if "google.colab" in sys.modules:
+    if not os.path.isdir("/content/pegasus-course"):
+        subprocess.run(["git", "clone", "--depth", "1", "https://github.com/pegasus-course/pegasus-course",
+                        "/content/pegasus-course"], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/pegasus-course"], check=True)
+    sys.path.insert(0, "/content/pegasus-course")
+    os.chdir("/content/pegasus-course/notebooks")
+
+# %%
+from dataclasses import replace
+import time
+
+import torch
+
+from pegasus_course import checkpoints, plotting, profiles, sampling
+from pegasus_course.generate import generate, model_score_fn, schedule_from_meta
+from pegasus_course.sampling import SeededNoise
+from pegasus_course.training import seed_everything
+
+plotting.setup_plots()
+seed_everything(0)
+profile = profiles.get_profile()
+print(profiles.describe(profile))
+if profile.num_threads:
+    torch.set_num_threads(profile.num_threads)
+model, ckpt, how = checkpoints.load_or_train(profile)
+print(how)
+
+# %% [markdown]
+# The model was trained with the paper's schedule ($\sigma_1 = 50$, $\sigma_L = 0.01$, $L = 232$) and is
+# sampled with it, $T = 5$ steps per level: 1,161 network evaluations per batch, a few seconds on a GPU
+# and a few minutes for a handful of images on a CPU. (The `ci` profile uses a 12-level schedule
+# only to run fast: its samples stay noisy, as section 3 explains.) The step size $\epsilon$
+# comes from technique 4.
+
+# %%
+schedule = schedule_from_meta(ckpt.meta, n_steps_each=profile.n_steps_each, num_scales=profile.num_scales)
+print(f"sampling schedule: L = {schedule.num_scales}, T = {schedule.n_steps_each}, eps = {schedule.step_lr():.3e}")
+
+# %% [markdown]
+# ## 1. From noise to an image
+#
+# Start at $x_0 = \sigma_1 z_0$, pure noise of scale 50; at each level take $T$ steps
+# $x \leftarrow x + \alpha_i s_\theta(x, \sigma_i) + \sqrt{2\alpha_i}\,z$. `iter_annealed_langevin`
+# yields every state; we keep the last one of a few levels. Look for: the colours settle first,
+# then the large shapes, the details last.
+
+# %%
+L = schedule.num_scales
+keep = sorted({-1, L // 8, L // 4, L // 2, 3 * L // 4, L - 1, L})
+states = sampling.trajectory(
+    sampling.iter_annealed_langevin(model_score_fn(model), (8, 3, 32, 32), schedule.sigmas(), schedule.n_steps_each,
+                                    schedule.step_lr(), noise=SeededNoise(range(8)), progress=False), keep)
+strip = torch.stack([s.x.clamp(0, 1) for s in states], 1)  # (6, levels, 3, 32, 32)
+labels = ["start" if s.level < 0 else ("denoised" if s.level == L else f"sigma={s.sigma:.2g}") for s in states]
+fig = plotting.show_rows(strip, title="each row one sample; columns: " + " | ".join(labels))
+
+# %% [markdown]
+# ## 2. The final denoising step
+#
+# After the last level the sample still carries noise of scale $\sigma_L$. One extra step
+# $x \leftarrow x + \sigma_L^2\, s_\theta(x, \sigma_L)$, without noise, removes it (Tweedie's formula).
+# The run above kept the state before and after that step:
+
+# %%
+without, with_d = states[-2].x.clamp(0, 1), states[-1].x.clamp(0, 1)
+fig = plotting.show_images(torch.cat([without, with_d]), nrow=8,
+                           title="without (top) and with (bottom) the denoising step", scale=0.8)
+print(f"mean absolute change made by the denoising step: {(with_d - without).abs().mean():.5f}")
+
+# %% [markdown]
+# The change is small: noise of scale $\sigma_L = 0.01$ is about 1% of the pixel range. For a young
+# model it can be nearly zero, because it has not yet learned to see noise that faint.
+
+# %% [markdown]
+# ## 3. Steps per level and number of levels: quality against time
+#
+# Fewer levels and fewer steps are faster, but the chain then has too little time to follow the
+# shrinking noise: with a larger ratio $\gamma$ between levels, or one step per level, technique 4
+# finds no step size that brings the variance down to the next level's, the excess noise piles up
+# from level to level, and the samples stay noisy. Same seeds, each row a different setting; the
+# time is for this batch of 4 on this machine.
+
+# %%
+settings = [(max(2, L // 4), schedule.n_steps_each), (L, 1), (L, schedule.n_steps_each)]
+rows, names = [], []
+for num_scales, T in settings:
+    s = replace(schedule, num_scales=num_scales, n_steps_each=T)
+    t0 = time.perf_counter()
+    rows.append(generate(model, range(4), s, progress=False).cpu())
+    names.append(f"L={num_scales}, T={T}: {sampling.num_score_evaluations(num_scales, T)} evals, "
+                 f"{time.perf_counter() - t0:.1f} s")
+fig = plotting.show_rows(torch.stack(rows), row_labels=[n.split(":")[0] for n in names])
+print("\n".join(names))
+
+# %% [markdown]
+# ## 4. The cost of a sample
+#
+# The paper's setting needs one network evaluation per Langevin step, for every level, plus the
+# denoising step:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print("network evaluations with L = 232, T = 5:", sampling.num_score_evaluations(232, 5))
+
+# %% [markdown]
+# Over a thousand evaluations for one batch is the limitation the paper names: a GAN or a VAE
+# needs one. On an H100 a batch of 64 32×32 samples with the full schedule takes about 25 s with
+# the course's network (see `benchmarks/RESULTS.md`).
+#
+# Next, notebook **06** records the noise of two samples and mixes it: winged horses.

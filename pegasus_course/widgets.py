@@ -1,0 +1,186 @@
+"""The interpolation explorer of notebook 06: pick two ends, compute the row once, scrub through it.
+
+All the logic sits in plain methods (:meth:`InterpolationExplorer.choose_ends`,
+:meth:`compute`, :meth:`show_k`, :meth:`save_current`) that tests call without a
+browser; :meth:`InterpolationExplorer.widget` wraps them in ipywidgets, which is
+imported only there, so the package works where ipywidgets is missing.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from .generate import Schedule, generate, pegasus_rows
+from .interpolation import mix_weights
+
+
+def png_bytes(image: torch.Tensor, upscale: int = 4) -> bytes:
+    """A (3, H, W) image in [0, 1] as PNG bytes, nearest-neighbour upscaled for display."""
+    from PIL import Image
+
+    arr = (image.detach().float().clamp(0, 1).cpu() * 255).round().to(torch.uint8)
+    arr = arr.repeat_interleave(upscale, 1).repeat_interleave(upscale, 2).permute(1, 2, 0).numpy()
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+class InterpolationExplorer:
+    """Interpolation rows between samples of a candidate batch, with eq. 4.
+
+    Args:
+        model: a trained ScoreUNet (its device is used).
+        schedule: the sampling schedule.
+        candidate_seeds: seeds of the batch the ends are picked from.
+        n: N of eq. 4 (rows of N + 2 images).
+        label: shown in the widget (profile and checkpoint in use).
+        out_dir: where the save button writes.
+    """
+
+    def __init__(self, model: torch.nn.Module, schedule: Schedule, candidate_seeds: Sequence[int], n: int = 15,
+                 label: str = "", out_dir: str | Path = "outputs/explorer"):
+        self.model, self.schedule, self.n, self.label = model, schedule, n, label
+        self.candidate_seeds = list(candidate_seeds)
+        self.out_dir = Path(out_dir)
+        self.candidates: torch.Tensor | None = None
+        self.ends: list[int] = self.candidate_seeds[:2]
+        self.row: torch.Tensor | None = None
+        self.k = 0
+        self.busy = False
+        self.status = "pick two ends, then compute the row"
+        self._ui = None
+        self._next_end = 0
+
+    # ----- logic, no widgets -----
+    def generate_candidates(self, progress: bool = False) -> torch.Tensor:
+        """Sample the candidate batch (each image reproducible from its seed)."""
+        self.candidates = generate(self.model, self.candidate_seeds, self.schedule, progress=progress).cpu()
+        return self.candidates
+
+    def choose_ends(self, seed1: int, seed2: int) -> None:
+        """Set the two ends by seed; the row must be computed again."""
+        if seed1 == seed2:
+            raise ValueError("Pick two different samples for the two ends.")
+        self.ends = [int(seed1), int(seed2)]
+        self.row = None
+        self.status = f"ends: seeds {seed1} and {seed2}; compute the row"
+        self._refresh()
+
+    def click_candidate(self, index: int) -> None:
+        """Clicking a candidate sets the left end, the next click the right end, and so on."""
+        ends = list(self.ends)
+        ends[self._next_end] = self.candidate_seeds[index]
+        self._next_end = 1 - self._next_end
+        if ends[0] != ends[1]:
+            self.choose_ends(*ends)
+
+    def compute(self, progress: bool = False) -> torch.Tensor:
+        """Run one batched sampling for the whole row k = 0..N+1 (eq. 4)."""
+        self.busy = True
+        self.status = f"computing the row between seeds {self.ends[0]} and {self.ends[1]}..."
+        self._refresh()
+        try:
+            self.row = pegasus_rows(self.model, [tuple(self.ends)], self.n, self.schedule, progress=progress)[0].cpu()
+        finally:
+            self.busy = False
+        self.status = f"row ready: drag k from 0 (seed {self.ends[0]}) to {self.n + 1} (seed {self.ends[1]})"
+        self.show_k(self.k)
+        return self.row
+
+    def set_row(self, row: torch.Tensor) -> None:
+        """Use a row (N + 2, 3, H, W) computed elsewhere for the current ends, with the same model and schedule."""
+        if row.shape[0] != self.n + 2:
+            raise ValueError(f"A row for N = {self.n} has {self.n + 2} images, got {row.shape[0]}.")
+        self.row = row.detach().cpu()
+        self.status = f"row ready: drag k from 0 (seed {self.ends[0]}) to {self.n + 1} (seed {self.ends[1]})"
+        self.show_k(self.k)
+
+    def current_image(self) -> torch.Tensor:
+        if self.row is None:
+            raise RuntimeError("Compute the row first (compute()).")
+        return self.row[self.k]
+
+    def show_k(self, k: int) -> torch.Tensor:
+        """Select interpolant k (clamped to 0..N+1) and return it."""
+        self.k = max(0, min(int(k), self.n + 1))
+        self._refresh()
+        return self.current_image() if self.row is not None else None
+
+    def save_current(self) -> Path:
+        """Write the current interpolant as a PNG and return its path."""
+        from torchvision.utils import save_image
+
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        path = self.out_dir / f"pegasus-{self.ends[0]}-{self.ends[1]}-k{self.k}-of-{self.n}.png"
+        save_image(self.current_image(), str(path))
+        self.status = f"saved {path}"
+        self._refresh()
+        return path
+
+    # ----- widgets -----
+    def widget(self):
+        """The ipywidgets interface (built once). Needs ipywidgets >= 7.6."""
+        if self._ui is not None:
+            return self._ui
+        try:
+            import ipywidgets as w
+        except ImportError as exc:
+            raise ImportError("The explorer needs ipywidgets: pip install ipywidgets") from exc
+        if self.candidates is None:
+            self.generate_candidates()
+        self._w = w
+        thumbs = []
+        for i, (seed, img) in enumerate(zip(self.candidate_seeds, self.candidates)):
+            button = w.Button(description=f"seed {seed}", layout=w.Layout(width="88px"))
+            button.on_click(lambda _b, i=i: self.click_candidate(i))
+            thumbs.append(w.VBox([w.Image(value=png_bytes(img, 2), format="png"), button]))
+        self.seed1 = w.Dropdown(options=self.candidate_seeds, value=self.ends[0], description="left end")
+        self.seed2 = w.Dropdown(options=self.candidate_seeds, value=self.ends[1], description="right end")
+        self.compute_button = w.Button(description="compute row", button_style="primary")
+        self.slider = w.IntSlider(value=0, min=0, max=self.n + 1, description="k", continuous_update=True)
+        self.save_button = w.Button(description="save image")
+        self.image = w.Image(format="png", width=160, height=160)
+        self.readout = w.HTML()
+        self.status_label = w.HTML()
+
+        def on_seed(_change):
+            if self.seed1.value != self.seed2.value and [self.seed1.value, self.seed2.value] != self.ends:
+                self.choose_ends(self.seed1.value, self.seed2.value)
+
+        self.seed1.observe(on_seed, names="value")
+        self.seed2.observe(on_seed, names="value")
+        self.compute_button.on_click(lambda _b: self.compute())
+        self.slider.observe(lambda change: self.show_k(change["new"]), names="value")
+        self.save_button.on_click(lambda _b: self.save_current())
+        header = w.HTML(f"<b>Interpolation explorer</b> - {self.label}")
+        self._ui = w.VBox([header, w.HBox(thumbs, layout=w.Layout(flex_flow="row wrap")),
+                           w.HBox([self.seed1, self.seed2, self.compute_button]),
+                           w.HBox([self.image, w.VBox([self.slider, self.readout, self.save_button])]),
+                           self.status_label])
+        self._refresh()
+        return self._ui
+
+    def _refresh(self) -> None:
+        if self._ui is None and not hasattr(self, "slider"):
+            return
+        disabled = self.busy
+        for c in (self.seed1, self.seed2, self.compute_button, self.slider, self.save_button):
+            c.disabled = disabled
+        self.save_button.disabled = disabled or self.row is None
+        self.slider.disabled = disabled or self.row is None
+        if self.seed1.value != self.ends[0]:
+            self.seed1.value = self.ends[0]
+        if self.seed2.value != self.ends[1]:
+            self.seed2.value = self.ends[1]
+        if self.slider.value != self.k:
+            self.slider.value = self.k
+        if self.row is not None:
+            self.image.value = png_bytes(self.row[self.k])
+        c, s = mix_weights(self.k, self.n)
+        self.readout.value = (f"k = {self.k} of N = {self.n}: {float(c):.3f} x seed {self.ends[0]}'s noise "
+                              f"+ {float(s):.3f} x seed {self.ends[1]}'s")
+        self.status_label.value = ("<b>busy</b>: " if self.busy else "") + self.status
