@@ -88,11 +88,11 @@ print(f"mean absolute change made by the denoising step: {(with_d - without).abs
 # %% [markdown]
 # ## 3. Steps per level and number of levels: quality against time
 #
-# Fewer levels and fewer steps are faster, but the chain then has too little time to follow the
-# shrinking noise: with a larger ratio $\gamma$ between levels, or one step per level, technique 4
-# finds no step size that brings the variance down to the next level's, the excess noise piles up
-# from level to level, and the samples stay noisy. Same seeds, each row a different setting; the
-# time is for this batch of 4 on this machine.
+# Fewer levels and fewer steps are faster, but the chain then has less time to follow the shrinking
+# noise. A 4x coarser schedule with $T = 5$ still lands on images; one step per level does not: the
+# noise left over at each level piles up from level to level and the samples stay noise (this is
+# also why the `ci` profile's 12 levels give noisy samples). Same seeds, each row a different
+# setting; the time is for this batch of 4 on this machine.
 
 # %%
 settings = [(max(2, L // 4), schedule.n_steps_each), (L, 1), (L, schedule.n_steps_each)]

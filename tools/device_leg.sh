@@ -43,7 +43,7 @@ elif [ "$BENCH" = quick ]; then
 fi
 
 resume_flag=""
-[ -d "$RESUME" ] && resume_flag="--resume $RESUME"
+[ -e "$RESUME" ] && resume_flag="--resume $RESUME"
 # Leave ~90 s for export and sampling after training stops.
 minutes=$(python -c "print(max(0.5, ($BUDGET - $(elapsed) - 90) / 60))")
 log "training for at most $minutes minutes $resume_flag $compile_flag"
