@@ -42,7 +42,9 @@ case "${1:-lab}" in
     setup
     first_pegasus
     echo "==> opening JupyterLab on notebooks/ (profile: ${PEGASUS_PROFILE:-auto}; set PEGASUS_PROFILE=gpu|cpu|ci)"
-    exec "$VENV/bin/jupyter" lab notebooks/00_welcome.ipynb
+    extra=()
+    [ "$(id -u)" = 0 ] && extra=(--allow-root)  # containers often run as root
+    exec "$VENV/bin/jupyter" lab "${extra[@]}" notebooks/00_welcome.ipynb
     ;;
   test)
     setup
