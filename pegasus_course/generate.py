@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import torch
 
 from . import sigmas as sig
-from .interpolation import interpolate, sample_seeds
+from .interpolation import InterpolatedNoise, interpolate, sample_seeds
+from .sampling import annealed_langevin
 
 
 @dataclass(frozen=True)
@@ -84,9 +85,6 @@ def pegasus_k(image_size: int) -> int:
 def pegasus_batch(model: torch.nn.Module, pairs, n: int, ks, schedule: Schedule, *, denoise: bool = True,
                   progress: bool = True) -> torch.Tensor:
     """Only the interpolants ``ks`` of each pair's row, (pairs, len(ks), 3, H, W): cheaper than whole rows."""
-    from .interpolation import InterpolatedNoise
-    from .sampling import annealed_langevin
-
     device = next(model.parameters()).device
     size = model.config.image_size
     pairs = [tuple(p) for p in pairs]
