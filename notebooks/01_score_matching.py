@@ -34,12 +34,8 @@ if "google.colab" in sys.modules:
 import torch
 
 from pegasus_course import losses, plotting, profiles, sampling, sigmas, toy
-from pegasus_course.training import seed_everything
 
-plotting.setup_plots()
-g = seed_everything(0)
-profile = profiles.get_profile()
-print(profiles.describe(profile))
+profile, g = profiles.start(seed=0)
 
 # %% [markdown]
 # ## 1. A toy distribution whose score we know exactly

@@ -24,12 +24,8 @@ import matplotlib.pyplot as plt
 import torch
 
 from pegasus_course import data, plotting, profiles, sigmas
-from pegasus_course.training import seed_everything
 
-plotting.setup_plots()
-g = seed_everything(0)
-profile = profiles.get_profile()
-print(profiles.describe(profile))
+profile, g = profiles.start(seed=0)
 
 # %% [markdown]
 # ## 1. Technique 1: $\sigma_1$ = the largest distance between two training images

@@ -27,12 +27,8 @@ import torch.nn.functional as F
 from pegasus_course import data, plotting, profiles
 from pegasus_course.nn import (FourierEmbedding, InstanceNormPlusPlus, LinearAttention, ResBlock, ScoreUNet,
                                ScoreUNetConfig, compare_attention_cost, count_parameters, parameter_table)
-from pegasus_course.training import seed_everything
 
-plotting.setup_plots()
-g = seed_everything(0)
-profile = profiles.get_profile()
-print(profiles.describe(profile))
+profile, g = profiles.start(seed=0)
 batch = data.default_data().load("train", max_images=512, train=False).images[:8].float() / 255
 print("a real batch:", tuple(batch.shape))
 

@@ -28,14 +28,8 @@ import torch
 from pegasus_course import checkpoints, plotting, profiles, sampling
 from pegasus_course.generate import generate, model_score_fn, schedule_from_meta
 from pegasus_course.sampling import SeededNoise
-from pegasus_course.training import seed_everything
 
-plotting.setup_plots()
-seed_everything(0)
-profile = profiles.get_profile()
-print(profiles.describe(profile))
-if profile.num_threads:
-    torch.set_num_threads(profile.num_threads)
+profile, g = profiles.start(seed=0)
 model, ckpt, how = checkpoints.load_or_train(profile)
 print(how)
 

@@ -24,15 +24,9 @@ import torch
 from pegasus_course import checkpoints, plotting, profiles
 from pegasus_course.generate import generate, pegasus_batch, pegasus_k, pegasus_rows, schedule_from_meta
 from pegasus_course.interpolation import mix_weights
-from pegasus_course.training import seed_everything
 from pegasus_course.widgets import InterpolationExplorer
 
-plotting.setup_plots()
-seed_everything(0)
-profile = profiles.get_profile()
-print(profiles.describe(profile))
-if profile.num_threads:
-    torch.set_num_threads(profile.num_threads)
+profile, g = profiles.start(seed=0)
 model, ckpt, how = checkpoints.load_or_train(profile)
 schedule = schedule_from_meta(ckpt.meta, n_steps_each=profile.n_steps_each, num_scales=profile.num_scales)
 print(how, f"| sampling with L = {schedule.num_scales}, T = {schedule.n_steps_each}")

@@ -147,3 +147,24 @@ def describe(profile: Profile) -> str:
         f"profile '{profile.name}' ({profile.description}); change it with "
         f"{ENV_VAR}=gpu|cpu|ci before starting Jupyter"
     )
+
+
+def start(seed: int = 0):
+    """The setup every notebook runs first: small inline figures, seeded generators, the active
+    profile (printed with how to change it) and its thread count.
+
+    Returns:
+        (profile, generator): the active :class:`Profile` and a CPU ``torch.Generator`` seeded with ``seed``.
+    """
+    import torch
+
+    from .plotting import setup_plots
+    from .training import seed_everything
+
+    setup_plots()
+    generator = seed_everything(seed)
+    profile = get_profile()
+    print(describe(profile))
+    if profile.num_threads:
+        torch.set_num_threads(profile.num_threads)
+    return profile, generator
