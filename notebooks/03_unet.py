@@ -26,7 +26,8 @@ import torch.nn.functional as F
 
 from pegasus_course import data, plotting, profiles
 from pegasus_course.nn import (FourierEmbedding, InstanceNormPlusPlus, LinearAttention, ResBlock, ScoreUNet,
-                               ScoreUNetConfig, compare_attention_cost, count_parameters, parameter_table)
+                               ScoreUNetConfig, compare_attention_cost, count_parameters, parameter_table,
+                               stage_shapes)
 
 profile, g = profiles.start(seed=0)
 batch = data.default_data().load("train", max_images=512, train=False).images[:8].float() / 255
@@ -124,11 +125,14 @@ for part, n in parameter_table(net).items():
     print(f"{part:10s} {n:>10,}")
 print(f"{'total':10s} {count_parameters(net):>10,}")
 
+# %% [markdown]
+# The shapes after each stage, for the real batch of 8 images: the spatial size halves on the way
+# down (32, 16, 8, 4), the channels grow, and the way up mirrors it back to a score of the input's shape.
+
 # %%
 # NBVAL_CHECK_OUTPUT
-small = ScoreUNet(ScoreUNetConfig.for_image_size(32, profile.base_channels, num_res_blocks=profile.num_res_blocks))
-out = small(batch, torch.full((8,), 1.0))
-print("input", tuple(batch.shape), "-> score", tuple(out.shape))
+for stage, shape in stage_shapes(net, batch, torch.full((8,), 1.0)):
+    print(f"{stage:15s} {shape}")
 
 # %% [markdown]
 # At initialisation the network's raw output has roughly the same size for every level, so the
@@ -136,6 +140,7 @@ print("input", tuple(batch.shape), "-> score", tuple(out.shape))
 # of slope $-1$ on the log-log plot.
 
 # %%
+small = ScoreUNet(ScoreUNetConfig.for_image_size(32, profile.base_channels, num_res_blocks=profile.num_res_blocks))
 levels = torch.logspace(-2, torch.log10(torch.tensor(50.0)), 12)
 with torch.no_grad():
     norms = [small(batch, torch.full((8,), float(s))).flatten(1).norm(dim=1).mean() for s in levels]

@@ -233,6 +233,24 @@ class ScoreUNet(tnn.Module):
         return out.float() / sigma.float()[:, None, None, None]
 
 
+@torch.no_grad()
+def stage_shapes(model: ScoreUNet, x: torch.Tensor, sigma: torch.Tensor) -> list[tuple[str, tuple[int, ...]]]:
+    """The activation shape after each stage of the U-Net, in order, for one forward pass."""
+    shapes: list[tuple[str, tuple[int, ...]]] = [("input", tuple(x.shape))]
+    hooks = [model.conv_in.register_forward_hook(lambda m, i, o: shapes.append(("conv_in", tuple(o.shape))))]
+    names = [(f"down {i + 1}", lvl) for i, lvl in enumerate(model.down)]
+    names += [("middle", model.mid2)] + [(f"up {3 - i}", lvl) for i, lvl in enumerate(model.up)]
+    for name, mod in names:
+        target = mod.attn if isinstance(mod, _Level) else mod
+        hooks.append(target.register_forward_hook(lambda m, i, o, name=name: shapes.append((name, tuple(o.shape)))))
+    try:
+        out = model(x, sigma)
+    finally:
+        for h in hooks:
+            h.remove()
+    return shapes + [("output (score)", tuple(out.shape))]
+
+
 def count_parameters(module: tnn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 

@@ -130,3 +130,13 @@ def test_traces_under_torch_compile(tiny_config):
     x, s = torch.rand(2, 3, 32, 32), torch.full((2,), 0.5)
     compiled = torch.compile(net, backend="aot_eager", fullgraph=True)  # fullgraph: no graph breaks
     assert torch.allclose(compiled(x, s), net(x, s), atol=1e-5)
+
+
+def test_stage_shapes_follow_the_u(tiny_config):
+    from pegasus_course.nn import stage_shapes
+
+    net = ScoreUNet(tiny_config)
+    shapes = dict(stage_shapes(net, torch.rand(2, 3, 32, 32), torch.ones(2)))
+    assert shapes["down 1"] == (2, 8, 16, 16) and shapes["down 3"] == (2, 16, 4, 4)
+    assert shapes["middle"] == (2, 16, 4, 4) and shapes["up 1"] == (2, 8, 32, 32)
+    assert shapes["output (score)"] == (2, 3, 32, 32)
