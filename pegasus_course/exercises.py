@@ -1,0 +1,207 @@
+"""Checkers for the course's exercises: the learner writes a key piece, the checker compares it with
+the package's own on seeded random inputs of several shapes and says precisely what is wrong.
+
+A checker never raises on a wrong answer: it prints a short verdict and returns a
+:class:`CheckResult`. A stub that raises ``NotImplementedError`` is "not attempted yet". The first
+failing call gives a general hint; calling the checker again on a still-wrong answer names the
+likely mistake (so the answer is not given away at the first try).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from . import interpolation, losses, sigmas as sig
+
+_attempts: dict[str, int] = {}
+
+
+@dataclass
+class CheckResult:
+    """What a checker found: ``status`` is ``"correct"``, ``"wrong"``, ``"error"`` or ``"not attempted"``."""
+
+    exercise: str
+    status: str
+    message: str
+    diagnosis: str | None = None  # the named mistake, when recognised (always filled, shown from the 2nd try)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "correct"
+
+    def __str__(self) -> str:
+        return f"[{self.exercise}] {self.status}: {self.message}"
+
+
+def reset_attempts() -> None:
+    """Forget earlier calls (the next wrong answer gets the general hint again)."""
+    _attempts.clear()
+
+
+def _close(a, b, rtol: float = 1e-4) -> bool:
+    """Equal up to float32 rounding, judged relative to the size of ``b`` (steps range over 1e-13..1e2)."""
+    a, b = torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
+    if a.shape != b.shape:
+        return False
+    atol = 1e-6 * float(b.abs().max()) if b.numel() else 0.0
+    return bool(torch.allclose(a, b, rtol=rtol, atol=atol))
+
+
+def _run(name: str, general_hint: str, cases, mistakes: dict[str, Callable], learner: Callable,
+         reference: Callable, verbose: bool = True) -> CheckResult:
+    """Compare ``learner`` with ``reference`` on each case; on a mismatch, look for a known mistake."""
+    result = None
+    for i, args in enumerate(cases):
+        try:
+            got = learner(*args())
+        except NotImplementedError:
+            result = CheckResult(name, "not attempted", "the stub still raises NotImplementedError; fill it in.")
+            break
+        except Exception as exc:  # a learner's bug must not stop the notebook
+            result = CheckResult(name, "error", f"your function raised {exc.__class__.__name__}: {exc}")
+            break
+        want = reference(*args())
+        if _close(got, want):
+            continue
+        diagnosis = next((label for label, wrong in mistakes.items() if _close(got, wrong(*args()))), None)
+        shape = f"shapes {tuple(torch.as_tensor(got).shape)} vs expected {tuple(torch.as_tensor(want).shape)}"
+        first = (f"case {i + 1}: {shape}" if torch.as_tensor(got).shape != torch.as_tensor(want).shape
+                 else f"case {i + 1}: got {_summary(got)}, expected {_summary(want)}")
+        _attempts[name] = _attempts.get(name, 0) + 1
+        hint = f"likely mistake: {diagnosis}" if (diagnosis and _attempts[name] > 1) else f"hint: {general_hint}"
+        if not diagnosis and _attempts[name] > 1:
+            hint = f"hint: {general_hint} (no common mistake matched; compare term by term with the formula)"
+        result = CheckResult(name, "wrong", f"first mismatch in {first}. {hint}", diagnosis)
+        break
+    if result is None:
+        _attempts.pop(name, None)
+        result = CheckResult(name, "correct", f"matches the package on all {len(cases)} cases.")
+    if verbose:
+        print(result)
+    return result
+
+
+def _summary(t) -> str:
+    t = torch.as_tensor(t, dtype=torch.float64)
+    return f"{float(t.flatten()[0]):.5g}" if t.numel() == 1 else f"a tensor with first value {float(t.flatten()[0]):.5g}"
+
+
+# ----- 01: denoising score matching -----
+def check_dsm_loss(fn, verbose: bool = True) -> CheckResult:
+    """Exercise (notebook 01): ``fn(score_fn, x, sigmas, generator) -> scalar``, the sigma^2-weighted DSM loss.
+
+    The learner must draw the levels first (``torch.randint``) and then z (``torch.randn``) from ``generator``,
+    as :func:`pegasus_course.losses.dsm_loss` does.
+    """
+    def case(b, d, seed):
+        def make():
+            g = torch.Generator().manual_seed(seed)
+            x = torch.randn(b, d, generator=g)
+            w = torch.randn(d, d, generator=g) * 0.3
+            return (lambda x_, s_: -(x_ @ w) / s_[:, None] ** 2 + 0.1), x, torch.tensor([3.0, 1.0, 0.2]), \
+                torch.Generator().manual_seed(seed + 1)
+        return make
+
+    def parts(score_fn, x, levels, g):
+        s = levels[torch.randint(0, len(levels), (x.shape[0],), generator=g)]
+        z = torch.randn(x.shape, generator=g)
+        return s[:, None], z, score_fn(x + s[:, None] * z, s)
+
+    def unweighted(*a):
+        s, z, sc = parts(*a)
+        return (0.5 * (sc + z / s).pow(2).sum(1)).mean()
+
+    def summed(*a):
+        s, z, sc = parts(*a)
+        return (0.5 * (s * sc + z).pow(2).sum(1)).sum()
+
+    def no_half(*a):
+        s, z, sc = parts(*a)
+        return ((s * sc + z).pow(2).sum(1)).mean()
+
+    def wrong_sign(*a):
+        s, z, sc = parts(*a)
+        return (0.5 * (s * sc - z).pow(2).sum(1)).mean()
+
+    mistakes = {"missing sigma^2 weighting: multiply the residual by sigma (sigma * s + z, not s + z / sigma)": unweighted,
+                "summed over the batch instead of taking the mean": summed,
+                "missing the factor 1/2": no_half,
+                "wrong sign: the target score is -(x~ - x) / sigma^2 = -z / sigma, so the residual is sigma * s + z":
+                    wrong_sign}
+    ref = lambda score_fn, x, levels, g: losses.dsm_loss(score_fn, x, levels, generator=g)  # noqa: E731
+    return _run("dsm_loss", "write the residual sigma * s(x~, sigma) + z and average 1/2 of its squared norm",
+                [case(5, 2, 0), case(16, 3, 1), case(1, 4, 2)], mistakes, fn, ref, verbose)
+
+
+# ----- 01 / 05: one Langevin step -----
+def check_langevin_step(fn, verbose: bool = True) -> CheckResult:
+    """Exercise: ``fn(x, score, alpha, z) -> x_new = x + alpha * score + sqrt(2 alpha) * z``."""
+    def case(shape, alpha, seed):
+        def make():
+            g = torch.Generator().manual_seed(seed)
+            return torch.randn(shape, generator=g), torch.randn(shape, generator=g), alpha, torch.randn(shape, generator=g)
+        return make
+
+    mistakes = {"noise scaled by sqrt(alpha) instead of sqrt(2 alpha)": lambda x, s, a, z: x + a * s + math.sqrt(a) * z,
+                "wrong sign of the noise term": lambda x, s, a, z: x + a * s - math.sqrt(2 * a) * z,
+                "step of alpha / 2 on the score (that is eq. 3 with eps = alpha, whose noise is sqrt(alpha) z)":
+                    lambda x, s, a, z: x + a / 2 * s + math.sqrt(2 * a) * z,
+                "moved against the score (x - alpha s): the score points uphill in log-density":
+                    lambda x, s, a, z: x - a * s + math.sqrt(2 * a) * z}
+    ref = lambda x, s, a, z: x + a * s + math.sqrt(2 * a) * z  # noqa: E731
+    return _run("langevin_step", "the update is x + alpha * score + sqrt(2 * alpha) * z",
+                [case((4, 2), 0.1, 0), case((2, 3, 8, 8), 1e-3, 1), case((1, 5), 2.5, 2)], mistakes, fn, ref, verbose)
+
+
+# ----- 02: the noise schedule -----
+def check_geometric_sigmas(fn, verbose: bool = True) -> CheckResult:
+    """Exercise (notebook 02): ``fn(sigma_max, sigma_min, num_scales) -> descending geometric sequence``."""
+    cases = [lambda: (50.0, 0.01, 232), lambda: (1.0, 0.1, 5), lambda: (20.0, 0.5, 2)]
+    mistakes = {"ascending order: sigmas[0] must be the largest, sigma_1":
+                    lambda a, b, n: sig.geometric_sigmas(a, b, n).flip(0),
+                "linear spacing: a geometric sequence is linear in log(sigma)":
+                    lambda a, b, n: torch.linspace(a, b, n),
+                "one level too few (the L levels include both ends)":
+                    lambda a, b, n: torch.exp(torch.linspace(math.log(a), math.log(b), n - 1)),
+                "one level too many": lambda a, b, n: torch.exp(torch.linspace(math.log(a), math.log(b), n + 1))}
+    return _run("geometric_sigmas", "space the levels evenly in log(sigma), largest first", cases, mistakes, fn,
+                sig.geometric_sigmas, verbose)
+
+
+def check_step_size(fn, verbose: bool = True) -> CheckResult:
+    """Exercise (notebook 02): ``fn(sigmas, eps) -> alpha`` with alpha_i = eps * sigma_i^2 / sigma_L^2."""
+    cases = [lambda: (sig.geometric_sigmas(50.0, 0.01, 232), 6.2e-6), lambda: (torch.tensor([4.0, 2.0, 1.0]), 0.1),
+             lambda: (torch.tensor([1.0, 0.5]), 2e-3)]
+    mistakes = {"step size not squared: use (sigma_i / sigma_L) ** 2": lambda s, e: e * s / s[-1],
+                "scaled by sigma_1 instead of sigma_L (the smallest level, s[-1])": lambda s, e: e * (s / s[0]) ** 2,
+                "step size not scaled by sigma_i^2 / sigma_L^2 at all": lambda s, e: torch.full_like(s, e),
+                "inverted ratio: sigma_L^2 / sigma_i^2": lambda s, e: e * (s[-1] / s) ** 2}
+    return _run("step_size", "each level's step grows with its noise level", cases, mistakes, fn,
+                lambda s, e: sig.step_sizes(s, e), verbose)
+
+
+# ----- 06: eq. 4 -----
+def check_mix_noise(fn, verbose: bool = True) -> CheckResult:
+    """Exercise (notebook 06): ``fn(z1, z2, k, n) -> cos(k pi / (2(n+1))) z1 + sin(k pi / (2(n+1))) z2``."""
+    def case(shape, k, n, seed):
+        def make():
+            g = torch.Generator().manual_seed(seed)
+            return torch.randn(shape, generator=g), torch.randn(shape, generator=g), k, n
+        return make
+
+    def angle(k, n):
+        return k * math.pi / (2 * (n + 1))
+
+    mistakes = {"sin and cos swapped (k = 0 must give z1 back)":
+                    lambda a, b, k, n: math.sin(angle(k, n)) * a + math.cos(angle(k, n)) * b,
+                "angle k pi / (2 N) instead of k pi / (2 (N + 1))":
+                    lambda a, b, k, n: math.cos(k * math.pi / (2 * n)) * a + math.sin(k * math.pi / (2 * n)) * b,
+                "linear weights (1 - t, t): they shrink the noise's norm in the middle; eq. 4 keeps it":
+                    lambda a, b, k, n: (1 - k / (n + 1)) * a + k / (n + 1) * b}
+    return _run("mix_noise", "check both ends: k = 0 must return z1 and k = N + 1 must return z2",
+                [case((3, 4), 9, 15, 0), case((2, 3, 8, 8), 1, 3, 1), case((5,), 4, 7, 2)], mistakes, fn,
+                interpolation.mix_noise, verbose)
