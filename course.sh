@@ -49,10 +49,10 @@ case "${1:-lab}" in
   test)
     setup
     echo "==> unit tests"
-    MPLBACKEND=Agg "$PY" -m pytest -q tests/
+    MPLBACKEND=Agg "$PY" -m pytest -q tests/ --ignore=tests/notebook_runs
     echo "==> notebooks under the ci profile"
     PEGASUS_PROFILE=ci TQDM_DISABLE=1 "$PY" -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
-      --nbval-cell-timeout=600 --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/
+      --nbval-cell-timeout=600 --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/ tests/notebook_runs/
     ;;
   setup)
     setup

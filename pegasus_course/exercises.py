@@ -205,3 +205,77 @@ def check_mix_noise(fn, verbose: bool = True) -> CheckResult:
     return _run("mix_noise", "check both ends: k = 0 must return z1 and k = N + 1 must return z2",
                 [case((3, 4), 9, 15, 0), case((2, 3, 8, 8), 1, 3, 1), case((5,), 4, 7, 2)], mistakes, fn,
                 interpolation.mix_noise, verbose)
+
+
+# ----- 03: InstanceNorm++ -----
+def _inpp(x, gamma, alpha, beta, eps=1e-5, unbiased=False, with_means=True):
+    mu = x.mean((2, 3), keepdim=True)  # (B, C, 1, 1)
+    var = x.var((2, 3), keepdim=True, unbiased=unbiased)
+    h = (x - mu) / torch.sqrt(var + eps)
+    if with_means:
+        m = mu.mean(1, keepdim=True)
+        s2 = mu.var(1, keepdim=True, unbiased=unbiased)
+        h = h + alpha.view(1, -1, 1, 1) * (mu - m) / torch.sqrt(s2 + eps)
+    return gamma.view(1, -1, 1, 1) * h + beta.view(1, -1, 1, 1)
+
+
+def check_instance_norm_pp(fn, verbose: bool = True) -> CheckResult:
+    """Exercise (notebook 03): ``fn(x, gamma, alpha, beta) -> InstanceNorm++(x)`` for x (B, C, H, W), eps = 1e-5."""
+    def case(shape, seed):
+        def make():
+            g = torch.Generator().manual_seed(seed)
+            c = shape[1]
+            x = torch.randn(shape, generator=g) * 2 + torch.arange(float(c)).view(1, c, 1, 1)
+            return x, torch.rand(c, generator=g) + 0.5, torch.randn(c, generator=g), torch.randn(c, generator=g)
+        return make
+
+    mistakes = {"plain instance norm: the alpha * (mu_c - m) / s term that restores the colour is missing":
+                    lambda x, g, a, b: _inpp(x, g, a, b, with_means=False),
+                "unbiased variances: use the population variance (unbiased=False)":
+                    lambda x, g, a, b: _inpp(x, g, a, b, unbiased=True),
+                "gamma and beta applied before adding the means term":
+                    lambda x, g, a, b: _inpp(x, g, torch.zeros_like(a), b)
+                    + a.view(1, -1, 1, 1) * _means_term(x)}
+    ref = lambda x, g, a, b: _inpp(x, g, a, b)  # noqa: E731
+    return _run("instance_norm_pp", "normalise each channel over H and W, then add alpha_c (mu_c - m) / s",
+                [case((2, 3, 5, 6), 0), case((1, 4, 8, 8), 1), case((3, 2, 4, 4), 2)], mistakes, fn, ref, verbose)
+
+
+def _means_term(x, eps=1e-5):
+    mu = x.mean((2, 3), keepdim=True)
+    return (mu - mu.mean(1, keepdim=True)) / torch.sqrt(mu.var(1, keepdim=True, unbiased=False) + eps)
+
+
+# ----- 04: the EMA update -----
+def check_ema_update(fn, verbose: bool = True) -> CheckResult:
+    """Exercise (notebook 04): ``fn(ema, theta, decay) -> decay * ema + (1 - decay) * theta`` (tensors)."""
+    def case(shape, decay, seed):
+        def make():
+            g = torch.Generator().manual_seed(seed)
+            return torch.randn(shape, generator=g), torch.randn(shape, generator=g), decay
+        return make
+
+    mistakes = {"weights swapped: the EMA keeps `decay` of its old value and takes (1 - decay) of the new weights":
+                    lambda e, t, d: (1 - d) * e + d * t,
+                "returned the new weights instead of the average": lambda e, t, d: t.clone(),
+                "missing the (1 - decay) factor on the new weights": lambda e, t, d: d * e + t}
+    return _run("ema_update", "the average moves a small step (1 - decay) from its old value towards the new weights",
+                [case((5,), 0.999, 0), case((3, 4), 0.9, 1), case((2, 2, 3), 0.5, 2)], mistakes, fn,
+                lambda e, t, d: d * e + (1 - d) * t, verbose)
+
+
+# ----- 05: the final denoising step -----
+def check_denoise_step(fn, verbose: bool = True) -> CheckResult:
+    """Exercise (notebook 05): ``fn(x, score, sigma_L) -> x + sigma_L ** 2 * score`` (no noise)."""
+    def case(shape, s, seed):
+        def make():
+            g = torch.Generator().manual_seed(seed)
+            return torch.randn(shape, generator=g), torch.randn(shape, generator=g) * 50, s
+        return make
+
+    mistakes = {"sigma_L instead of sigma_L ** 2": lambda x, sc, s: x + s * sc,
+                "moved against the score": lambda x, sc, s: x - s**2 * sc,
+                "no step at all: the denoising step moves x by sigma_L^2 times the score": lambda x, sc, s: x.clone()}
+    return _run("denoise_step", "Tweedie: the posterior mean is x + sigma^2 times the score at sigma",
+                [case((2, 3, 4, 4), 0.01, 0), case((5, 2), 0.3, 1), case((1, 3), 1.0, 2)], mistakes, fn,
+                lambda x, sc, s: x + s**2 * sc, verbose)

@@ -101,3 +101,50 @@ def test_unrecognised_mistake_still_reported():
 def test_printed_verdict(capsys):
     E.check_step_size(lambda s, e: e * (s / s[-1]) ** 2)
     assert "[step_size] correct" in capsys.readouterr().out
+
+
+def test_instance_norm_pp_checker():
+    from pegasus_course.nn import InstanceNormPlusPlus
+
+    def package(x, gamma, alpha, beta):
+        norm = InstanceNormPlusPlus(x.shape[1])
+        with torch.no_grad():
+            norm.gamma.copy_(gamma), norm.alpha.copy_(alpha), norm.beta.copy_(beta)
+            return norm(x)
+
+    assert E.check_instance_norm_pp(package, verbose=False).passed
+    plain = lambda x, g, a, b: g.view(1, -1, 1, 1) * torch.nn.functional.instance_norm(x) + b.view(1, -1, 1, 1)  # noqa
+    _assert_caught(E.check_instance_norm_pp, plain, "plain instance norm")
+    _assert_caught(E.check_instance_norm_pp, lambda x, g, a, b: E._inpp(x, g, a, b, unbiased=True), "unbiased")
+    late = lambda x, g, a, b: E._inpp(x, g, torch.zeros_like(a), b) + a.view(1, -1, 1, 1) * E._means_term(x)  # noqa
+    _assert_caught(E.check_instance_norm_pp, late, "before adding")
+
+
+def test_ema_update_checker():
+    from pegasus_course.training import ema_update
+
+    def package(e, t, d):
+        a, b = torch.nn.Linear(1, 1, bias=False), torch.nn.Linear(1, 1, bias=False)
+        a.weight.data = e.clone()
+        b.weight.data = t.clone()
+        ema_update(a, b, d)
+        return a.weight.data
+
+    assert E.check_ema_update(package, verbose=False).passed
+    _assert_caught(E.check_ema_update, lambda e, t, d: (1 - d) * e + d * t, "swapped")
+    _assert_caught(E.check_ema_update, lambda e, t, d: t, "new weights instead")
+    _assert_caught(E.check_ema_update, lambda e, t, d: d * e + t, "(1 - decay)")
+
+
+def test_denoise_step_checker():
+    from pegasus_course.sampling import iter_annealed_langevin
+
+    def package(x, score, s):
+        states = list(iter_annealed_langevin(lambda y, sig: score, x.shape, torch.tensor([s]), 0, 0.0, x_init=x,
+                                             progress=False))
+        return states[-1].x
+
+    assert E.check_denoise_step(package, verbose=False).passed
+    _assert_caught(E.check_denoise_step, lambda x, sc, s: x + s * sc, "sigma_L instead")
+    _assert_caught(E.check_denoise_step, lambda x, sc, s: x - s**2 * sc, "against the score")
+    _assert_caught(E.check_denoise_step, lambda x, sc, s: x, "no step")
