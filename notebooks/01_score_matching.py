@@ -31,9 +31,11 @@ if "google.colab" in sys.modules:
     os.chdir("/content/pegasus-course/notebooks")
 
 # %%
+import math
+
 import torch
 
-from pegasus_course import losses, plotting, profiles, sampling, sigmas, toy
+from pegasus_course import exercises, losses, plotting, profiles, sampling, sigmas, toy
 
 profile, g = profiles.start(seed=0)
 
@@ -78,6 +80,34 @@ assert abs(float(w_annealed[0]) - 0.2) < 0.05, "annealed Langevin should recover
 assert abs(float(w_single[0]) - 0.2) > 0.1, "a single small sigma should get the weights wrong"
 
 # %% [markdown]
+# ### Exercise: one Langevin step
+#
+# Write $x \leftarrow x + \alpha\, s(x) + \sqrt{2\alpha}\, z$.
+#
+# Complete the function below (it raises `NotImplementedError` until you do), then run the checker
+# cell: it compares your function with the package's on random inputs and says what is wrong; run it
+# again on a wrong answer for a more precise hint.
+
+# %% tags=["exercise"]
+def my_langevin_step(x, score, alpha, z):
+    """One Langevin step with step size alpha, the score at x, and standard normal noise z."""
+    raise NotImplementedError("Exercise: write one Langevin step")
+
+# %%
+exercises.check_langevin_step(my_langevin_step);
+
+# %% [markdown]
+# The solution is in the collapsed cell below (click the bar to expand it); the cell after it runs
+# the same checker on it.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+def my_langevin_step(x, score, alpha, z):
+    return x + alpha * score + math.sqrt(2 * alpha) * z
+
+# %%
+assert exercises.check_langevin_step(my_langevin_step).passed
+
+# %% [markdown]
 # ## 3. Learning the score: denoising vs sliced score matching
 #
 # We rarely know the score. **Denoising score matching** (DSM, the paper's eq. 2) trains
@@ -87,27 +117,51 @@ assert abs(float(w_single[0]) - 0.2) > 0.1, "a single small sigma should get the
 #
 # weighted by $\sigma^2$ so every level counts alike, one $\sigma$ drawn per example.
 # **Sliced score matching** (SSM) needs no noise model but a Jacobian-vector product per random
-# direction $v$: $v^\top \nabla_x s_\theta\, v + \tfrac12 (v^\top s_\theta)^2$. Here is DSM written
-# out in a few lines, checked against the package's `losses.dsm_loss`:
+# direction $v$: $v^\top \nabla_x s_\theta\, v + \tfrac12 (v^\top s_\theta)^2$.
+# Write DSM yourself first.
+
+# %% [markdown]
+# ### Exercise: the DSM loss (eq. 2)
+#
+# Write the $\sigma^2$-weighted denoising score matching loss
+# $\tfrac12\,\mathbb E\,\|\sigma\, s(x + \sigma z, \sigma) + z\|^2$ for 2-D points $x$ of shape $(B, D)$.
+#
+# Complete the function below (it raises `NotImplementedError` until you do), then run the checker
+# cell: it compares your function with the package's on random inputs and says what is wrong; run it
+# again on a wrong answer for a more precise hint.
+
+# %% tags=["exercise"]
+def my_dsm_loss(score_fn, x, levels, generator):
+    """1/2 * mean over the batch of || sigma * score_fn(x + sigma z, sigma) + z ||^2 (x of shape (B, D)).
+
+    Draw the levels first, sigma = levels[torch.randint(0, len(levels), (B,), generator=generator)],
+    then z = torch.randn(x.shape, generator=generator), as the package does.
+    """
+    raise NotImplementedError("Exercise: write the DSM loss")
 
 # %%
-def my_dsm(score_fn, x, levels, generator):
+exercises.check_dsm_loss(my_dsm_loss);
+
+# %% [markdown]
+# The solution is in the collapsed cell below (click the bar to expand it); the cell after it runs
+# the same checker on it.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+def my_dsm_loss(score_fn, x, levels, generator):
     sigma = levels[torch.randint(0, len(levels), (x.shape[0],), generator=generator)]  # one level per example
     z = torch.randn(x.shape, generator=generator)
     residual = sigma[:, None] * score_fn(x + sigma[:, None] * z, sigma) + z
     return 0.5 * residual.pow(2).sum(1).mean()
 
-toy_sigmas = sigmas.geometric_sigmas(20.0, 0.5, 10)
-x = gm.sample(256, generator=g)
-mine = my_dsm(gm.score, x, toy_sigmas, torch.Generator().manual_seed(1))
-theirs = losses.dsm_loss(gm.score, x, toy_sigmas, torch.Generator().manual_seed(1))
-assert torch.allclose(mine, theirs), (mine, theirs)
+# %%
+assert exercises.check_dsm_loss(my_dsm_loss).passed
 
 # %% [markdown]
 # Now train the same small MLP both ways on samples of the mixture. The paper says DSM is about
 # four times faster than SSM; rather than assume it, measure the seconds per step on this machine.
 
 # %%
+toy_sigmas = sigmas.geometric_sigmas(20.0, 0.5, 10)
 train_data = gm.sample(10_000, generator=g)
 net_dsm, loss_dsm, sec_dsm = toy.train_toy_score(train_data, toy_sigmas, "dsm", profile.toy_train_steps,
                                                  generator=torch.Generator().manual_seed(2))

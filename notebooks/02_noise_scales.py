@@ -20,10 +20,12 @@ if "google.colab" in sys.modules:
     os.chdir("/content/pegasus-course/notebooks")
 
 # %%
+import math
+
 import matplotlib.pyplot as plt
 import torch
 
-from pegasus_course import data, plotting, profiles, sigmas
+from pegasus_course import data, exercises, plotting, profiles, sigmas
 
 profile, g = profiles.start(seed=0)
 
@@ -92,6 +94,34 @@ for name, s in (("paper", paper), ("technique 2", rule)):
     print(f"{name:12s} L = {len(s)}, gamma = {gamma:.5f}, overlap = {sigmas.technique2_overlap(gamma, 3072):.3f}")
 
 # %% [markdown]
+# ### Exercise: the geometric schedule
+#
+# Write $\sigma_i = \sigma_1 (\sigma_L/\sigma_1)^{(i-1)/(L-1)}$ for $i = 1..L$, largest first.
+#
+# Complete the function below (it raises `NotImplementedError` until you do), then run the checker
+# cell: it compares your function with the package's on random inputs and says what is wrong; run it
+# again on a wrong answer for a more precise hint.
+
+# %% tags=["exercise"]
+def my_geometric_sigmas(sigma_max, sigma_min, num_scales):
+    """num_scales levels from sigma_max down to sigma_min with a constant ratio (a 1-D tensor)."""
+    raise NotImplementedError("Exercise: write the geometric schedule")
+
+# %%
+exercises.check_geometric_sigmas(my_geometric_sigmas);
+
+# %% [markdown]
+# The solution is in the collapsed cell below (click the bar to expand it); the cell after it runs
+# the same checker on it.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+def my_geometric_sigmas(sigma_max, sigma_min, num_scales):
+    return torch.exp(torch.linspace(math.log(sigma_max), math.log(sigma_min), num_scales))
+
+# %%
+assert exercises.check_geometric_sigmas(my_geometric_sigmas).passed
+
+# %% [markdown]
 # ## 4. Technique 4: the step size $\epsilon$ for $T$ steps per level
 #
 # Annealed Langevin dynamics uses $\alpha_i = \epsilon\,\sigma_i^2/\sigma_L^2$ at level $i$. With
@@ -113,6 +143,34 @@ ax[0].set(title="sigma_i (L = 232, geometric)", xlabel="level i")
 ax[1].semilogy(alphas.numpy(), ".", ms=3, color="tab:orange")
 ax[1].set(title="step alpha_i = eps sigma_i^2 / sigma_L^2", xlabel="level i")
 fig.tight_layout()
+
+# %% [markdown]
+# ### Exercise: the step size of each level
+#
+# Write $\alpha_i = \epsilon\,\sigma_i^2/\sigma_L^2$ for a tensor of descending $\sigma_i$.
+#
+# Complete the function below (it raises `NotImplementedError` until you do), then run the checker
+# cell: it compares your function with the package's on random inputs and says what is wrong; run it
+# again on a wrong answer for a more precise hint.
+
+# %% tags=["exercise"]
+def my_step_sizes(sigmas, eps):
+    """The Langevin step alpha_i of every level, for descending sigmas and base step eps."""
+    raise NotImplementedError("Exercise: write the step sizes")
+
+# %%
+exercises.check_step_size(my_step_sizes);
+
+# %% [markdown]
+# The solution is in the collapsed cell below (click the bar to expand it); the cell after it runs
+# the same checker on it.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+def my_step_sizes(sigmas, eps):
+    return eps * (sigmas / sigmas[-1]) ** 2
+
+# %%
+assert exercises.check_step_size(my_step_sizes).passed
 
 # %% [markdown]
 # ## Summary

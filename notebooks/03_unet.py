@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
-from pegasus_course import data, plotting, profiles
+from pegasus_course import data, exercises, plotting, profiles
 from pegasus_course.nn import (FourierEmbedding, InstanceNormPlusPlus, LinearAttention, ResBlock, ScoreUNet,
                                ScoreUNetConfig, compare_attention_cost, count_parameters, parameter_table,
                                stage_shapes)
@@ -65,6 +65,39 @@ with torch.no_grad():
     out_pp = norm_pp(torch.cat([batch[:1], tinted]))
 print("instance norm, difference between original and tinted:", f"{(plain_in[0] - plain_in[1]).abs().max():.4f}")
 print("InstanceNorm++, difference between original and tinted:", f"{(out_pp[0] - out_pp[1]).abs().max():.4f}")
+
+# %% [markdown]
+# ### Exercise: InstanceNorm++
+#
+# Write $\gamma_c\big((x - \mu_c)/\sigma_c + \alpha_c(\mu_c - m)/s\big) + \beta_c$, where $\mu_c, \sigma_c^2$ are channel $c$'s
+# spatial mean and variance and $m, s^2$ the mean and variance of the $\mu_c$ over channels.
+#
+# Complete the function below (it raises `NotImplementedError` until you do), then run the checker
+# cell: it compares your function with the package's on random inputs and says what is wrong; run it
+# again on a wrong answer for a more precise hint.
+
+# %% tags=["exercise"]
+def my_instance_norm_pp(x, gamma, alpha, beta, eps=1e-5):
+    """InstanceNorm++ of x (B, C, H, W) with per-channel gamma, alpha, beta (C,); population variances."""
+    raise NotImplementedError("Exercise: write InstanceNorm++")
+
+# %%
+exercises.check_instance_norm_pp(my_instance_norm_pp);
+
+# %% [markdown]
+# The solution is in the collapsed cell below (click the bar to expand it); the cell after it runs
+# the same checker on it.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+def my_instance_norm_pp(x, gamma, alpha, beta, eps=1e-5):
+    mu = x.mean((2, 3), keepdim=True)                                 # (B, C, 1, 1) channel means
+    h = (x - mu) / torch.sqrt(x.var((2, 3), keepdim=True, unbiased=False) + eps)
+    m, s2 = mu.mean(1, keepdim=True), mu.var(1, keepdim=True, unbiased=False)
+    h = h + alpha.view(1, -1, 1, 1) * (mu - m) / torch.sqrt(s2 + eps)  # give the colour back
+    return gamma.view(1, -1, 1, 1) * h + beta.view(1, -1, 1, 1)
+
+# %%
+assert exercises.check_instance_norm_pp(my_instance_norm_pp).passed
 
 # %% [markdown]
 # ## 3. ResNet blocks with ELU, and where $\sigma$ enters

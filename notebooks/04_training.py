@@ -22,7 +22,7 @@ if "google.colab" in sys.modules:
 # %%
 import torch
 
-from pegasus_course import checkpoints, data, losses, plotting, profiles, training
+from pegasus_course import checkpoints, data, exercises, losses, plotting, profiles, training
 from pegasus_course.generate import Schedule, generate
 from pegasus_course.nn import ScoreUNet, ScoreUNetConfig, count_parameters
 
@@ -62,6 +62,34 @@ by_hand = 0.5 * residual.pow(2).flatten(1).sum(1).mean()
 package = losses.dsm_loss(model, x, levels.to(device), generator=torch.Generator(device).manual_seed(1))
 assert torch.allclose(by_hand, package), (by_hand, package)
 print(f"DSM loss of the untrained network on 8 images: {package.item():.1f}")
+
+# %% [markdown]
+# ### Exercise: the EMA update
+#
+# Write $\bar\theta \leftarrow \text{decay}\cdot\bar\theta + (1 - \text{decay})\,\theta$ for one weight tensor.
+#
+# Complete the function below (it raises `NotImplementedError` until you do), then run the checker
+# cell: it compares your function with the package's on random inputs and says what is wrong; run it
+# again on a wrong answer for a more precise hint.
+
+# %% tags=["exercise"]
+def my_ema_update(ema, theta, decay):
+    """The new moving average of a weight tensor, given the old average and the current weights."""
+    raise NotImplementedError("Exercise: write the EMA update")
+
+# %%
+exercises.check_ema_update(my_ema_update);
+
+# %% [markdown]
+# The solution is in the collapsed cell below (click the bar to expand it); the cell after it runs
+# the same checker on it.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+def my_ema_update(ema, theta, decay):
+    return decay * ema + (1 - decay) * theta
+
+# %%
+assert exercises.check_ema_update(my_ema_update).passed
 
 # %% [markdown]
 # An untrained network scores about $D/2 = 1536$ per image (it predicts nothing, so the

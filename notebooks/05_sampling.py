@@ -25,7 +25,7 @@ import time
 
 import torch
 
-from pegasus_course import checkpoints, plotting, profiles, sampling
+from pegasus_course import checkpoints, exercises, plotting, profiles, sampling
 from pegasus_course.generate import generate, model_score_fn, schedule_from_meta
 from pegasus_course.sampling import SeededNoise
 
@@ -78,6 +78,34 @@ print(f"mean absolute change made by the denoising step: {(with_d - without).abs
 # %% [markdown]
 # The change is small: noise of scale $\sigma_L = 0.01$ is about 1% of the pixel range. For a young
 # model it can be nearly zero, because it has not yet learned to see noise that faint.
+
+# %% [markdown]
+# ### Exercise: the denoising step
+#
+# Write $x \leftarrow x + \sigma_L^2\, s_\theta(x, \sigma_L)$ (no noise).
+#
+# Complete the function below (it raises `NotImplementedError` until you do), then run the checker
+# cell: it compares your function with the package's on random inputs and says what is wrong; run it
+# again on a wrong answer for a more precise hint.
+
+# %% tags=["exercise"]
+def my_denoise_step(x, score, sigma_L):
+    """The final denoising step from x, given the score at x for the smallest level sigma_L."""
+    raise NotImplementedError("Exercise: write the denoising step")
+
+# %%
+exercises.check_denoise_step(my_denoise_step);
+
+# %% [markdown]
+# The solution is in the collapsed cell below (click the bar to expand it); the cell after it runs
+# the same checker on it.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+def my_denoise_step(x, score, sigma_L):
+    return x + sigma_L**2 * score
+
+# %%
+assert exercises.check_denoise_step(my_denoise_step).passed
 
 # %% [markdown]
 # ## 3. Steps per level and number of levels: quality against time

@@ -19,9 +19,11 @@ if "google.colab" in sys.modules:
     os.chdir("/content/pegasus-course/notebooks")
 
 # %%
+import math
+
 import torch
 
-from pegasus_course import checkpoints, plotting, profiles
+from pegasus_course import checkpoints, exercises, plotting, profiles
 from pegasus_course.generate import generate, pegasus_batch, pegasus_k, pegasus_rows, schedule_from_meta
 from pegasus_course.interpolation import mix_weights
 from pegasus_course.widgets import InterpolationExplorer
@@ -71,6 +73,35 @@ n = 15
 k = pegasus_k(32)
 c, s = mix_weights(k, n)
 print(f"k = {k} of N = {n}: weights cos = {float(c):.4f}, sin = {float(s):.4f}, cos^2 + sin^2 = {float(c * c + s * s):.4f}")
+
+# %% [markdown]
+# ### Exercise: eq. 4
+#
+# Write $\cos\tfrac{k\pi}{2(N+1)}\, z_1 + \sin\tfrac{k\pi}{2(N+1)}\, z_2$.
+#
+# Complete the function below (it raises `NotImplementedError` until you do), then run the checker
+# cell: it compares your function with the package's on random inputs and says what is wrong; run it
+# again on a wrong answer for a more precise hint.
+
+# %% tags=["exercise"]
+def my_mix_noise(z1, z2, k, n):
+    """Eq. 4: the noise of interpolant k of n, from the two samples' draws z1 and z2."""
+    raise NotImplementedError("Exercise: write eq. 4")
+
+# %%
+exercises.check_mix_noise(my_mix_noise);
+
+# %% [markdown]
+# The solution is in the collapsed cell below (click the bar to expand it); the cell after it runs
+# the same checker on it.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+def my_mix_noise(z1, z2, k, n):
+    theta = k * math.pi / (2 * (n + 1))
+    return math.cos(theta) * z1 + math.sin(theta) * z2
+
+# %%
+assert exercises.check_mix_noise(my_mix_noise).passed
 
 # %%
 row = pegasus_rows(model, [(horse_seed, bird_seed)], n, schedule, progress=False).cpu()
