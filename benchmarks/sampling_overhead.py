@@ -51,7 +51,9 @@ def main() -> None:
     evals = num_score_evaluations(L, T, denoise=True)
     x = torch.rand(shape, device=device)
     sig = sigmas.to(device)
-    score_fn(x, sig[:1].expand(args.batch))  # warm-up
+    score_fn(x, sig[:1].expand(args.batch))  # warm-up of the network
+    for make in (GeneratorNoise(torch.Generator(device).manual_seed(0)), SeededNoise(range(args.batch))):
+        annealed_langevin(score_fn, shape, sigmas[:2], 1, eps, noise=make, device=device, progress=False)  # and both sources
     _sync(device)
     t0 = time.perf_counter()
     for i in range(evals):
