@@ -121,8 +121,6 @@ def _device(name: str | None) -> torch.device:
 
 
 def cmd_train(args) -> int:
-    import os
-
     from . import data as data_mod
     from .generate import Schedule, generate
     from .nn import ScoreUNet, ScoreUNetConfig, count_parameters
@@ -135,7 +133,7 @@ def cmd_train(args) -> int:
     say = print if rank == 0 else (lambda *a, **k: None)
     if profile.num_threads:
         torch.set_num_threads(profile.num_threads)
-    root = args.data_root or os.environ.get("PEGASUS_DATA_ROOT") or str(data_mod.cache_dir() / "data")
+    root = args.data_root or data_mod.default_data().root
     split = "train+test" if args.dataset == "stl10" else "train"
     ds = data_mod.load_dataset(args.dataset, root, split=split, classes=args.classes, image_size=args.image_size,
                                download=args.download, max_images=profile.max_train_images)

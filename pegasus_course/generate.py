@@ -7,8 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from . import sigmas as sig
-from .interpolation import InterpolatedNoise, interpolate, sample_seeds
-from .sampling import annealed_langevin
+from .interpolation import interpolate, sample_seeds
 
 
 @dataclass(frozen=True)
@@ -64,16 +63,10 @@ def generate(model: torch.nn.Module, seeds, schedule: Schedule, *, denoise: bool
     return torch.cat(out).clamp(0, 1)
 
 
-@torch.no_grad()
 def pegasus_rows(model: torch.nn.Module, pairs, n: int, schedule: Schedule, *, denoise: bool = True,
                  progress: bool = True) -> torch.Tensor:
     """Interpolation rows (pairs, n + 2, 3, H, W) between seeded ends (eq. 4), clamped to [0, 1]."""
-    device = next(model.parameters()).device
-    size = model.config.image_size
-    rows = interpolate(model_score_fn(model), [tuple(p) for p in pairs], n, schedule.sigmas(), schedule.n_steps_each,
-                       schedule.step_lr(), image_shape=(3, size, size), denoise=denoise, device=device,
-                       progress=progress)
-    return rows.clamp(0, 1)
+    return pegasus_batch(model, pairs, n, range(n + 2), schedule, denoise=denoise, progress=progress)
 
 
 def pegasus_k(image_size: int) -> int:
@@ -85,11 +78,8 @@ def pegasus_k(image_size: int) -> int:
 def pegasus_batch(model: torch.nn.Module, pairs, n: int, ks, schedule: Schedule, *, denoise: bool = True,
                   progress: bool = True) -> torch.Tensor:
     """Only the interpolants ``ks`` of each pair's row, (pairs, len(ks), 3, H, W): cheaper than whole rows."""
-    device = next(model.parameters()).device
     size = model.config.image_size
-    pairs = [tuple(p) for p in pairs]
-    noise = InterpolatedNoise([p[0] for p in pairs], [p[1] for p in pairs], n, ks=list(ks))
-    x = annealed_langevin(model_score_fn(model), (noise.batch_size, 3, size, size), schedule.sigmas(),
-                          schedule.n_steps_each, schedule.step_lr(), denoise=denoise, noise=noise, device=device,
-                          progress=progress)
-    return x.reshape(len(pairs), len(list(ks)), 3, size, size).clamp(0, 1)
+    rows = interpolate(model_score_fn(model), [tuple(p) for p in pairs], n, schedule.sigmas(), schedule.n_steps_each,
+                       schedule.step_lr(), image_shape=(3, size, size), denoise=denoise,
+                       device=next(model.parameters()).device, progress=progress, ks=list(ks))
+    return rows.clamp(0, 1)

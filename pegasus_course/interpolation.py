@@ -79,6 +79,7 @@ def interpolate(
     denoise: bool = True,
     device: torch.device | str | None = None,
     progress: bool = True,
+    ks: Sequence[int] | None = None,
 ) -> torch.Tensor:
     """The whole row (k = 0 .. n + 1) between two seeded samples, in one batched sampling run.
 
@@ -88,18 +89,19 @@ def interpolate(
         n: N of eq. 4 (the row holds n + 2 images, both ends included).
         sigmas, n_steps_each, step_lr, denoise: as for :func:`annealed_langevin`.
         image_shape: (C, H, W) of one sample.
+        ks: only these interpolants of each row (default: all, k = 0 .. n + 1).
 
     Returns:
-        (n + 2, C, H, W) for one pair, or (pairs, n + 2, C, H, W) for a list of pairs.
+        (K, C, H, W) for one pair, or (pairs, K, C, H, W) for a list of pairs, K = len(ks) (n + 2 by default).
     """
     single = isinstance(seeds[0], int)
     pairs = [tuple(seeds)] if single else [tuple(p) for p in seeds]
-    noise = InterpolatedNoise([p[0] for p in pairs], [p[1] for p in pairs], n)
+    noise = InterpolatedNoise([p[0] for p in pairs], [p[1] for p in pairs], n, ks=ks)
     x = annealed_langevin(
         score_fn, (noise.batch_size, *image_shape), sigmas, n_steps_each, step_lr,
         denoise=denoise, noise=noise, device=device, progress=progress,
     )
-    x = x.reshape(len(pairs), n + 2, *image_shape)
+    x = x.reshape(len(pairs), noise.ks.numel(), *image_shape)
     return x[0] if single else x
 
 
