@@ -210,6 +210,11 @@ def load_score_model(path: str | os.PathLike | None = None, use_ema: bool = True
     from .nn import ScoreUNet, ScoreUNetConfig
 
     ckpt = load_checkpoint(DEFAULT_CHECKPOINT if path is None else path)
+    if "model_config" not in ckpt.meta:
+        raise CheckpointError(
+            f"{ckpt.path} is a pegasus-course checkpoint but not a score network's (kind: "
+            f"{ckpt.meta.get('kind', 'unknown')}). Pass a checkpoint written by `pegasus-course train`."
+        )
     config = ScoreUNetConfig.from_dict(ckpt.model_config)
     if expected_config is not None:
         check_config(expected_config.to_dict(), config.to_dict(), ckpt.path)

@@ -23,7 +23,8 @@ def _add_train(sub):
                        "default to the profile's; any option given overrides them. Works under "
                        "`torchrun --nproc_per_node N` (DistributedDataParallel).",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--dataset", choices=["cifar10", "stl10", "folder"], default="cifar10", help="image source")
+    p.add_argument("--dataset", choices=["cifar10", "stl10", "folder"], default=None,
+                   help="image source (default: PEGASUS_DATA_SOURCE or cifar10)")
     p.add_argument("--data-root", default=None, help="where the data lives (default: PEGASUS_DATA_ROOT or the cache)")
     p.add_argument("--download", action="store_true", help="let torchvision download CIFAR-10 / STL-10")
     p.add_argument("--classes", nargs="+", default=["horse", "bird"], help="class names to train on")
@@ -53,6 +54,9 @@ def _add_train(sub):
                    help="stop cleanly with a checkpoint when this much time has passed")
     p.add_argument("--sample-every", type=int, default=None, help="steps between EMA sample grids")
     p.add_argument("--checkpoint-every", type=int, default=2000, help="steps between checkpoints")
+    p.add_argument("--track-colour", action="store_true",
+                   help="every --sample-every steps, record the per-channel colour statistics of 16 samples from "
+                   "the EMA and the live weights, with and without the denoising step (OUT/colour.json)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=cmd_train)
 
@@ -67,6 +71,10 @@ def _add_sample(sub):
     p.add_argument("--num-scales", type=int, default=None, help="use a coarser schedule of L levels (default: trained)")
     p.add_argument("--no-denoise", action="store_true", help="skip the final denoising step")
     p.add_argument("--live", action="store_true", help="use the live weights instead of the EMA")
+    p.add_argument("--class", dest="cls", default=None, metavar="NAME",
+                   help="ask for this class (horse or bird) with classifier guidance")
+    p.add_argument("--classifier", default=None, help="noise-conditional classifier checkpoint (default: the shipped one)")
+    p.add_argument("--guidance-scale", type=float, default=3.0, help="classifier guidance scale for --class")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument("--out", default="outputs/samples", help="output folder")
     p.set_defaults(func=cmd_sample)
@@ -78,8 +86,17 @@ def _add_pegasus(sub):
     p.add_argument("--checkpoint", default=None, help="checkpoint file or folder (default: the shipped model)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--seeds", type=int, nargs=2, metavar=("SEED1", "SEED2"), help="the two end samples' seeds")
-    g.add_argument("--auto", action="store_true", help="pick the ends from seeded random pairs (the default)")
+    g.add_argument("--auto", action="store_true", help="choose the ends automatically (the default), see --ends")
+    p.add_argument("--ends", choices=["selection", "guidance", "random"], default=None,
+                   help="how --auto chooses the ends: `selection` samples --candidates images and takes the most "
+                   "confident horse and bird; `guidance` asks for a horse and a bird with classifier guidance; "
+                   "`random` takes seeded random pairs (may be horse-horse). Default: selection when a classifier "
+                   "is available, else random")
     p.add_argument("--pairs", type=int, default=4, help="rows to make with --auto")
+    p.add_argument("--candidates", type=int, default=None, help="samples to choose from with --ends selection "
+                   "(default: 4 per row, at least 8)")
+    p.add_argument("--classifier", default=None, help="noise-conditional classifier checkpoint (default: the shipped one)")
+    p.add_argument("--guidance-scale", type=float, default=3.0, help="classifier guidance scale for --ends guidance")
     p.add_argument("--seed", type=int, default=0, help="first seed used by --auto")
     p.add_argument("--n", type=int, default=15, help="N of eq. 4: each row has N + 2 images")
     p.add_argument("--steps-each", type=int, default=5, help="T, Langevin steps per noise level")
@@ -101,18 +118,48 @@ def _add_export(sub):
     p.set_defaults(func=cmd_export)
 
 
+def _add_train_classifier(sub):
+    p = sub.add_parser("train-classifier", help="train the noise-conditional horse/bird classifier (or the "
+                       "ten-class feature network with --classes all --clean)",
+                       description="Train a classifier p(y | x, sigma) on images perturbed at the schedule's noise "
+                       "levels (for selection and classifier guidance), or on clean images with --clean (the fixed "
+                       "network whose features the Frechet distance uses). Prints the clean accuracy on the "
+                       "held-out test split.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--dataset", choices=["cifar10", "stl10", "folder"], default=None,
+                   help="image source (default: PEGASUS_DATA_SOURCE or cifar10)")
+    p.add_argument("--data-root", default=None, help="where the data lives (default: PEGASUS_DATA_ROOT or the cache)")
+    p.add_argument("--download", action="store_true", help="let torchvision download CIFAR-10 / STL-10")
+    p.add_argument("--classes", nargs="+", default=["horse", "bird"],
+                   help="class names, or `all` for every class of the source")
+    p.add_argument("--image-size", type=int, choices=[32, 48, 64], default=None, help="image side")
+    p.add_argument("--clean", action="store_true", help="train on clean images only (sigma = sigma_min)")
+    p.add_argument("--profile", default=None, help="gpu | cpu | ci (default: PEGASUS_PROFILE or by device)")
+    p.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the profile's)")
+    p.add_argument("--batch-size", type=int, default=128, help="batch size")
+    p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (cosine-decayed to 0)")
+    p.add_argument("--base-channels", type=int, default=None, help="width (default: the profile's)")
+    p.add_argument("--sigma-max", type=float, default=None, help="largest noise level (default: the profile's, 50)")
+    p.add_argument("--sigma-min", type=float, default=None, help="smallest noise level (default: the profile's, 0.01)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights, data order and noise")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--out", default="runs/classifier/classifier.safetensors", help="checkpoint file to write")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=cmd_train_classifier)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pegasus-course",
         description="Score-based generative models that make winged horses: train a noise-conditional score "
         "network on horses and birds, sample with annealed Langevin dynamics, interpolate (eq. 4).",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{train,sample,pegasus,export}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,sample,pegasus,export,train-classifier}")
     sub.required = True
     _add_train(sub)
     _add_sample(sub)
     _add_pegasus(sub)
     _add_export(sub)
+    _add_train_classifier(sub)
     return parser
 
 
@@ -133,7 +180,9 @@ def cmd_train(args) -> int:
     say = print if rank == 0 else (lambda *a, **k: None)
     if profile.num_threads:
         torch.set_num_threads(profile.num_threads)
-    root = args.data_root or data_mod.default_data().root
+    spec = data_mod.default_data()
+    args.dataset = args.dataset or spec.source
+    root = args.data_root or spec.root
     split = "train+test" if args.dataset == "stl10" else "train"
     ds = data_mod.load_dataset(args.dataset, root, split=split, classes=args.classes, image_size=args.image_size,
                                download=args.download, max_images=profile.max_train_images)
@@ -166,10 +215,20 @@ def cmd_train(args) -> int:
     sample_every = args.sample_every or profile.sample_every
     preview = schedule  # annealed Langevin needs the full schedule: coarse ones leave the samples noisy
 
+    tracker = None
+    if args.track_colour and rank == 0:
+        from .evaluation import ColourTracker, colour_stats
+        from .generate import colour_probe
+
+        tracker = ColourTracker(colour_stats(ds.images), colour_probe(preview, range(16)), sample_every)
+
     def on_step(st):
         if rank == 0 and sample_every and st.step % sample_every < cfg.log_every and st.step < cfg.steps:
             imgs = generate(st.ema, range(16), preview, progress=False)
             save_grid(imgs, out / "samples" / f"step-{st.step:07d}.png", nrow=8)
+        if tracker is not None:
+            tracker(st)
+            tracker.save(out / "colour.json")
 
     t0 = time.time()
     state = train(model, ds.images, schedule.sigmas(), cfg, state=state, on_step=on_step, checkpoint_path=ckpt_path,
@@ -206,8 +265,17 @@ def cmd_sample(args) -> int:
     schedule = schedule_from_meta(ckpt.meta, args.steps_each, args.num_scales)
     print(f"sampling {args.n} images from {path} (step {ckpt.step}) on {next(model.parameters()).device}: "
           f"L={schedule.num_scales}, T={schedule.n_steps_each}")
+    guidance, classes = None, None
+    if args.cls:
+        from .generate import Guidance
+
+        guidance = Guidance(_load_classifier(args, model), args.guidance_scale)
+        guidance.index(args.cls)
+        classes = [args.cls] * args.n
+        print(f"classifier guidance towards {args.cls!r}, scale {args.guidance_scale:g}")
     t0 = time.perf_counter()
-    imgs = generate(model, range(args.seed, args.seed + args.n), schedule, denoise=not args.no_denoise)
+    imgs = generate(model, range(args.seed, args.seed + args.n), schedule, denoise=not args.no_denoise,
+                    guidance=guidance, classes=classes)
     print(f"{args.n} samples took {time.perf_counter() - t0:.1f} s")
     out = Path(args.out)
     grid = save_grid(imgs, out / "grid.png", nrow=min(8, args.n))
@@ -216,22 +284,64 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def _load_classifier(args, model):
+    from .classifier import DEFAULT_CLASSIFIER, load_classifier
+
+    path = args.classifier or DEFAULT_CLASSIFIER
+    clf, _ = load_classifier(path, device=next(model.parameters()).device)
+    if clf.config.image_size != model.config.image_size:
+        raise ValueError(f"The classifier {path} sees {clf.config.image_size}px images, the score model makes "
+                         f"{model.config.image_size}px ones: train a classifier for this size.")
+    return clf
+
+
+def _choose_ends(args, model, schedule):
+    """The --auto ends: (pairs of seeds, guidance or None, a sentence saying how they were chosen)."""
+    from .classifier import DEFAULT_CLASSIFIER, predict_proba, select_pairs
+    from .generate import Guidance, generate
+
+    ends = args.ends
+    have_classifier = args.classifier is not None or DEFAULT_CLASSIFIER.is_file()
+    if ends is None:
+        ends = "selection" if have_classifier else "random"
+        if not have_classifier:
+            print("no classifier checkpoint, so the ends are random pairs (train one with "
+                  "`pegasus-course train-classifier` to guarantee a horse and a bird)")
+    seeds = [(args.seed + 2 * i, args.seed + 2 * i + 1) for i in range(args.pairs)]
+    if ends == "random":
+        return seeds, None, f"--ends random: {len(seeds)} seeded random pairs (ends may be horse-horse or bird-bird)"
+    clf = _load_classifier(args, model)
+    if ends == "guidance":
+        return seeds, Guidance(clf, args.guidance_scale), (
+            f"--ends guidance: each row asks for a horse at k = 0 and a bird at k = N + 1 (classifier guidance, "
+            f"scale {args.guidance_scale:g})")
+    n_cand = args.candidates or max(8, 4 * args.pairs)
+    cand = list(range(args.seed, args.seed + n_cand))
+    print(f"--ends selection: sampling {n_cand} candidates (seeds {cand[0]}..{cand[-1]}) to choose the ends from")
+    probs = predict_proba(clf, generate(model, cand, schedule))
+    chosen = select_pairs(probs, clf.config.class_names, args.pairs, "horse", "bird")
+    h, b = clf.config.class_names.index("horse"), clf.config.class_names.index("bird")
+    detail = ", ".join(f"horse seed {cand[i]} (p={probs[i, h]:.2f}) -> bird seed {cand[j]} (p={probs[j, b]:.2f})"
+                       for i, j in chosen)
+    return [(cand[i], cand[j]) for i, j in chosen], None, f"--ends selection: {detail}"
+
+
 def cmd_pegasus(args) -> int:
     from .generate import pegasus_k, pegasus_rows, schedule_from_meta
     from .plotting import save_grid, save_images
 
     model, ckpt, path = _load(args)
     schedule = schedule_from_meta(ckpt.meta, args.steps_each, args.num_scales)
+    guidance = None
     if args.seeds:
         pairs = [tuple(args.seeds)]
         how = f"seeds {args.seeds[0]} and {args.seeds[1]}"
     else:
-        pairs = [(args.seed + 2 * i, args.seed + 2 * i + 1) for i in range(args.pairs)]
-        how = f"--auto: {len(pairs)} random pairs of seeded ends (ends may be horse-horse or bird-bird)"
+        pairs, guidance, how = _choose_ends(args, model, schedule)
     print(f"pegasus rows from {path} (step {ckpt.step}), {how}; N={args.n}, L={schedule.num_scales}, "
           f"T={schedule.n_steps_each}")
     t0 = time.perf_counter()
-    rows = pegasus_rows(model, pairs, args.n, schedule)  # (P, N + 2, 3, H, W)
+    rows = pegasus_rows(model, pairs, args.n, schedule, guidance=guidance)  # (P, N + 2, 3, H, W)
     print(f"{rows.shape[0] * rows.shape[1]} images took {time.perf_counter() - t0:.1f} s")
     out = Path(args.out)
     grid = save_grid(rows.flatten(0, 1), out / "rows.png", nrow=args.n + 2)
@@ -258,6 +368,71 @@ def cmd_export(args) -> int:
         meta = {k: v for k, v in ckpt.meta.items() if k not in ("format", "format_version")}
         files = save_checkpoint(tensors, meta, args.resume_shards, max_shard_bytes=int(args.max_shard_mib * 2**20))
         print(f"wrote {len(files)} shards in {args.resume_shards} (resume with --resume {args.resume_shards})")
+    return 0
+
+
+def cmd_train_classifier(args) -> int:
+    from . import data as data_mod
+    from .classifier import ClassifierConfig, NoisyClassifier, accuracy, save_classifier, train_classifier
+    from .nn import count_parameters
+    from .profiles import get_profile
+    from .sigmas import geometric_sigmas
+
+    profile = get_profile(args.profile)
+    if profile.num_threads:
+        torch.set_num_threads(profile.num_threads)
+    device = _device(args.device)
+    spec = data_mod.default_data()
+    args.dataset = args.dataset or spec.source
+    root = args.data_root or spec.root
+    classes = list(args.classes)
+    if classes == ["all"]:
+        classes = list(data_mod.CIFAR10_CLASSES if args.dataset == "cifar10" else data_mod.STL10_CLASSES
+                       if args.dataset == "stl10" else data_mod.folder_classes(root, "train"))
+    split = "train+test" if args.dataset == "stl10" else "train"
+    ds = data_mod.load_dataset(args.dataset, root, split=split, classes=classes, image_size=args.image_size,
+                               download=args.download)
+    if profile.max_train_images:
+        ds = data_mod.balanced_subset(ds, profile.max_train_images // len(classes))
+    sigma_max = args.sigma_max or profile.sigma_max
+    sigma_min = args.sigma_min or profile.sigma_min
+    sigmas = (torch.tensor([sigma_min]) if args.clean
+              else geometric_sigmas(sigma_max, sigma_min, profile.num_scales))
+    torch.manual_seed(args.seed)
+    config = ClassifierConfig(image_size=ds.image_size, class_names=tuple(classes),
+                              base_channels=args.base_channels or profile.classifier_base_channels)
+    model = NoisyClassifier(config).to(device)
+    steps = args.steps or profile.classifier_steps
+    print(f"{profile.name} profile on {device}: {len(ds)} images of {classes}; {count_parameters(model):,} parameters; "
+          f"{'clean images' if args.clean else f'noise levels {sigma_max:g} .. {sigma_min:g}'}; {steps} steps of "
+          f"batch {args.batch_size}")
+    run = train_classifier(model, ds.images, ds.labels, sigmas, steps=steps, batch_size=args.batch_size, lr=args.lr,
+                           seed=args.seed, progress=not args.no_progress)
+    result = {"steps": steps, "seconds": round(run.seconds, 1), "final_loss": sum(run.losses[-50:]) / len(run.losses[-50:])}
+    test_split = "test" if args.dataset != "stl10" else None
+    if test_split is not None:
+        try:
+            test = data_mod.load_dataset(args.dataset, root, split=test_split, classes=classes,
+                                         image_size=args.image_size, download=args.download, train=False)
+        except FileNotFoundError as exc:
+            print(f"no held-out test split, so no test accuracy: {exc}")
+        else:
+            model.cpu()
+            gen = torch.Generator().manual_seed(0)
+            result["test_images"] = len(test)
+            result["test_accuracy_clean"] = accuracy(model, test.images, test.labels)
+            if not args.clean:
+                for s in (0.1, 0.5, 1.0):
+                    result[f"test_accuracy_sigma_{s:g}"] = accuracy(model, test.images, test.labels, s, gen)
+            print(f"held-out accuracy on {len(test)} clean test images: {result['test_accuracy_clean']:.1%}"
+                  + ("" if args.clean else "; at sigma 0.1 / 0.5 / 1: " + " / ".join(
+                      f"{result[f'test_accuracy_sigma_{s:g}']:.1%}" for s in (0.1, 0.5, 1.0))))
+    meta = {"profile": profile.name, "training": result, "schedule": {
+        "sigma_max": float(sigmas.max()), "sigma_min": float(sigmas.min()), "num_levels": sigmas.numel()},
+        "data": {"source": args.dataset, "classes": classes, "image_size": ds.image_size, "num_images": len(ds)}}
+    path = save_classifier(model, args.out, meta)
+    print(f"wrote {path} ({run.seconds:.0f} s, {run.images_per_second:.0f} images/s, final loss "
+          f"{result['final_loss']:.3f})")
     return 0
 
 

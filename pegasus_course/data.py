@@ -262,6 +262,21 @@ def load_dataset(
                         flip=train)
 
 
+def folder_classes(root: str | os.PathLike, split: str = "train") -> list[str]:
+    """The class folder names under ``<root>/<split>``, sorted (what ``classes=all`` means for a folder)."""
+    split_dir = Path(root).expanduser() / split
+    if not split_dir.is_dir():
+        raise FileNotFoundError(_missing_root_message("folder", Path(root)))
+    return sorted(p.name for p in split_dir.iterdir() if p.is_dir())
+
+
+def balanced_subset(ds: ImageDataset, per_class: int) -> ImageDataset:
+    """The first ``per_class`` images of every class (a quick profile's cut that keeps every class)."""
+    keep = torch.cat([torch.nonzero(ds.labels == c).flatten()[:per_class] for c in range(len(ds.classes))])
+    keep = keep.sort().values
+    return ImageDataset(ds.images[keep].contiguous(), ds.labels[keep], ds.classes, ds.flip)
+
+
 @dataclass(frozen=True)
 class DataSpec:
     """Where the course reads its images from: set by environment variables, with sensible defaults."""

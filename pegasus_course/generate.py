@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 
@@ -47,26 +48,86 @@ def model_score_fn(model: torch.nn.Module, autocast_bf16: bool = False):
     return score_fn
 
 
+@dataclass(frozen=True)
+class Guidance:
+    """Classifier guidance for sampling: add ``scale`` * grad log p(class | x, sigma) to the score."""
+
+    classifier: torch.nn.Module
+    scale: float = 3.0
+
+    def score_fn(self, score_fn, targets):
+        from .classifier import guided_score_fn
+
+        return guided_score_fn(score_fn, self.classifier, targets, self.scale)
+
+    def index(self, name: str) -> int:
+        from .classifier import class_index
+
+        return class_index(self.classifier, name)
+
+
 @torch.no_grad()
 def generate(model: torch.nn.Module, seeds, schedule: Schedule, *, denoise: bool = True, progress: bool = True,
-             batch_size: int = 256) -> torch.Tensor:
-    """Samples for the given seeds (each reproducible alone), clamped to [0, 1], on the model's device."""
+             batch_size: int = 256, guidance: Guidance | None = None, classes: Sequence[str] | None = None
+             ) -> torch.Tensor:
+    """Samples for the given seeds (each reproducible alone), clamped to [0, 1], on the model's device.
+
+    With ``guidance`` and ``classes`` (one class name per seed) each sample is guided towards its class.
+    """
     device = next(model.parameters()).device
     size = model.config.image_size
     seeds = list(seeds)
+    if guidance is not None and (classes is None or len(classes) != len(seeds)):
+        raise ValueError("Guided sampling needs one class name per seed (classes=[...]).")
     out = []
     eps = schedule.step_lr()
     for start in range(0, len(seeds), batch_size):
-        out.append(sample_seeds(model_score_fn(model), seeds[start:start + batch_size], schedule.sigmas(),
+        score = model_score_fn(model)
+        if guidance is not None:
+            score = guidance.score_fn(score, [guidance.index(c) for c in classes[start:start + batch_size]])
+        out.append(sample_seeds(score, seeds[start:start + batch_size], schedule.sigmas(),
                                 schedule.n_steps_each, eps, image_shape=(3, size, size), denoise=denoise,
                                 device=device, progress=progress))
     return torch.cat(out).clamp(0, 1)
 
 
+def colour_probe(schedule: Schedule, seeds: Sequence[int]):
+    """A ``sample_fn`` for :class:`~pegasus_course.evaluation.ColourTracker`: one sampling run per call,
+    returning the samples before and after the final denoising step (both clamped to [0, 1])."""
+    from .sampling import SeededNoise, iter_annealed_langevin
+
+    seeds = list(seeds)
+
+    @torch.no_grad()
+    def sample_fn(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+        was_training = model.training
+        model.eval()
+        size = model.config.image_size
+        last = None
+        for state in iter_annealed_langevin(model_score_fn(model), (len(seeds), 3, size, size), schedule.sigmas(),
+                                            schedule.n_steps_each, schedule.step_lr(), denoise=True,
+                                            noise=SeededNoise(seeds), device=next(model.parameters()).device,
+                                            progress=False):
+            if state.level == schedule.num_scales:
+                denoised = state.x
+            else:
+                last = state.x
+        model.train(was_training)
+        return {"without denoising": last.clamp(0, 1).cpu(), "denoised": denoised.clamp(0, 1).cpu()}
+
+    return sample_fn
+
+
 def pegasus_rows(model: torch.nn.Module, pairs, n: int, schedule: Schedule, *, denoise: bool = True,
-                 progress: bool = True) -> torch.Tensor:
-    """Interpolation rows (pairs, n + 2, 3, H, W) between seeded ends (eq. 4), clamped to [0, 1]."""
-    return pegasus_batch(model, pairs, n, range(n + 2), schedule, denoise=denoise, progress=progress)
+                 progress: bool = True, guidance: Guidance | None = None,
+                 ends: tuple[str, str] = ("horse", "bird")) -> torch.Tensor:
+    """Interpolation rows (pairs, n + 2, 3, H, W) between seeded ends (eq. 4), clamped to [0, 1].
+
+    With ``guidance`` the first end is guided towards ``ends[0]`` and the last towards ``ends[1]``;
+    see :func:`pegasus_batch`.
+    """
+    return pegasus_batch(model, pairs, n, range(n + 2), schedule, denoise=denoise, progress=progress,
+                         guidance=guidance, ends=ends)
 
 
 def pegasus_k(image_size: int) -> int:
@@ -74,12 +135,37 @@ def pegasus_k(image_size: int) -> int:
     return 9 if image_size <= 32 else 11
 
 
+def interpolant_targets(ks, n: int, num_pairs: int, first: int, second: int, num_classes: int) -> torch.Tensor:
+    """Guidance weights (pairs * len(ks), K) for interpolation rows: interpolant k asks for ``first``
+    with weight cos^2 and for ``second`` with weight sin^2 of k pi / (2(n + 1)), the squares of eq. 4's
+    weights, so k = 0 is guided exactly like a lone ``first`` sample and k = n + 1 like a ``second``."""
+    from .interpolation import mix_weights
+
+    c, s = mix_weights(torch.as_tensor(list(ks)), n)
+    w = torch.zeros(len(c), num_classes, dtype=torch.float64)
+    w[:, first] += c**2
+    w[:, second] += s**2
+    return w.float().repeat(num_pairs, 1)
+
+
 @torch.no_grad()
 def pegasus_batch(model: torch.nn.Module, pairs, n: int, ks, schedule: Schedule, *, denoise: bool = True,
-                  progress: bool = True) -> torch.Tensor:
-    """Only the interpolants ``ks`` of each pair's row, (pairs, len(ks), 3, H, W): cheaper than whole rows."""
+                  progress: bool = True, guidance: Guidance | None = None,
+                  ends: tuple[str, str] = ("horse", "bird")) -> torch.Tensor:
+    """Only the interpolants ``ks`` of each pair's row, (pairs, len(ks), 3, H, W): cheaper than whole rows.
+
+    With ``guidance``, interpolant k is guided towards ``ends[0]`` and ``ends[1]`` with the weights
+    of :func:`interpolant_targets`: the row starts at a guided horse and ends at a guided bird.
+    """
     size = model.config.image_size
-    rows = interpolate(model_score_fn(model), [tuple(p) for p in pairs], n, schedule.sigmas(), schedule.n_steps_each,
+    pairs = [tuple(p) for p in pairs]
+    ks = list(ks)
+    score = model_score_fn(model)
+    if guidance is not None:
+        k = guidance.classifier.config.num_classes
+        score = guidance.score_fn(score, interpolant_targets(ks, n, len(pairs), guidance.index(ends[0]),
+                                                             guidance.index(ends[1]), k))
+    rows = interpolate(score, pairs, n, schedule.sigmas(), schedule.n_steps_each,
                        schedule.step_lr(), image_shape=(3, size, size), denoise=denoise,
                        device=next(model.parameters()).device, progress=progress, ks=list(ks))
     return rows.clamp(0, 1)

@@ -40,6 +40,11 @@ class Profile:
     # toy 2-D experiments (notebook 01)
     toy_train_steps: int
     toy_n_samples: int
+    # beyond the paper (notebook 07): classifier, guidance, quality
+    classifier_base_channels: int
+    classifier_steps: int
+    eval_samples: int  # samples for the pegasus rate, the Frechet distance and colour statistics
+    guidance_scales: tuple[float, ...]
     # benchmarks and demos
     num_threads: int | None  # torch.set_num_threads; None leaves torch's default
 
@@ -63,6 +68,10 @@ PROFILES: dict[str, Profile] = {
         n_interpolations=15,
         toy_train_steps=5_000,
         toy_n_samples=5_000,
+        classifier_base_channels=32,
+        classifier_steps=4000,
+        eval_samples=256,
+        guidance_scales=(0.0, 1.0, 3.0, 10.0),
         num_threads=None,
     ),
     "cpu": Profile(
@@ -83,6 +92,10 @@ PROFILES: dict[str, Profile] = {
         n_interpolations=15,
         toy_train_steps=2_000,
         toy_n_samples=2_000,
+        classifier_base_channels=32,
+        classifier_steps=600,
+        eval_samples=8,
+        guidance_scales=(0.0, 3.0, 10.0),
         num_threads=None,
     ),
     "ci": Profile(
@@ -103,6 +116,10 @@ PROFILES: dict[str, Profile] = {
         n_interpolations=5,
         toy_train_steps=200,
         toy_n_samples=500,
+        classifier_base_channels=8,
+        classifier_steps=20,
+        eval_samples=4,
+        guidance_scales=(0.0, 3.0),
         num_threads=1,
     ),
 }

@@ -16,7 +16,7 @@ def run(argv, capsys):
 
 
 def test_help_is_complete():
-    for sub in ("", "train", "sample", "pegasus", "export"):
+    for sub in ("", "train", "sample", "pegasus", "export", "train-classifier"):
         res = subprocess.run([sys.executable, "-m", "pegasus_course.cli", *([sub] if sub else []), "--help"],
                              capture_output=True, text=True)
         assert res.returncode == 0 and "usage: pegasus-course" in res.stdout
@@ -82,3 +82,34 @@ def test_bad_checkpoint_paths_give_clear_errors(capsys, tmp_path):
 def test_unknown_profile_is_reported(capsys, tmp_path):
     code, _, err = run(["train", "--profile", "tpu", "--out", str(tmp_path)], capsys)
     assert code == 2 and "Valid profiles" in err
+
+
+def test_train_classifier_and_pegasus_ends(trained, capsys, tmp_path):
+    data = trained.parent / "data"
+    make_image_folder(data, classes=("horse", "bird"), per_class=4, split="test")
+    clf = tmp_path / "clf.safetensors"
+    code, out, _ = run(["train-classifier", "--dataset", "folder", "--data-root", str(data), "--profile", "ci",
+                        "--steps", "3", "--batch-size", "8", "--out", str(clf), "--no-progress"], capsys)
+    assert code == 0 and "held-out accuracy on 8 clean test images" in out and str(clf) in out
+    from pegasus_course.classifier import load_classifier
+
+    model, ckpt = load_classifier(clf)
+    assert model.config.class_names == ("horse", "bird") and ckpt.meta["training"]["steps"] == 3
+    ck = str(trained / "checkpoint.safetensors")
+    common = ["pegasus", "--checkpoint", ck, "--n", "2", "--steps-each", "1", "--device", "cpu", "--pairs", "1",
+              "--classifier", str(clf)]
+    code, out, _ = run(common + ["--ends", "guidance", "--out", str(tmp_path / "g")], capsys)
+    assert code == 0 and "--ends guidance" in out and (tmp_path / "g" / "rows.png").is_file()
+    code, out, _ = run(common + ["--ends", "random", "--out", str(tmp_path / "r")], capsys)
+    assert code == 0 and "seeded random pairs" in out
+    code, out, err = run(common + ["--ends", "selection", "--candidates", "6", "--out", str(tmp_path / "s")], capsys)
+    if code == 0:  # the six candidates held both classes: the chosen seeds are printed and the row is written
+        assert "sampling 6 candidates" in out and "horse seed" in out and (tmp_path / "s" / "rows.png").is_file()
+    else:  # they did not: the message says what to do
+        assert code == 2 and "Sample more candidates" in err
+    code, out, _ = run(["sample", "--checkpoint", ck, "--n", "2", "--steps-each", "1", "--device", "cpu",
+                        "--class", "bird", "--classifier", str(clf), "--out", str(tmp_path / "b")], capsys)
+    assert code == 0 and "guidance towards 'bird'" in out
+    code, _, err = run(["sample", "--checkpoint", ck, "--n", "1", "--class", "zebra", "--classifier", str(clf),
+                        "--out", str(tmp_path / "z")], capsys)
+    assert code == 2 and "not 'zebra'" in err

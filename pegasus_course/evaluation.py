@@ -1,0 +1,180 @@
+"""Measuring samples: a Frechet distance, the classifier's view of a pegasus row, and colour shift.
+
+* **Frechet distance** (the idea behind FID, Heusel et al. 2017): fit a Gaussian to the
+  features of each image set and compute
+  d^2 = |mu_a - mu_b|^2 + Tr(C_a + C_b - 2 (C_a C_b)^(1/2)).
+  FID uses an Inception network trained on ImageNet; its weights cannot be fetched offline,
+  so the course uses the pooled features of its own ten-class CIFAR-10 classifier
+  (``checkpoints/cifar10-ten-class-32.safetensors``). The number is comparable only between
+  runs that use this same network and the same number of images, never with published FIDs.
+* **Pegasus rate**: the share of rows whose two ends are judged one horse and one bird, i.e.
+  whose interpolation crosses from horse to bird.
+* **Colour shift**: per-channel mean and standard deviation of samples against the data,
+  tracked during training by :class:`ColourTracker` (an ``on_step`` callback).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from .classifier import CHECKPOINT_DIR, predict_proba
+
+DEFAULT_FEATURE_NET = CHECKPOINT_DIR / "cifar10-ten-class-32.safetensors"
+CHANNELS = ("red", "green", "blue")
+
+
+# ---------------------------------------------------------------- Frechet distance
+
+
+def gaussian_stats(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean (F,) and covariance (F, F) of features (N, F), in float64."""
+    f = features.double()
+    if f.ndim != 2 or f.shape[0] < 2:
+        raise ValueError(f"Need at least two feature vectors (N, F), got shape {tuple(features.shape)}.")
+    mu = f.mean(0)
+    d = f - mu
+    return mu, d.T @ d / (f.shape[0] - 1)
+
+
+def _sqrtm_psd(c: torch.Tensor) -> torch.Tensor:
+    w, v = torch.linalg.eigh(c)
+    return (v * w.clamp_min(0).sqrt()) @ v.T
+
+
+def frechet_distance_from_stats(mu_a, cov_a, mu_b, cov_b) -> float:
+    """d^2 between N(mu_a, cov_a) and N(mu_b, cov_b); Tr (C_a C_b)^(1/2) through a symmetric square root."""
+    s = _sqrtm_psd(cov_a)
+    cross = torch.linalg.eigvalsh(s @ cov_b @ s).clamp_min(0).sqrt().sum()  # Tr (C_a C_b)^(1/2)
+    d2 = (mu_a - mu_b).pow(2).sum() + torch.trace(cov_a) + torch.trace(cov_b) - 2 * cross
+    return float(d2.clamp_min(0))
+
+
+def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
+    """Frechet distance between Gaussians fitted to two feature sets (N_a, F) and (N_b, F)."""
+    if features_a.shape[1] != features_b.shape[1]:
+        raise ValueError(f"Feature sizes differ: {features_a.shape[1]} vs {features_b.shape[1]}.")
+    return frechet_distance_from_stats(*gaussian_stats(features_a), *gaussian_stats(features_b))
+
+
+@torch.no_grad()
+def extract_features(net: torch.nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """Pooled features (N, F) of images (float in [0, 1] or uint8) from a classifier's ``features``."""
+    from .classifier import clean_sigma, sigma_vector
+
+    device = next(net.parameters()).device
+    out = []
+    for start in range(0, images.shape[0], batch_size):
+        x = images[start:start + batch_size]
+        x = (x.float() / 255.0 if x.dtype == torch.uint8 else x.float()).to(device)
+        out.append(net.features(x, sigma_vector(clean_sigma(net), x.shape[0], device)).float().cpu())
+    return torch.cat(out)
+
+
+def feature_frechet_distance(net: torch.nn.Module, images_a: torch.Tensor, images_b: torch.Tensor) -> float:
+    """The course's quality number: Frechet distance in ``net``'s feature space (lower is closer)."""
+    return frechet_distance(extract_features(net, images_a), extract_features(net, images_b))
+
+
+def load_feature_net(path: str | os.PathLike | None = None, device: str | torch.device = "cpu"):
+    """The fixed ten-class CIFAR-10 classifier whose features the Frechet distance uses."""
+    from .classifier import load_classifier
+
+    return load_classifier(DEFAULT_FEATURE_NET if path is None else path, device=device)
+
+
+# ---------------------------------------------------------------- horse or bird
+
+
+def horse_probability(net: torch.nn.Module, images: torch.Tensor, first: str = "horse",
+                      second: str = "bird") -> torch.Tensor:
+    """p(first | first or second) for each image, (N,): the net's two logits softmaxed against each other.
+
+    Works for the two-class horse/bird classifier and for the ten-class network alike.
+    """
+    names = list(net.config.class_names)
+    for c in (first, second):
+        if c not in names:
+            raise ValueError(f"The network knows the classes {names}, not {c!r}.")
+    probs = predict_proba(net, images)  # (N, K)
+    a, b = probs[:, names.index(first)], probs[:, names.index(second)]
+    return a / (a + b).clamp_min(1e-12)
+
+
+def crosses(p_first_end: torch.Tensor, p_second_end: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """Per row: True when one end is judged ``first`` (p > threshold) and the other ``second``."""
+    a, b = p_first_end > threshold, p_second_end > threshold
+    return a ^ b
+
+
+def pegasus_rate(p_first_end: torch.Tensor, p_second_end: torch.Tensor, threshold: float = 0.5) -> float:
+    """Share of rows whose interpolation crosses from horse to bird (one end of each class)."""
+    if p_first_end.shape != p_second_end.shape or p_first_end.ndim != 1:
+        raise ValueError("Give one probability per row for each end: two (P,) tensors.")
+    return float(crosses(p_first_end, p_second_end, threshold).float().mean())
+
+
+# ---------------------------------------------------------------- colour shift
+
+
+def colour_stats(images: torch.Tensor) -> dict[str, list[float]]:
+    """Per-channel mean and standard deviation over all pixels of images (N, 3, H, W) in [0, 1] (or uint8)."""
+    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise ValueError(f"Expected RGB images (N, 3, H, W), got {tuple(images.shape)}.")
+    per_channel = x.transpose(0, 1).reshape(3, -1)
+    return {"mean": per_channel.mean(1).tolist(), "std": per_channel.std(1).tolist()}
+
+
+def colour_shift(samples: torch.Tensor, reference: dict[str, list[float]] | torch.Tensor) -> dict[str, list[float]]:
+    """Sample statistics minus the data's, per channel: ``{"mean": [dR, dG, dB], "std": [...]}``."""
+    ref = colour_stats(reference) if torch.is_tensor(reference) else reference
+    got = colour_stats(samples)
+    return {k: [g - r for g, r in zip(got[k], ref[k])] for k in ("mean", "std")}
+
+
+@dataclass
+class ColourTracker:
+    """A training-loop callback (``train(..., on_step=tracker)``) that records the colour of samples.
+
+    Every ``every`` steps it calls ``sample_fn(model)`` for the EMA and the live weights; the
+    function returns ``{variant: images}`` (for example with and without the final denoising
+    step, :func:`pegasus_course.generate.colour_probe`), and each variant's per-channel
+    statistics are stored in ``history`` next to the data's in ``reference``.
+    """
+
+    reference: dict[str, list[float]]
+    sample_fn: Callable[[torch.nn.Module], dict[str, torch.Tensor]]
+    every: int
+    weights: Sequence[str] = ("ema", "model")
+    history: list[dict] = field(default_factory=list)
+
+    def __call__(self, state) -> None:
+        if self.every > 0 and state.step // self.every != self._last_slot():
+            self.record(state)
+
+    def record(self, state) -> None:
+        """Sample and store the statistics now (also useful once after training ends)."""
+        for which in self.weights:
+            for variant, images in self.sample_fn(getattr(state, which)).items():
+                self.history.append({"step": state.step, "weights": which, "variant": variant, **colour_stats(images)})
+
+    def _last_slot(self) -> int:
+        return self.history[-1]["step"] // self.every if self.history else 0
+
+    def series(self, weights: str, variant: str, stat: str = "mean") -> tuple[list[int], torch.Tensor]:
+        """Steps and a (steps, 3) tensor of one statistic for one kind of weights and one variant."""
+        rows = [h for h in self.history if h["weights"] == weights and h["variant"] == variant]
+        return [h["step"] for h in rows], torch.tensor([h[stat] for h in rows]).reshape(-1, 3)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        import json
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"reference": self.reference, "history": self.history}, indent=1))
+        return path
