@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The course's two commands (see README.md):
 #   ./course.sh          set everything up, make a first pegasus grid, open JupyterLab on the notebooks
-#   ./course.sh test     set everything up and run every test (unit tests, then the notebooks under `ci`)
+#   ./course.sh test     set everything up and run every test (unit tests, the notebooks under `ci`, then
+#                        the same notebooks in JupyterLab driven by Chromium)
+#   ./course.sh browser  only the browser tests (needs Debian's chromium: apt-get install chromium)
 # Both create or update a virtual environment in .venv (PEGASUS_VENV to change it).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -37,6 +39,14 @@ first_pegasus() {
   fi
 }
 
+browser_tests() {
+  # Every notebook and the explorer in JupyterLab, driven by Chromium (skipped, with the reason, without it).
+  echo "==> the notebooks in JupyterLab + Chromium (screenshots in outputs/browser/)"
+  local start=$SECONDS
+  "$PY" -m pytest -q -rs -p no:cacheprovider -m browser tests/browser/
+  echo "==> browser tests took $((SECONDS - start)) s"
+}
+
 case "${1:-lab}" in
   lab)
     setup
@@ -49,16 +59,21 @@ case "${1:-lab}" in
   test)
     setup
     echo "==> unit tests"
-    MPLBACKEND=Agg "$PY" -m pytest -q tests/ --ignore=tests/notebook_runs
+    MPLBACKEND=Agg "$PY" -m pytest -q tests/ --ignore=tests/notebook_runs --ignore=tests/browser
     echo "==> notebooks under the ci profile"
     PEGASUS_PROFILE=ci TQDM_DISABLE=1 "$PY" -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
       --nbval-cell-timeout=600 --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/ tests/notebook_runs/
+    browser_tests
+    ;;
+  browser)
+    setup
+    browser_tests
     ;;
   setup)
     setup
     ;;
   *)
-    echo "usage: ./course.sh [lab|test|setup]" >&2
+    echo "usage: ./course.sh [lab|test|browser|setup]" >&2
     exit 2
     ;;
 esac

@@ -22,6 +22,7 @@
 # | 04 | training | denoising score matching on horses and birds, EMA, checkpoints |
 # | 05 | sampling | annealed Langevin dynamics step by step, the denoising step, cost vs quality |
 # | 06 | pegasus | interpolating the noise (eq. 4) and the interactive explorer |
+# | 07 | beyond the paper | a guaranteed horse and bird at the ends, measured quality, colour shift |
 #
 # What is a pegasus sample? A score model turns noise into an image by many small random steps.
 # Record every random draw of two samples, a horse and a bird; mix the two recordings with

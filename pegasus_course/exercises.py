@@ -290,3 +290,61 @@ def check_denoise_step(fn, verbose: bool = True) -> CheckResult:
     return _run("denoise_step", "Tweedie: the posterior mean is x + sigma^2 times the score at sigma",
                 [case((2, 3, 4, 4), 0.01, 0), case((5, 2), 0.3, 1), case((1, 3), 1.0, 2)], mistakes, fn,
                 lambda x, sc, s: x + s**2 * sc, verbose)
+
+
+# ----- 07: classifier guidance -----
+class _ToyLinearClassifier(torch.nn.Module):
+    """Three-class logits, linear in x and damped by the noise level: (x W + b) / (1 + sigma^2)."""
+
+    def __init__(self, seed: int):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.w = torch.nn.Parameter(torch.randn(2, 3, generator=g), requires_grad=False)
+        self.b = torch.nn.Parameter(torch.randn(3, generator=g), requires_grad=False)
+
+    def forward(self, x, sigma):
+        return (x @ self.w + self.b) / (1 + sigma[:, None] ** 2)
+
+
+def _classifier_grad(clf, x, sigma, y, what: str):
+    with torch.enable_grad():
+        xg = x.detach().requires_grad_(True)
+        logits = clf(xg, sigma)
+        pick = torch.arange(x.shape[0])
+        value = {"log": logits.log_softmax(-1)[pick, y], "prob": logits.softmax(-1)[pick, y],
+                 "logit": logits[pick, y]}[what]
+        (grad,) = torch.autograd.grad(value.sum(), xg)
+    return grad
+
+
+def check_guided_score(fn, verbose: bool = True) -> CheckResult:
+    """Exercise (notebook 07): ``fn(score_fn, classifier_fn, x, sigma, y, scale)`` -> the guided score
+    ``score_fn(x, sigma) + scale * grad_x log p(y | x, sigma)``, p the softmax of ``classifier_fn(x, sigma)``."""
+    from .classifier import class_log_prob_grad
+    from .toy import GaussianMixture
+
+    gm = GaussianMixture(torch.tensor([0.3, 0.7]), torch.tensor([[-3.0, 0.0], [3.0, 1.0]]), torch.tensor([1.0, 0.5]))
+
+    def case(batch, scale, seed):
+        def make():
+            g = torch.Generator().manual_seed(seed)
+            x = torch.randn(batch, 2, generator=g) * 3
+            sigma = torch.rand(batch, generator=g) * 2 + 0.1
+            y = torch.randint(0, 3, (batch,), generator=g)
+            return gm.score, _ToyLinearClassifier(seed), x, sigma, y, scale
+        return make
+
+    def reference(score_fn, clf, x, sigma, y, scale):
+        weights = torch.nn.functional.one_hot(y, 3).float()
+        return score_fn(x, sigma) + scale * class_log_prob_grad(clf, x, sigma, weights)
+
+    mistakes = {"the guidance scale is missing (or applied to the score instead of the gradient)":
+                    lambda f, c, x, s, y, w: f(x, s) + _classifier_grad(c, x, s, y, "log"),
+                "gradient of p(y | x) instead of log p(y | x): Bayes' rule adds log-probabilities":
+                    lambda f, c, x, s, y, w: f(x, s) + w * _classifier_grad(c, x, s, y, "prob"),
+                "gradient of the raw logit: the softmax normaliser's gradient is missing (use log_softmax)":
+                    lambda f, c, x, s, y, w: f(x, s) + w * _classifier_grad(c, x, s, y, "logit"),
+                "sign flipped: guidance climbs log p(y | x), it adds the gradient":
+                    lambda f, c, x, s, y, w: f(x, s) - w * _classifier_grad(c, x, s, y, "log")}
+    return _run("guided_score", "differentiate log_softmax(logits)[b, y_b] with respect to x, scale it, add it",
+                [case(6, 3.0, 0), case(1, 0.5, 1), case(9, 10.0, 2)], mistakes, fn, reference, verbose)

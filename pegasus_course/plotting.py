@@ -151,3 +151,63 @@ def show_rows(rows: torch.Tensor, row_labels: Sequence[str] | None = None, highl
         ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def plot_lines(x: Sequence[float], series: dict, title: str = "", xlabel: str = "", ylabel: str = "",
+               logx: bool = False, ylim: tuple[float, float] | None = None, marker: str = "o"):
+    """Several named curves over the same x, {label: values}."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for label, values in series.items():
+        ax.plot(list(x), [float(v) for v in values], marker=marker, label=label)
+    if logx:
+        ax.set_xscale("log")
+    if ylim:
+        ax.set_ylim(*ylim)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_colour_stats(reference: dict, entries: dict, title: str = "colour of samples against the data"):
+    """Per-channel mean (bars) and standard deviation (error bars) of image sets, the data first.
+
+    ``reference`` and each value of ``entries`` are :func:`pegasus_course.evaluation.colour_stats` dicts.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    sets = {"data": reference, **entries}
+    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    width = 0.8 / len(sets)
+    colours = ("tab:red", "tab:green", "tab:blue")
+    for j, (name, st) in enumerate(sets.items()):
+        xs = np.arange(3) + (j - (len(sets) - 1) / 2) * width
+        ax.bar(xs, st["mean"], width, yerr=st["std"], color=colours, alpha=0.35 + 0.65 * (j == 0),
+               edgecolor="black", capsize=2)
+        for xv, m in zip(xs, st["mean"]):
+            ax.text(xv, 0.02, name, rotation=90, ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(3), ["red", "green", "blue"])
+    ax.set(title=title, ylabel="mean (bar) and std (line)", ylim=(0, 1))
+    fig.tight_layout()
+    return fig
+
+
+def plot_colour_history(tracker, stat: str = "mean"):
+    """A :class:`~pegasus_course.evaluation.ColourTracker`'s record: one panel per channel, the data dashed."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(9, 2.8), sharey=True)
+    combos = sorted({(h["weights"], h["variant"]) for h in tracker.history})
+    for c, ax in enumerate(axes):
+        for weights, variant in combos:
+            steps, values = tracker.series(weights, variant, stat)
+            ax.plot(steps, values[:, c], marker="o", label=f"{'EMA' if weights == 'ema' else 'live'}, {variant}")
+        ax.axhline(tracker.reference[stat][c], color="black", ls="--", label="data")
+        ax.set(title=("red", "green", "blue")[c], xlabel="training step")
+    axes[0].set_ylabel(f"channel {stat}")
+    axes[-1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -161,6 +161,11 @@ class InterpolationExplorer:
                            w.HBox([self.seed1, self.seed2, self.compute_button]),
                            w.HBox([self.image, w.VBox([self.slider, self.readout, self.save_button])]),
                            self.status_label])
+        # CSS classes name the parts for styling and for the browser tests
+        for part, name in ((self._ui, "explorer"), (self.slider, "slider"), (self.image, "image"),
+                           (self.readout, "readout"), (self.save_button, "save"), (self.compute_button, "compute"),
+                           (self.status_label, "status"), *((t, "thumb") for t in thumbs)):
+            part.add_class(f"pegasus-{name}")
         self._refresh()
         return self._ui
 

@@ -148,3 +148,23 @@ def test_denoise_step_checker():
     _assert_caught(E.check_denoise_step, lambda x, sc, s: x + s * sc, "sigma_L instead")
     _assert_caught(E.check_denoise_step, lambda x, sc, s: x - s**2 * sc, "against the score")
     _assert_caught(E.check_denoise_step, lambda x, sc, s: x, "no step")
+
+
+def test_guided_score_checker():
+    def right(score_fn, clf, x, sigma, y, scale):
+        with torch.enable_grad():
+            xg = x.detach().requires_grad_(True)
+            lp = clf(xg, sigma).log_softmax(-1)[torch.arange(x.shape[0]), y].sum()
+            (gr,) = torch.autograd.grad(lp, xg)
+        return score_fn(x, sigma) + scale * gr
+
+    assert E.check_guided_score(right, verbose=False).passed
+
+    def no_scale(f, c, x, s, y, w):
+        return right(f, c, x, s, y, 1.0)
+
+    def flipped(f, c, x, s, y, w):
+        return 2 * f(x, s) - right(f, c, x, s, y, w)
+
+    _assert_caught(E.check_guided_score, no_scale, "scale is missing")
+    _assert_caught(E.check_guided_score, flipped, "sign flipped")

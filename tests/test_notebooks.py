@@ -11,7 +11,7 @@ jupytext = pytest.importorskip("jupytext")
 NB_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NBS = sorted(NB_DIR.glob("[0-9][0-9]_*.ipynb"))
 EXPECTED = ["00_welcome", "01_score_matching", "02_noise_scales", "03_unet", "04_training", "05_sampling",
-            "06_pegasus"]
+            "06_pegasus", "07_beyond_the_paper"]
 
 
 def _inputs(nb):

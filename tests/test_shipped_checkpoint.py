@@ -21,3 +21,24 @@ def test_shipped_checkpoint_loads_and_samples():
     x = annealed_langevin(lambda x, s: model(x, s), (2, 3, 32, 32), sched.sigmas()[-3:], 1, 6.2e-6,
                           generator=torch.Generator().manual_seed(0), progress=False)
     assert x.shape == (2, 3, 32, 32) and torch.isfinite(x).all()
+
+
+@pytest.mark.parametrize("kind", ["horse-bird", "ten-class"])
+def test_shipped_classifiers_load_and_tell_horses_from_birds(kind, cifar_root):
+    from pegasus_course.classifier import DEFAULT_CLASSIFIER, load_classifier
+    from pegasus_course.data import load_dataset
+    from pegasus_course.evaluation import DEFAULT_FEATURE_NET, horse_probability
+
+    path = DEFAULT_CLASSIFIER if kind == "horse-bird" else DEFAULT_FEATURE_NET
+    if not path.is_file():
+        pytest.skip(f"no shipped {kind} classifier in this checkout")
+    model, ckpt = load_classifier(path)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    names = ("horse", "bird") if kind == "horse-bird" else ("airplane", "automobile", "bird", "cat", "deer", "dog",
+                                                             "frog", "horse", "ship", "truck")
+    assert model.config.class_names == names and ckpt.meta["training"]["test_accuracy_clean"] > 0.6
+    test = load_dataset("folder", cifar_root, split="test", classes=("horse", "bird"), train=False)
+    pick = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))[:300]
+    p_horse = horse_probability(model, test.images[pick])
+    accuracy = float(((p_horse > 0.5) == (test.labels[pick] == 0)).float().mean())
+    assert accuracy > 0.8, f"the shipped {kind} classifier tells horse from bird in only {accuracy:.0%} of test images"

@@ -39,7 +39,7 @@ def substitute_solutions(nb):
 
 
 def test_every_exercise_has_a_solution_and_a_checker():
-    assert len(EXERCISE_NBS) == 6  # notebooks 01-06
+    assert len(EXERCISE_NBS) == 7  # notebooks 01-07
     for path in EXERCISE_NBS:
         nb = nbformat.read(path, as_version=4)
         stubs = [c for c in nb.cells if "exercise" in c.metadata.get("tags", [])]
