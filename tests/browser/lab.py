@@ -129,3 +129,25 @@ def shutdown_kernels(page) -> None:
     dialog = page.locator(".jp-Dialog")
     dialog.locator("button.jp-mod-accept").click(timeout=10_000)
     dialog.first.wait_for(state="detached", timeout=30_000)
+
+
+def run_notebook_and_check(page, base_url: str, name: str) -> None:
+    """Open ``name``, Run All in a fresh kernel and check what a learner would see: every cell ran in
+    order, no output shows a traceback, at least the committed notebook's figures are rendered; a
+    full-page screenshot goes to outputs/browser/ for a person to look at."""
+    from tests.browser.conftest import NB_DIR, SCREENSHOTS
+
+    t0 = time.time()
+    open_notebook(page, base_url, name)
+    seconds = run_all(page, timeout_s=600)
+    shot = full_screenshot(page, SCREENSHOTS / f"{name[:-6]}.png")
+    errors = error_texts(page)
+    assert not errors, f"{name}: an output shows a traceback:\n{errors[0][:2000]}"
+    counts = execution_counts(page)
+    assert counts == sorted(counts) and None not in counts and counts[0] == 1, (
+        f"{name}: not every cell ran in order in the fresh kernel: {counts}")
+    expected = committed_figures(NB_DIR / name)
+    shown = rendered_images(page)
+    assert shown >= expected, f"{name}: {shown} figures rendered, the committed notebook shows {expected}"
+    print(f"{name}: Run All {seconds:.1f} s ({time.time() - t0:.1f} s with opening), {shown} figures, "
+          f"screenshot {shot.relative_to(SCREENSHOTS.parents[1])}")

@@ -65,9 +65,7 @@ def explorer(lab, browser):
     url, root = lab
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
-    L.open_notebook(page, url, NB)
-    L.run_all(page)
-    assert not L.error_texts(page)
+    L.run_notebook_and_check(page, url, NB)  # the checks every notebook gets, then the explorer's own
     page.locator(".pegasus-explorer").wait_for(timeout=30_000)
     page.locator(".pegasus-explorer").scroll_into_view_if_needed()
     status = page.locator(".pegasus-status").inner_text()
