@@ -211,8 +211,10 @@ def predict_proba(model: tnn.Module, images: torch.Tensor, sigma: float | torch.
     out = []
     for start in range(0, images.shape[0], batch_size):
         x = images[start:start + batch_size].to(device, torch.float32)
-        s = sigma_vector(max(float(sigma), clean_sigma(model)) if not torch.is_tensor(sigma) or sigma.ndim == 0
-                         else sigma[start:start + batch_size], x.shape[0], device)
+        if torch.is_tensor(sigma) and sigma.ndim == 1:  # one level per image
+            s = sigma[start:start + batch_size].to(device)
+        else:
+            s = sigma_vector(max(float(sigma), clean_sigma(model)), x.shape[0], device)
         out.append(model(x, s).float().softmax(-1).cpu())
     return torch.cat(out)
 
