@@ -30,12 +30,14 @@ import torch
 import torch.nn as tnn
 import torch.nn.functional as F
 
+from .checkpoints import DEFAULT_CHECKPOINT
 from .nn import FourierEmbedding, InstanceNormPlusPlus, ResBlock
 from .sampling import ScoreFn, progress_disabled
 
 KIND = "noise-conditional-classifier"
-CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+CHECKPOINT_DIR = DEFAULT_CHECKPOINT.parent
 DEFAULT_CLASSIFIER = CHECKPOINT_DIR / "cifar10-horse-bird-classifier-32.safetensors"
+DEFAULT_FEATURE_NET = CHECKPOINT_DIR / "cifar10-ten-class-32.safetensors"  # the ten-class judge (evaluation)
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,11 @@ class NoisyClassifier(tnn.Module):
         return self.head(self.features(x, sigma))  # (B, num_classes)
 
 
+def as_float_images(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images to float in [0, 1]; float images pass through as float32."""
+    return images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+
+
 def sigma_vector(sigma: float | torch.Tensor, batch: int, device: torch.device | str) -> torch.Tensor:
     """A (batch,) tensor of one noise level (or ``sigma`` itself if it already is one)."""
     s = torch.as_tensor(sigma, dtype=torch.float32, device=device)
@@ -206,11 +213,9 @@ def predict_proba(model: tnn.Module, images: torch.Tensor, sigma: float | torch.
     checkpoint recorded one; a noise level of 0.01 is invisible at 8 bits anyway.
     """
     device = next(model.parameters()).device
-    if images.dtype == torch.uint8:
-        images = images.float() / 255.0
     out = []
     for start in range(0, images.shape[0], batch_size):
-        x = images[start:start + batch_size].to(device, torch.float32)
+        x = as_float_images(images[start:start + batch_size]).to(device)
         if torch.is_tensor(sigma) and sigma.ndim == 1:  # one level per image
             s = sigma[start:start + batch_size].to(device)
         else:
@@ -228,18 +233,24 @@ def clean_sigma(model: tnn.Module) -> float:
 def accuracy(model: tnn.Module, images: torch.Tensor, labels: torch.Tensor, sigma: float = 0.0,
              generator: torch.Generator | None = None) -> float:
     """Share of images classified correctly after adding N(0, sigma^2) noise (sigma 0: clean)."""
-    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+    x = as_float_images(images)
     if sigma > 0:
         x = x + sigma * torch.randn(x.shape, generator=generator)
     probs = predict_proba(model, x, sigma)
     return float((probs.argmax(1) == labels.long().cpu()).float().mean())
 
 
-def class_index(model: tnn.Module, name: str) -> int:
-    names = list(model.config.class_names)
+def class_position(class_names: Sequence[str], name: str) -> int:
+    """Where ``name`` stands in ``class_names``, or a ValueError listing the classes known."""
+    names = list(class_names)
     if name not in names:
         raise ValueError(f"The classifier knows the classes {names}, not {name!r}.")
     return names.index(name)
+
+
+def class_index(model: tnn.Module, name: str) -> int:
+    """The output index of class ``name`` in a classifier."""
+    return class_position(model.config.class_names, name)
 
 
 def class_log_prob_grad(classifier: tnn.Module, x: torch.Tensor, sigma: torch.Tensor,
@@ -307,10 +318,7 @@ def select_pairs(probs: torch.Tensor, class_names: Sequence[str], n_pairs: int =
         ValueError: when no candidate is classified as ``first`` or none as ``second``, saying what to do.
     """
     names = list(class_names)
-    for c in (first, second):
-        if c not in names:
-            raise ValueError(f"The classifier knows the classes {names}, not {c!r}.")
-    a, b = names.index(first), names.index(second)
+    a, b = class_position(names, first), class_position(names, second)
     predicted = probs.argmax(1)
     ranked = {}
     for name, c in ((first, a), (second, b)):
@@ -371,7 +379,7 @@ def load_or_train_classifier(kind: str = "horse-bird", profile=None, device: str
     from .data import default_data
     from .profiles import get_profile
 
-    shipped = {"horse-bird": DEFAULT_CLASSIFIER, "ten-class": CHECKPOINT_DIR / "cifar10-ten-class-32.safetensors"}
+    shipped = {"horse-bird": DEFAULT_CLASSIFIER, "ten-class": DEFAULT_FEATURE_NET}
     if kind not in shipped:
         raise ValueError(f"kind must be one of {sorted(shipped)}, got {kind!r}.")
     if shipped[kind].is_file():

@@ -167,6 +167,15 @@ def _device(name: str | None) -> torch.device:
     return torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
+def _data_source(args) -> tuple[str, str]:
+    """Fill in ``args.dataset`` from the environment if not given; return (data root, training split)."""
+    from .data import default_data
+
+    spec = default_data()
+    args.dataset = args.dataset or spec.source
+    return args.data_root or spec.root, ("train+test" if args.dataset == "stl10" else "train")
+
+
 def cmd_train(args) -> int:
     from . import data as data_mod
     from .generate import Schedule, generate
@@ -180,10 +189,7 @@ def cmd_train(args) -> int:
     say = print if rank == 0 else (lambda *a, **k: None)
     if profile.num_threads:
         torch.set_num_threads(profile.num_threads)
-    spec = data_mod.default_data()
-    args.dataset = args.dataset or spec.source
-    root = args.data_root or spec.root
-    split = "train+test" if args.dataset == "stl10" else "train"
+    root, split = _data_source(args)
     ds = data_mod.load_dataset(args.dataset, root, split=split, classes=args.classes, image_size=args.image_size,
                                download=args.download, max_images=profile.max_train_images)
     size = ds.image_size
@@ -297,7 +303,7 @@ def _load_classifier(args, model):
 
 def _choose_ends(args, model, schedule):
     """The --auto ends: (pairs of seeds, guidance or None, a sentence saying how they were chosen)."""
-    from .classifier import DEFAULT_CLASSIFIER, predict_proba, select_pairs
+    from .classifier import DEFAULT_CLASSIFIER, class_index, predict_proba, select_pairs
     from .generate import Guidance, generate
 
     ends = args.ends
@@ -320,7 +326,7 @@ def _choose_ends(args, model, schedule):
     print(f"--ends selection: sampling {n_cand} candidates (seeds {cand[0]}..{cand[-1]}) to choose the ends from")
     probs = predict_proba(clf, generate(model, cand, schedule))
     chosen = select_pairs(probs, clf.config.class_names, args.pairs, "horse", "bird")
-    h, b = clf.config.class_names.index("horse"), clf.config.class_names.index("bird")
+    h, b = class_index(clf, "horse"), class_index(clf, "bird")
     detail = ", ".join(f"horse seed {cand[i]} (p={probs[i, h]:.2f}) -> bird seed {cand[j]} (p={probs[j, b]:.2f})"
                        for i, j in chosen)
     return [(cand[i], cand[j]) for i, j in chosen], None, f"--ends selection: {detail}"
@@ -382,14 +388,11 @@ def cmd_train_classifier(args) -> int:
     if profile.num_threads:
         torch.set_num_threads(profile.num_threads)
     device = _device(args.device)
-    spec = data_mod.default_data()
-    args.dataset = args.dataset or spec.source
-    root = args.data_root or spec.root
+    root, split = _data_source(args)
     classes = list(args.classes)
     if classes == ["all"]:
         classes = list(data_mod.CIFAR10_CLASSES if args.dataset == "cifar10" else data_mod.STL10_CLASSES
                        if args.dataset == "stl10" else data_mod.folder_classes(root, "train"))
-    split = "train+test" if args.dataset == "stl10" else "train"
     ds = data_mod.load_dataset(args.dataset, root, split=split, classes=classes, image_size=args.image_size,
                                download=args.download)
     if profile.max_train_images:

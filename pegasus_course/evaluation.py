@@ -22,9 +22,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from .classifier import CHECKPOINT_DIR, predict_proba
-
-DEFAULT_FEATURE_NET = CHECKPOINT_DIR / "cifar10-ten-class-32.safetensors"
+from .classifier import DEFAULT_FEATURE_NET, as_float_images, class_position, predict_proba
 CHANNELS = ("red", "green", "blue")
 
 
@@ -69,8 +67,7 @@ def extract_features(net: torch.nn.Module, images: torch.Tensor, batch_size: int
     device = next(net.parameters()).device
     out = []
     for start in range(0, images.shape[0], batch_size):
-        x = images[start:start + batch_size]
-        x = (x.float() / 255.0 if x.dtype == torch.uint8 else x.float()).to(device)
+        x = as_float_images(images[start:start + batch_size]).to(device)
         out.append(net.features(x, sigma_vector(clean_sigma(net), x.shape[0], device)).float().cpu())
     return torch.cat(out)
 
@@ -96,12 +93,9 @@ def horse_probability(net: torch.nn.Module, images: torch.Tensor, first: str = "
 
     Works for the two-class horse/bird classifier and for the ten-class network alike.
     """
-    names = list(net.config.class_names)
-    for c in (first, second):
-        if c not in names:
-            raise ValueError(f"The network knows the classes {names}, not {c!r}.")
+    i, j = class_position(net.config.class_names, first), class_position(net.config.class_names, second)
     probs = predict_proba(net, images)  # (N, K)
-    a, b = probs[:, names.index(first)], probs[:, names.index(second)]
+    a, b = probs[:, i], probs[:, j]
     return a / (a + b).clamp_min(1e-12)
 
 
@@ -123,7 +117,7 @@ def pegasus_rate(p_first_end: torch.Tensor, p_second_end: torch.Tensor, threshol
 
 def colour_stats(images: torch.Tensor) -> dict[str, list[float]]:
     """Per-channel mean and standard deviation over all pixels of images (N, 3, H, W) in [0, 1] (or uint8)."""
-    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+    x = as_float_images(images)
     if x.ndim != 4 or x.shape[1] != 3:
         raise ValueError(f"Expected RGB images (N, 3, H, W), got {tuple(images.shape)}.")
     per_channel = x.transpose(0, 1).reshape(3, -1)
