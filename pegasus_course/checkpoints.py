@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ import torch
 FORMAT = "pegasus-course/score-checkpoint"
 FORMAT_VERSION = 1
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "cifar10-horse-bird-32.safetensors"
+# The same run's live (optimised, not averaged) weights in float16: notebook 07 compares them with the EMA.
+LIVE_CHECKPOINT = DEFAULT_CHECKPOINT.with_name("live-" + DEFAULT_CHECKPOINT.name)
 
 
 class CheckpointError(ValueError):
@@ -58,6 +61,8 @@ def atomic_save(tensors: dict[str, torch.Tensor], meta: dict[str, Any], path: Pa
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a write that was killed
+        stale.unlink(missing_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     str_meta = {k: json.dumps(v) for k, v in meta.items()}
     try:
@@ -75,9 +80,17 @@ def atomic_save(tensors: dict[str, torch.Tensor], meta: dict[str, Any], path: Pa
 
 def save_checkpoint(tensors: dict[str, torch.Tensor], meta: dict[str, Any], path: str | os.PathLike,
                     max_shard_bytes: int | None = None) -> list[Path]:
-    """Save ``tensors`` with ``meta``; with ``max_shard_bytes``, as a folder of shards under ``path``."""
+    """Save ``tensors`` with ``meta``; with ``max_shard_bytes``, as a folder of shards under ``path``.
+
+    Every shard carries the same ``checkpoint_id``, and shards of an earlier checkpoint left in the folder
+    are removed once the new ones are written, so a folder never mixes two checkpoints unnoticed.
+    """
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
     path = Path(path)
+    if max_shard_bytes is not None and max_shard_bytes <= 0:
+        raise ValueError(f"max_shard_bytes must be positive, got {max_shard_bytes}.")
+    if max_shard_bytes is not None and path.exists() and not path.is_dir():
+        raise ValueError(f"{path} is a file: shards need a folder (give another path).")
     if max_shard_bytes is None:
         atomic_save(tensors, meta, path)
         return [path]
@@ -99,10 +112,13 @@ def save_checkpoint(tensors: dict[str, torch.Tensor], meta: dict[str, Any], path
         size += nbytes
     shards = [s for s in shards if s]
     written = []
+    checkpoint_id = uuid.uuid4().hex
     for i, shard in enumerate(shards):
         out = path / f"part-{i:02d}.safetensors"
-        atomic_save(shard, {**meta, "shard": f"{i}/{len(shards)}"}, out)
+        atomic_save(shard, {**meta, "shard": f"{i}/{len(shards)}", "checkpoint_id": checkpoint_id}, out)
         written.append(out)
+    for stale in set(path.glob("part-*.safetensors")) - set(written):
+        stale.unlink()
     return written
 
 
@@ -143,7 +159,11 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     if path.is_dir():
         files = sorted(path.glob("part-*.safetensors"))
         if not files:
-            raise FileNotFoundError(f"{path} is a folder without part-*.safetensors shards.")
+            inside = path / "checkpoint.safetensors"
+            if inside.is_file():
+                raise FileNotFoundError(f"{path} is a training run's folder: pass its checkpoint file, {inside}.")
+            raise FileNotFoundError(f"{path} is a folder without part-*.safetensors shards: pass a checkpoint "
+                                    "file (.safetensors) or a folder of resume shards.")
     elif path.is_file():
         files = [path]
     else:
@@ -153,17 +173,36 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         )
     tensors: dict[str, torch.Tensor] = {}
     meta: dict[str, Any] = {}
+    metas = []
     for f in files:
         t, m = _read_file(f)
         tensors.update(t)
+        metas.append(m)
         meta = m
-    if "shard" in meta:
-        expected = int(str(meta["shard"]).split("/")[1])
-        if expected != len(files):
-            raise CheckpointError(f"{path} holds {len(files)} of {expected} shards: the checkpoint is incomplete.")
-        meta.pop("shard")
+    if path.is_dir():
+        _check_shards(path, files, metas)
+        meta = {k: v for k, v in meta.items() if k not in ("shard", "checkpoint_id")}
     tensors = _join_pieces(tensors)
     return Checkpoint(tensors=tensors, meta=meta, path=path)
+
+
+def _check_shards(path: Path, files: list[Path], metas: list[dict]) -> None:
+    """Every shard of a folder must belong to one checkpoint: one id, one step, indices 0..n-1 once each."""
+    ids = {m.get("checkpoint_id") for m in metas}
+    steps = {m.get("step") for m in metas}
+    if len(ids) > 1 or len(steps) > 1:
+        detail = ", ".join(f"{f.name}: step {m.get('step')}" for f, m in zip(files, metas))
+        raise CheckpointError(f"{path} mixes shards of different checkpoints ({detail}). Write the shards again "
+                              "into an empty folder (`pegasus-course export ... --resume-shards DIR`).")
+    try:
+        index = [tuple(int(v) for v in str(m["shard"]).split("/")) for m in metas]
+    except (KeyError, ValueError):
+        raise CheckpointError(f"{path}: a part-*.safetensors file has no shard number; the folder is not a set of "
+                              "shards written by the course.") from None
+    total = {n for _, n in index}
+    if len(total) != 1 or sorted(i for i, _ in index) != list(range(next(iter(total)))):
+        expected = max(n for _, n in index)
+        raise CheckpointError(f"{path} holds {len(files)} of {expected} shards: the checkpoint is incomplete.")
 
 
 def _join_pieces(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

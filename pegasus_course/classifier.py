@@ -131,6 +131,18 @@ def as_float_images(images: torch.Tensor) -> torch.Tensor:
     return images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
 
 
+def check_clean_images(images: torch.Tensor, model: tnn.Module, where: str) -> None:
+    """Clean images for a classifier: uint8, or floats in [0, 1], of the classifier's shape."""
+    from .checks import check_image_batch, check_unit_images
+
+    c = getattr(model, "config", None)
+    channels, size = getattr(c, "in_channels", 3), getattr(c, "image_size", None)
+    if torch.is_tensor(images) and images.dtype == torch.uint8:
+        check_image_batch(images.float(), where, channels, size)
+    else:
+        check_unit_images(images, where, channels, size)
+
+
 def sigma_vector(sigma: float | torch.Tensor, batch: int, device: torch.device | str) -> torch.Tensor:
     """A (batch,) tensor of one noise level (or ``sigma`` itself if it already is one)."""
     s = torch.as_tensor(sigma, dtype=torch.float32, device=device)
@@ -213,6 +225,14 @@ def predict_proba(model: tnn.Module, images: torch.Tensor, sigma: float | torch.
     checkpoint recorded one; a noise level of 0.01 is invisible at 8 bits anyway.
     """
     device = next(model.parameters()).device
+    if torch.is_tensor(sigma) and sigma.ndim == 1 or float(sigma) > 0:  # noisy images leave [0, 1]
+        from .checks import check_image_batch
+
+        if images.dtype != torch.uint8:
+            c = getattr(model, "config", None)
+            check_image_batch(images, "predict_proba", getattr(c, "in_channels", 3), getattr(c, "image_size", None))
+    else:
+        check_clean_images(images, model, "predict_proba")
     out = []
     for start in range(0, images.shape[0], batch_size):
         x = as_float_images(images[start:start + batch_size]).to(device)
@@ -333,6 +353,28 @@ def select_pairs(probs: torch.Tensor, class_names: Sequence[str], n_pairs: int =
         ranked[name] = members[order].tolist()
     firsts, seconds = ranked[first], ranked[second]
     return [(firsts[i % len(firsts)], seconds[i % len(seconds)]) for i in range(n_pairs)]
+
+
+def choose_horse_and_bird(model: NoisyClassifier, samples: torch.Tensor, seeds: Sequence[int]
+                          ) -> tuple[int, int, str]:
+    """The seeds of the most confident horse and the most confident bird of a sampled batch, and a sentence.
+
+    The ends a notebook's row and explorer start from. When the batch holds no sample classified as one of
+    the two, the sentence says so and the seed with the highest probability of that class is used instead.
+    """
+    seeds = list(seeds)
+    if len(seeds) != samples.shape[0]:
+        raise ValueError(f"Got {samples.shape[0]} samples but {len(seeds)} seeds: pass one seed per sample.")
+    probs = predict_proba(model, samples)
+    h, b = class_index(model, "horse"), class_index(model, "bird")
+    try:
+        ((i, j),) = select_pairs(probs, model.config.class_names, 1, "horse", "bird")
+        how = "chosen by the horse/bird classifier: the most confident horse and the most confident bird"
+    except ValueError as err:
+        i, j = int(probs[:, h].argmax()), int(probs[:, b].argmax())
+        how = f"{err} Using the most horse-like and the most bird-like sample instead"
+    return seeds[i], seeds[j], (f"{how}: horse seed {seeds[i]} (p = {probs[i, h]:.2f}), "
+                                f"bird seed {seeds[j]} (p = {probs[j, b]:.2f})")
 
 
 # ---------------------------------------------------------------- checkpoints

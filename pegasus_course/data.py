@@ -106,13 +106,22 @@ def _missing_root_message(source: str, root: Path) -> str:
     if source == "folder":
         return (
             f"No image folder at {root}. Expected <root>/<split>/<class>/*.jpg|png, for example "
-            "an unpacked CIFAR-10-as-images copy. Point `root` (or PEGASUS_DATA_ROOT) at that folder."
+            "an unpacked CIFAR-10-as-images copy. Point --data-root (PEGASUS_DATA_ROOT; `root` in Python) at "
+            "that folder."
         )
     name = {"cifar10": "CIFAR-10", "stl10": "STL-10"}[source]
     return (
-        f"{name} was not found under {root}. Pass download=True to fetch it with torchvision (needs internet), "
-        f"or point `root` (or PEGASUS_DATA_ROOT) at the folder that holds it. Without internet, use "
-        "source='folder' with an image-folder copy."
+        f"{name} was not found under {root}. Add --download to fetch it with torchvision (needs internet; "
+        f"download=True in Python), or point --data-root (PEGASUS_DATA_ROOT) at the folder that holds it. "
+        "Without internet, use an image-folder copy: --dataset folder --data-root PATH "
+        "(PEGASUS_DATA_SOURCE=folder)."
+    )
+
+
+def _download_failed(name: str, root: Path, exc: Exception) -> FileNotFoundError:
+    return FileNotFoundError(
+        f"Could not download {name} into {root} ({exc.__class__.__name__}: {exc}). --download needs internet; "
+        "without it, use an image-folder copy: --dataset folder --data-root PATH (PEGASUS_DATA_SOURCE=folder)."
     )
 
 
@@ -123,7 +132,10 @@ def _load_cifar10(root: Path, split: str, download: bool) -> tuple[torch.Tensor,
         raise ValueError(f"CIFAR-10 has splits 'train' and 'test', got {split!r}.")
     if not download and not (root / "cifar-10-batches-py").is_dir():
         raise FileNotFoundError(_missing_root_message("cifar10", root))
-    ds = CIFAR10(str(root), train=(split == "train"), download=download)
+    try:
+        ds = CIFAR10(str(root), train=(split == "train"), download=download)
+    except (OSError, RuntimeError) as exc:  # no network, or a damaged archive
+        raise _download_failed("CIFAR-10", root, exc) from exc
     images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # (N, 32, 32, 3) -> (N, 3, 32, 32)
     return images, torch.tensor(ds.targets, dtype=torch.long), tuple(ds.classes)
 
@@ -138,7 +150,10 @@ def _load_stl10(root: Path, split: str, download: bool) -> tuple[torch.Tensor, t
         raise FileNotFoundError(_missing_root_message("stl10", root))
     images, labels = [], []
     for part in parts:
-        ds = STL10(str(root), split=part, download=download)
+        try:
+            ds = STL10(str(root), split=part, download=download)
+        except (OSError, RuntimeError) as exc:
+            raise _download_failed("STL-10", root, exc) from exc
         images.append(torch.from_numpy(ds.data))  # (N, 3, 96, 96) uint8
         labels.append(torch.from_numpy(ds.labels).long())  # torchvision maps 1..10 to 0..9
     return torch.cat(images), torch.cat(labels), STL10_CLASSES
@@ -157,11 +172,19 @@ def _load_folder(root: Path, split: str, classes: Sequence[str]) -> tuple[torch.
     wanted = _select_classes(classes, valid, f"the image folder {split_dir}")
     images, labels = [], []
     for label, index in enumerate(wanted):
-        files = sorted(p for p in (split_dir / valid[index]).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        class_dir = split_dir / valid[index]
+        files = sorted(p for p in class_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise ValueError(f"The class folder {class_dir} holds no .jpg or .png images: add images or leave "
+                             f"the class out (--classes).")
         for path in files:
-            with Image.open(path) as im:
-                arr = torch.frombuffer(bytearray(im.convert("RGB").tobytes()), dtype=torch.uint8)
-                images.append(arr.view(im.size[1], im.size[0], 3).permute(2, 0, 1))
+            try:
+                with Image.open(path) as im:
+                    arr = torch.frombuffer(bytearray(im.convert("RGB").tobytes()), dtype=torch.uint8)
+                    images.append(arr.view(im.size[1], im.size[0], 3).permute(2, 0, 1))
+            except (OSError, SyntaxError, ValueError) as exc:  # PIL's errors for damaged files
+                raise ValueError(f"{path} is not a readable image ({exc.__class__.__name__}: {exc}): remove or "
+                                 "replace that file.") from None
             labels.append(label)
     if not images:
         raise FileNotFoundError(f"No .jpg or .png images in the class folders of {split_dir}.")
@@ -268,6 +291,20 @@ def folder_classes(root: str | os.PathLike, split: str = "train") -> list[str]:
     if not split_dir.is_dir():
         raise FileNotFoundError(_missing_root_message("folder", Path(root)))
     return sorted(p.name for p in split_dir.iterdir() if p.is_dir())
+
+
+def class_balance_notes(ds: ImageDataset, ratio: float = 0.25) -> list[str]:
+    """Lines to show before training: a class with no images, or far fewer than the largest class."""
+    counts = torch.bincount(ds.labels, minlength=len(ds.classes)).tolist()
+    most = max(counts) if counts else 0
+    notes = []
+    for name, n in zip(ds.classes, counts):
+        if n == 0:
+            raise ValueError(f"The class {name!r} has no images in this data: check the class folder or --classes.")
+        if n < ratio * most:
+            notes.append(f"note: class {name!r} has {n} images against {most} for the largest class, so the model "
+                         "will rarely see it; add images or balance the classes")
+    return notes
 
 
 def balanced_subset(ds: ImageDataset, per_class: int) -> ImageDataset:

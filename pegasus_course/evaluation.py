@@ -62,8 +62,9 @@ def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> floa
 @torch.no_grad()
 def extract_features(net: torch.nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """Pooled features (N, F) of images (float in [0, 1] or uint8) from a classifier's ``features``."""
-    from .classifier import clean_sigma, sigma_vector
+    from .classifier import check_clean_images, clean_sigma, sigma_vector
 
+    check_clean_images(images, net, "extract_features")
     device = next(net.parameters()).device
     out = []
     for start in range(0, images.shape[0], batch_size):
@@ -172,3 +173,30 @@ class ColourTracker:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"reference": self.reference, "history": self.history}, indent=1))
         return path
+
+
+# The figures `benchmarks/sample_quality.py --json` measured for the shipped model (64 samples per set).
+QUALITY_RECORD = DEFAULT_FEATURE_NET.parent.parent / "benchmarks" / "sample_quality.json"
+
+
+def quality_summary(path: str | os.PathLike | None = None) -> str:
+    """A readable table of a recorded ``sample_quality.py --json`` run (the shipped model's by default).
+
+    Notebooks print it beside their own small live run, so a learner sees figures from enough samples
+    to mean something. Says where the record is missing instead of raising.
+    """
+    import json
+
+    path = Path(path) if path is not None else QUALITY_RECORD
+    if not path.is_file():
+        return (f"no recorded quality figures at {path}: run `python benchmarks/sample_quality.py --n 64 "
+                f"--json {path}` to make them")
+    r = json.loads(path.read_text())
+    lines = [f"recorded by benchmarks/sample_quality.py: checkpoint step {r['checkpoint_step']:,}, {r['n']} samples "
+             f"per set, L = {r['num_scales']}, T = {r['n_steps_each']}, on {r['device']}",
+             "Frechet distance (ten-class features, vs held-out test images):"]
+    lines += [f"  {name:34s} {v:8.2f}" for name, v in r["frechet_distance"].items()]
+    lines.append(f"pegasus rate (judged by the ten-class network), {r['n'] // 2} rows each:")
+    lines += [f"  {name:34s} {v:8.0%}" for name, v in r["pegasus_rate"].items()]
+    lines.append("judged horse: " + ", ".join(f"{v:.0%} of {k}" for k, v in r["judged_horse"].items()))
+    return "\n".join(lines)

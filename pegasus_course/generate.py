@@ -8,6 +8,7 @@ from typing import Sequence
 import torch
 
 from . import sigmas as sig
+from .checks import check_k, check_positive_int, check_seeds
 from .interpolation import interpolate, sample_seeds
 
 
@@ -76,7 +77,7 @@ def generate(model: torch.nn.Module, seeds, schedule: Schedule, *, denoise: bool
     """
     device = next(model.parameters()).device
     size = model.config.image_size
-    seeds = list(seeds)
+    seeds = check_seeds(seeds, "generate")
     if guidance is not None and (classes is None or len(classes) != len(seeds)):
         raise ValueError("Guided sampling needs one class name per seed (classes=[...]).")
     out = []
@@ -120,14 +121,14 @@ def colour_probe(schedule: Schedule, seeds: Sequence[int]):
 
 def pegasus_rows(model: torch.nn.Module, pairs, n: int, schedule: Schedule, *, denoise: bool = True,
                  progress: bool = True, guidance: Guidance | None = None,
-                 ends: tuple[str, str] = ("horse", "bird")) -> torch.Tensor:
+                 ends: tuple[str, str] = ("horse", "bird"), batch_size: int = 256) -> torch.Tensor:
     """Interpolation rows (pairs, n + 2, 3, H, W) between seeded ends (eq. 4), clamped to [0, 1].
 
     With ``guidance`` the first end is guided towards ``ends[0]`` and the last towards ``ends[1]``;
     see :func:`pegasus_batch`.
     """
     return pegasus_batch(model, pairs, n, range(n + 2), schedule, denoise=denoise, progress=progress,
-                         guidance=guidance, ends=ends)
+                         guidance=guidance, ends=ends, batch_size=batch_size)
 
 
 def pegasus_k(image_size: int) -> int:
@@ -151,21 +152,34 @@ def interpolant_targets(ks, n: int, num_pairs: int, first: int, second: int, num
 @torch.no_grad()
 def pegasus_batch(model: torch.nn.Module, pairs, n: int, ks, schedule: Schedule, *, denoise: bool = True,
                   progress: bool = True, guidance: Guidance | None = None,
-                  ends: tuple[str, str] = ("horse", "bird")) -> torch.Tensor:
+                  ends: tuple[str, str] = ("horse", "bird"), batch_size: int = 256) -> torch.Tensor:
     """Only the interpolants ``ks`` of each pair's row, (pairs, len(ks), 3, H, W): cheaper than whole rows.
 
     With ``guidance``, interpolant k is guided towards ``ends[0]`` and ``ends[1]`` with the weights
     of :func:`interpolant_targets`: the row starts at a guided horse and ends at a guided bird.
+    At most ``batch_size`` images go through the network at once (whole rows when they fit, else
+    pieces of a row), so memory does not grow with N or the number of pairs; every interpolant's
+    noise depends on its pair's seeds and its k only, so the split does not change the images.
     """
     size = model.config.image_size
-    pairs = [tuple(p) for p in pairs]
+    pairs = [tuple(check_seeds(p, "pegasus_batch: each pair", count=2)) for p in pairs]
     ks = list(ks)
-    score = model_score_fn(model)
-    if guidance is not None:
-        k = guidance.classifier.config.num_classes
-        score = guidance.score_fn(score, interpolant_targets(ks, n, len(pairs), guidance.index(ends[0]),
-                                                             guidance.index(ends[1]), k))
-    rows = interpolate(score, pairs, n, schedule.sigmas(), schedule.n_steps_each,
-                       schedule.step_lr(), image_shape=(3, size, size), denoise=denoise,
-                       device=next(model.parameters()).device, progress=progress, ks=list(ks))
-    return rows.clamp(0, 1)
+    check_k(ks, n, "pegasus_batch")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    device = next(model.parameters()).device
+    out = torch.empty(len(pairs), len(ks), 3, size, size, device=device)
+    rows_per = max(1, batch_size // max(len(ks), 1))
+    k_per = min(len(ks), batch_size)
+    for a in range(0, len(pairs), rows_per):
+        chunk = pairs[a:a + rows_per]
+        for b in range(0, len(ks), k_per):
+            kc = ks[b:b + k_per]
+            score = model_score_fn(model)
+            if guidance is not None:
+                k = guidance.classifier.config.num_classes
+                score = guidance.score_fn(score, interpolant_targets(kc, n, len(chunk), guidance.index(ends[0]),
+                                                                     guidance.index(ends[1]), k))
+            out[a:a + len(chunk), b:b + len(kc)] = interpolate(
+                score, chunk, n, schedule.sigmas(), schedule.n_steps_each, schedule.step_lr(),
+                image_shape=(3, size, size), denoise=denoise, device=device, progress=progress, ks=kc)
+    return out.clamp(0, 1)

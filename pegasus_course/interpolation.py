@@ -10,15 +10,18 @@ interpolant is a valid sample; k = 0 gives sample 1 back and k = N + 1 sample 2.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Sequence
 
 import torch
 
+from .checks import check_k, check_seeds
 from .sampling import ScoreFn, SeededNoise, annealed_langevin
 
 
 def mix_weights(k: int | torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(cos, sin) of k pi / (2 (n + 1)), the weights of eq. 4, in float64."""
+    """(cos, sin) of k pi / (2 (n + 1)), the weights of eq. 4, in float64 (0 <= k <= n + 1)."""
+    check_k(k, n)
     theta = torch.as_tensor(k, dtype=torch.float64) * math.pi / (2 * (n + 1))
     return theta.cos(), theta.sin()
 
@@ -43,8 +46,14 @@ class InterpolatedNoise:
     """
 
     def __init__(self, seeds1: Sequence[int], seeds2: Sequence[int], n: int, ks: Sequence[int] | None = None):
+        seeds1, seeds2 = check_seeds(seeds1, "InterpolatedNoise"), check_seeds(seeds2, "InterpolatedNoise")
         if len(seeds1) != len(seeds2):
             raise ValueError("seeds1 and seeds2 must have the same length (one pair per row).")
+        same = [a for a, b in zip(seeds1, seeds2) if a == b]
+        if same:
+            raise ValueError(f"Both ends of a row have seed {same[0]}: eq. 4 mixes two independent noise tapes, and a "
+                             "tape mixed with itself is scaled by cos + sin (up to 1.41), not a sample. Pick two "
+                             "different seeds.")
         self.n = n
         self.ks = torch.as_tensor(list(ks) if ks is not None else range(n + 2), dtype=torch.int64)
         self.ends1, self.ends2 = SeededNoise(seeds1), SeededNoise(seeds2)
@@ -94,8 +103,10 @@ def interpolate(
     Returns:
         (K, C, H, W) for one pair, or (pairs, K, C, H, W) for a list of pairs, K = len(ks) (n + 2 by default).
     """
-    single = isinstance(seeds[0], int)
+    single = len(seeds) == 2 and all(isinstance(s, numbers.Integral) for s in seeds)
     pairs = [tuple(seeds)] if single else [tuple(p) for p in seeds]
+    if any(len(p) != 2 for p in pairs):
+        raise ValueError(f"seeds must be one pair (seed1, seed2) or a list of pairs, got {seeds!r}.")
     noise = InterpolatedNoise([p[0] for p in pairs], [p[1] for p in pairs], n, ks=ks)
     x = annealed_langevin(
         score_fn, (noise.batch_size, *image_shape), sigmas, n_steps_each, step_lr,

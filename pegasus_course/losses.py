@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import torch
 
+from .checks import check_sigmas
 from .sampling import ScoreFn
+
+REDUCTIONS = ("mean", "sum", "none")
 
 
 def _per_example_sigmas(x: torch.Tensor, sigmas: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -37,8 +40,12 @@ def dsm_loss(
         x: clean data (B, ...).
         sigmas: the schedule (L,) to draw levels from.
         generator: source of the level indices and of z.
-        reduction: ``"mean"`` (a scalar) or ``"none"`` (one value per example).
+        reduction: ``"mean"`` over the batch (a scalar), ``"sum"`` over the batch, or ``"none"`` (one
+            value per example). Each value is summed over the data's dimensions, never averaged.
     """
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"dsm_loss: reduction must be one of {REDUCTIONS}, got {reduction!r}.")
+    check_sigmas(sigmas, "dsm_loss")
     sigma = _per_example_sigmas(x, sigmas, generator)  # (B,)
     z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     s = _bcast(sigma, x)
@@ -46,7 +53,9 @@ def dsm_loss(
     # sigma * score + (x~ - x) / sigma = sigma * score + z: the sigma^2-weighted residual.
     residual = s * score_fn(x_tilde, sigma) + z
     per_example = 0.5 * residual.pow(2).flatten(1).sum(1)  # (B,)
-    return per_example.mean() if reduction == "mean" else per_example
+    if reduction == "mean":
+        return per_example.mean()
+    return per_example.sum() if reduction == "sum" else per_example
 
 
 def sliced_score_matching_loss(
@@ -72,6 +81,7 @@ def sliced_score_matching_loss(
         generator: source of levels, perturbation and directions.
         variance_reduced: use the SSM-VR form.
     """
+    check_sigmas(sigmas, "sliced_score_matching_loss")
     sigma = _per_example_sigmas(x, sigmas, generator)
     s = _bcast(sigma, x)
     x_tilde = (x + s * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)).detach()

@@ -21,6 +21,8 @@ import torch
 import torch.nn as tnn
 import torch.nn.functional as F
 
+from .checks import check_image_batch, check_sigmas
+
 
 class FourierEmbedding(tnn.Module):
     """Gaussian random Fourier features of log(sigma) followed by a two-layer MLP.
@@ -206,6 +208,10 @@ class ScoreUNet(tnn.Module):
         self.conv_out = tnn.Conv2d(prev, c.in_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        check_image_batch(x, "ScoreUNet", self.config.in_channels)
+        if not torch.is_tensor(sigma):
+            raise TypeError(f"ScoreUNet: sigma must be a tensor of shape ({x.shape[0]},), one level per image, got "
+                            f"{type(sigma).__name__}; use torch.full((B,), sigma).")
         b, ch, h, w = x.shape
         if h % 8 or w % 8:
             raise ValueError(f"Input of {h}x{w} pixels: height and width must be divisible by 8 (three poolings).")
@@ -213,6 +219,7 @@ class ScoreUNet(tnn.Module):
             raise ValueError(f"Expected {self.config.in_channels} channels, got {ch}.")
         if sigma.shape != (b,):
             raise ValueError(f"sigma must hold one value per image, shape ({b},), got {tuple(sigma.shape)}.")
+        check_sigmas(sigma, "ScoreUNet")
         emb = self.embed(sigma)  # (B, E)
         hid = self.conv_in(x)  # (B, C0, H, W)
         skips = []

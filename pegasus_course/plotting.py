@@ -19,7 +19,17 @@ def to_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> torch.Tens
     """Tile (B, 3, H, W) images in [0, 1] into one (3, H', W') image with torchvision's make_grid."""
     from torchvision.utils import make_grid
 
-    return make_grid(images.detach().float().clamp(0, 1).cpu(), nrow=nrow, padding=padding, pad_value=1.0)
+    from .checks import check_image_batch
+
+    images = images.detach().cpu()
+    if images.dtype == torch.uint8:
+        images = images.float() / 255.0
+    check_image_batch(images, "to_grid", channels=images.shape[1] if images.ndim == 4 else 3)
+    # Noisy images (a trajectory) are clamped on purpose; all-non-negative values above 2 are 0-255 images.
+    if images.numel() and float(images.min()) >= 0 and float(images.max()) > 2:
+        raise ValueError(f"to_grid: expected images in [0, 1], got values up to {float(images.max()):.4g}: 0-255 "
+                         "images? Scale them with classifier.as_float_images(images) (uint8) or images / 255.")
+    return make_grid(images.float().clamp(0, 1), nrow=nrow, padding=padding, pad_value=1.0)
 
 
 def show_images(images: torch.Tensor, nrow: int = 8, title: str | None = None, labels: Sequence[str] | None = None,

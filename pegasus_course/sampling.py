@@ -21,6 +21,8 @@ from typing import Callable, Iterator, Protocol, Sequence
 
 import torch
 
+from .checks import check_positive_int, check_seeds, check_sigmas
+
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 _M32 = 0xFFFFFFFF
@@ -60,7 +62,7 @@ class SeededNoise:
     """
 
     def __init__(self, seeds: Sequence[int] | torch.Tensor):
-        self.seeds = torch.as_tensor(seeds, dtype=torch.int64).reshape(-1)
+        self.seeds = torch.as_tensor(check_seeds(seeds, "SeededNoise"), dtype=torch.int64).reshape(-1)
         self._elem_cache: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def _element_keys(self, numel: int, device: torch.device):
@@ -98,6 +100,11 @@ class RecordingNoise:
         z = self.inner(index, shape, device, dtype)
         self.tape[index] = z.detach().clone()
         return z
+
+
+def _is_real(v) -> bool:
+    return (torch.is_tensor(v) and v.numel() == 1) or (isinstance(v, (int, float)) and not isinstance(v, bool)) or \
+        type(v).__module__ == "numpy"
 
 
 def progress_disabled(progress: bool) -> bool:
@@ -197,6 +204,11 @@ def iter_annealed_langevin(
     sig = torch.as_tensor(sigmas, dtype=torch.float64).cpu()
     if sig.ndim != 1 or sig.numel() < 1:
         raise ValueError("sigmas must be a non-empty 1-D tensor, largest first.")
+    check_sigmas(sig, "annealed Langevin", descending=True)
+    check_positive_int(n_steps_each, "n_steps_each (T, Langevin steps per noise level)", minimum=0)
+    if not (_is_real(step_lr) and math.isfinite(float(step_lr)) and float(step_lr) >= 0):
+        raise ValueError(f"annealed Langevin: step_lr (eps) must be a finite number >= 0, got {step_lr!r}; "
+                         "sigmas.langevin_step_size(sigmas, T) gives technique 4's value.")
     shape = tuple(shape)
     batch = shape[0]
     sigma_vecs = sig.to(dtype).to(device)[:, None].expand(-1, batch)  # (L, B), one host->device copy

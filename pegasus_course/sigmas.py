@@ -19,10 +19,11 @@ def geometric_sigmas(sigma_max: float, sigma_min: float, num_scales: int) -> tor
 
     Computed in float64 so that the ratio is constant to float32 precision.
     """
-    if not (sigma_max > sigma_min > 0):
-        raise ValueError(f"Need sigma_max > sigma_min > 0, got {sigma_max} and {sigma_min}.")
-    if num_scales < 2:
-        raise ValueError(f"num_scales must be at least 2, got {num_scales}.")
+    if not (math.isfinite(sigma_max) and math.isfinite(sigma_min) and sigma_max > sigma_min > 0):
+        raise ValueError(f"Need finite sigma_max > sigma_min > 0, got {sigma_max} and {sigma_min}.")
+    from .checks import check_positive_int
+
+    num_scales = check_positive_int(num_scales, "num_scales (L, the number of noise levels)", minimum=2)
     logs = torch.linspace(math.log(sigma_max), math.log(sigma_min), num_scales, dtype=torch.float64)
     return logs.exp().float()
 

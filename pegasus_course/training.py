@@ -11,6 +11,8 @@ from __future__ import annotations
 import copy
 import math
 import os
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,7 +22,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DistributedSampler
 
-from .checkpoints import CheckpointError, check_config, load_checkpoint, load_weights, save_checkpoint
+from .checkpoints import Checkpoint, CheckpointError, check_config, load_checkpoint, load_weights, save_checkpoint
 from .losses import dsm_loss
 from .sampling import progress_disabled
 
@@ -74,6 +76,62 @@ class TrainState:
     images_per_second: float = 0.0
     seconds: float = 0.0
     stop_reason: str = ""
+
+
+# A logged loss this many times the recent median stops the run: the optimisation has diverged.
+EXPLOSION_FACTOR = 1e3
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) during :func:`train`: raised at the end of the step that was running, after a
+    checkpoint of that step was written (when the run writes checkpoints). ``saved`` says where."""
+
+    def __init__(self, step: int, saved: str = ""):
+        super().__init__(f"training interrupted at step {step}")
+        self.step, self.saved = step, saved
+
+
+def weights_finite(*modules: torch.nn.Module) -> bool:
+    """True when every parameter and buffer of every module is finite (one host sync)."""
+    tensors = [t for m in modules for t in (*m.parameters(), *m.buffers()) if t.is_floating_point()]
+    if not tensors:
+        return True
+    return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
+
+
+@torch.no_grad()
+def scores_finite(model: torch.nn.Module, images: torch.Tensor, sigmas: torch.Tensor) -> bool:
+    """True when ``model`` gives finite scores for one training image at the largest and smallest level."""
+    x = images[:1].float().div(255.0) if images.dtype == torch.uint8 else images[:1].float()
+    levels = torch.stack([sigmas.max(), sigmas.min()]).to(x.device, torch.float32)
+    was_training = model.training
+    model.eval()
+    try:
+        out = model(x.expand(2, *x.shape[1:]) + levels.view(-1, *([1] * (x.ndim - 1))) * 0.5, levels)
+    finally:
+        model.train(was_training)
+    return bool(torch.isfinite(out).all())
+
+
+def check_losses(values: list[float], history: list[float], step: int) -> None:
+    """Raise FloatingPointError for a non-finite loss, or one grown by orders of magnitude (diverged)."""
+    bad = [i for i, v in enumerate(values) if not math.isfinite(v)]
+    if bad:
+        first = step - len(values) + bad[0] + 1
+        raise FloatingPointError(
+            f"The loss became {values[bad[0]]} at step {first}: training stopped and no checkpoint was "
+            "written. Lower --lr, enable --grad-clip, or resume from the last checkpoint."
+        )
+    recent = (history[-100:] or values[:1])
+    ref = sorted(recent)[len(recent) // 2]
+    worst = max(range(len(values)), key=lambda i: values[i])
+    if ref > 0 and values[worst] > EXPLOSION_FACTOR * ref:
+        first = step - len(values) + worst + 1
+        raise FloatingPointError(
+            f"The loss jumped from about {ref:.4g} to {values[worst]:.4g} at step {first}: the optimisation "
+            "diverged, so training stopped and no checkpoint was written. Lower --lr, enable --grad-clip, or "
+            "resume from the last checkpoint."
+        )
 
 
 def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
@@ -133,8 +191,10 @@ def train(
     Under ``torchrun`` (an initialised process group) the model is wrapped in
     DistributedDataParallel and each process takes its shard of every epoch; only rank 0
     writes checkpoints and shows progress. ``on_step(state)`` runs on every rank after each
-    host sync (every ``cfg.log_every`` steps). Non-finite losses stop training with a
-    FloatingPointError naming the step, before any checkpoint is written.
+    host sync (every ``cfg.log_every`` steps). A non-finite loss, a loss grown a thousandfold over
+    the recent median, or weights that give non-finite scores stop training with a FloatingPointError
+    naming the step, and the last checkpoint is kept. Ctrl-C (SIGINT) finishes the running step,
+    writes a checkpoint there and raises :class:`TrainingInterrupted`.
     """
     from tqdm.auto import tqdm
 
@@ -165,57 +225,86 @@ def train(
     start_step, t0 = state.step, time.perf_counter()
     bar = tqdm(total=cfg.steps, initial=state.step, desc="training", unit="step",
                disable=progress_disabled(progress) or rank != 0, dynamic_ncols=True)
+    interrupted = threading.Event()
+
+    def save(path) -> None:
+        """Write a checkpoint only of weights that give finite scores: a good checkpoint is never replaced."""
+        if not (weights_finite(state.model, state.ema) and scores_finite(state.ema, data[:1], sigmas)
+                and scores_finite(model, data[:1], sigmas)):
+            raise FloatingPointError(
+                f"The weights gave non-finite scores at step {state.step}: training stopped and the last checkpoint "
+                f"({path}) was kept. Lower --lr, enable --grad-clip, or resume from that checkpoint.")
+        save_train_state(state, path, cfg, meta)
+
+    def run_steps() -> bool:
+        """Train until cfg.steps, the time limit or Ctrl-C; True when interrupted."""
+        while state.step < cfg.steps:
+            step = state.step
+            step_seed = (cfg.seed * 1_000_003 + step) * 64 + rank
+            idx = batches(step).to(device)
+            flip_gen = make_generator(step_seed, "cpu")
+            flips = (torch.rand(idx.numel(), generator=flip_gen) < 0.5).to(device)[:, None, None, None]
+            x = data[idx].float().div_(255.0)  # (B, 3, H, W) in [0, 1]
+            x = torch.where(flips, x.flip(-1), x)
+            noise_gen.manual_seed(step_seed)
+            loss = dsm_loss(score_fn, x, sigmas, generator=noise_gen)
+            state.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            state.optimizer.step()
+            ema_update(state.ema, model, cfg.ema_decay)
+            pending.append(loss.detach())
+            state.step += 1
+            # One process alone stops at once; several agree at the next host sync, so they stop at one step.
+            stop_now = interrupted.is_set() and world == 1
+            if state.step % cfg.log_every == 0 or state.step == cfg.steps or stop_now:
+                values = torch.stack(pending).float().cpu().tolist()
+                check_losses(values, state.losses, state.step)
+                state.losses.extend(values)
+                pending.clear()
+                state.seconds = time.perf_counter() - t0
+                done = state.step - start_step
+                state.images_per_second = done * cfg.batch_size * world / max(state.seconds, 1e-9)
+                bar.update(len(values))
+                bar.set_postfix(loss=f"{sum(values) / len(values):.4g}", img_s=f"{state.images_per_second:.0f}")
+                if on_step is not None:
+                    on_step(state)
+                out_of_time = cfg.max_minutes is not None and state.seconds > 60 * cfg.max_minutes
+                stop_now = stop_now or (interrupted.is_set() and world == 1)  # Ctrl-C during on_step (previews)
+                if world > 1:
+                    flags = torch.tensor([float(out_of_time), float(interrupted.is_set())], device=device)
+                    dist.all_reduce(flags)
+                    out_of_time, stop_now = bool(flags[0].item() > 0), bool(flags[1].item() > 0)
+                if stop_now:
+                    return True
+                if checkpoint_path and rank == 0 and (state.step % cfg.checkpoint_every < cfg.log_every or out_of_time):
+                    save(checkpoint_path)
+                if out_of_time:
+                    state.stop_reason = f"time limit of {cfg.max_minutes} minutes reached at step {state.step}"
+                    return False
+        return False
+
+    previous_handler = None
+    if threading.current_thread() is threading.main_thread():
+        # Ctrl-C lets the running step finish, so the checkpoint written below is at an exact step boundary.
+        previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
     model.train()
-    while state.step < cfg.steps:
-        step = state.step
-        step_seed = (cfg.seed * 1_000_003 + step) * 64 + rank
-        idx = batches(step).to(device)
-        flip_gen = make_generator(step_seed, "cpu")
-        flips = (torch.rand(idx.numel(), generator=flip_gen) < 0.5).to(device)[:, None, None, None]
-        x = data[idx].float().div_(255.0)  # (B, 3, H, W) in [0, 1]
-        x = torch.where(flips, x.flip(-1), x)
-        noise_gen.manual_seed(step_seed)
-        loss = dsm_loss(score_fn, x, sigmas, generator=noise_gen)
-        state.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        state.optimizer.step()
-        ema_update(state.ema, model, cfg.ema_decay)
-        pending.append(loss.detach())
-        state.step += 1
-        if state.step % cfg.log_every == 0 or state.step == cfg.steps:
-            values = torch.stack(pending).float().cpu().tolist()
-            bad = [i for i, v in enumerate(values) if not math.isfinite(v)]
-            if bad:
-                first = state.step - len(values) + bad[0] + 1
-                raise FloatingPointError(
-                    f"The loss became {values[bad[0]]} at step {first}: training stopped and no checkpoint was "
-                    "written. Lower the learning rate, enable --grad-clip, or resume from the last checkpoint."
-                )
-            state.losses.extend(values)
-            pending.clear()
-            state.seconds = time.perf_counter() - t0
-            done = state.step - start_step
-            state.images_per_second = done * cfg.batch_size * world / max(state.seconds, 1e-9)
-            bar.update(len(values))
-            bar.set_postfix(loss=f"{sum(values) / len(values):.4g}", img_s=f"{state.images_per_second:.0f}")
-            if on_step is not None:
-                on_step(state)
-            out_of_time = cfg.max_minutes is not None and state.seconds > 60 * cfg.max_minutes
-            if world > 1:
-                flag = torch.tensor([float(out_of_time)], device=device)
-                dist.all_reduce(flag)
-                out_of_time = bool(flag.item() > 0)
-            if checkpoint_path and rank == 0 and (state.step % cfg.checkpoint_every < cfg.log_every or out_of_time):
-                save_train_state(state, checkpoint_path, cfg, meta)
-            if out_of_time:
-                state.stop_reason = f"time limit of {cfg.max_minutes} minutes reached at step {state.step}"
-                break
-    bar.close()
+    try:
+        was_interrupted = run_steps()
+    finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGINT, previous_handler)
+        bar.close()
+        model.eval()
+    if was_interrupted:
+        saved = ""
+        if checkpoint_path and rank == 0:
+            save(checkpoint_path)
+            saved = f"wrote {checkpoint_path}"
+        raise TrainingInterrupted(state.step, saved)
     if checkpoint_path and rank == 0 and not state.stop_reason:
-        save_train_state(state, checkpoint_path, cfg, meta)
-    model.eval()
+        save(checkpoint_path)
     return state
 
 
@@ -240,13 +329,13 @@ def save_train_state(state: TrainState, path: str | os.PathLike, cfg: TrainConfi
     return save_checkpoint(state_tensors(state), info, path, max_shard_bytes=max_shard_bytes)
 
 
-def resume_state(path: str | os.PathLike, model: torch.nn.Module, cfg: TrainConfig) -> TrainState:
-    """Load a checkpoint into ``model`` and return the state to continue from.
+def resume_state(path: str | os.PathLike | Checkpoint, model: torch.nn.Module, cfg: TrainConfig) -> TrainState:
+    """Load a checkpoint (a path, or one already read) into ``model`` and return the state to continue from.
 
     A checkpoint without optimizer moments (an exported one) restarts Adam's moments.
     Raises CheckpointError when the checkpoint was written for another model configuration.
     """
-    ckpt = load_checkpoint(path)
+    ckpt = path if isinstance(path, Checkpoint) else load_checkpoint(path)
     if hasattr(model, "config") and "model_config" in ckpt.meta:
         check_config(model.config.to_dict(), ckpt.model_config, ckpt.path)
     load_weights(model, ckpt.part("model") or ckpt.part("ema"), ckpt.path)
@@ -269,10 +358,21 @@ def resume_state(path: str | os.PathLike, model: torch.nn.Module, cfg: TrainConf
 
 
 def export_ema(path_in: str | os.PathLike, path_out: str | os.PathLike, dtype: torch.dtype = torch.float16,
-               extra_meta: dict | None = None) -> Path:
-    """Keep only the EMA weights of a checkpoint, in ``dtype`` (for shipping; no optimizer state)."""
+               extra_meta: dict | None = None, weights: str = "ema") -> Path:
+    """Keep only one set of weights of a checkpoint, in ``dtype``, with its loss history (for shipping).
+
+    ``weights="ema"`` (the default) keeps the EMA weights that sampling uses; ``"live"`` keeps the optimised
+    weights as ``model.*`` (notebook 07 compares the two). No optimizer state is kept.
+    """
+    if weights not in ("ema", "live"):
+        raise ValueError(f"weights must be 'ema' or 'live', got {weights!r}.")
     ckpt = load_checkpoint(path_in)
-    tensors = {f"ema.{k}": v.to(dtype) if v.is_floating_point() else v for k, v in ckpt.part("ema").items()}
+    prefix = "ema" if weights == "ema" else "model"
+    part = ckpt.part(prefix)
+    if not part:
+        raise CheckpointError(f"{ckpt.path} holds no {prefix}.* weights to export (an exported file keeps only one "
+                              "set: export from the training checkpoint or its resume shards).")
+    tensors = {f"{prefix}.{k}": v.to(dtype) if v.is_floating_point() else v for k, v in part.items()}
     tensors["history.loss"] = ckpt.tensors.get("history.loss", torch.zeros(0))
     meta = {k: v for k, v in ckpt.meta.items() if k not in ("format", "format_version")}
     meta.update(extra_meta or {})
