@@ -46,7 +46,7 @@ if "google.colab" in sys.modules:
 # `cpu` fits a laptop, `ci` runs in seconds for the tests. It is read from the environment
 # variable `PEGASUS_PROFILE` (default: `gpu` when a CUDA GPU is present, else `cpu`).
 
-# %%
+# %% tags=["nbval-ignore-output"]
 import torch
 
 from pegasus_course import data, plotting, profiles

@@ -30,7 +30,7 @@ if "google.colab" in sys.modules:
     sys.path.insert(0, "/content/pegasus-course")
     os.chdir("/content/pegasus-course/notebooks")
 
-# %%
+# %% tags=["nbval-ignore-output"]
 import math
 
 import torch
@@ -160,7 +160,7 @@ assert exercises.check_dsm_loss(my_dsm_loss).passed
 # Now train the same small MLP both ways on samples of the mixture. The paper says DSM is about
 # four times faster than SSM; rather than assume it, measure the seconds per step on this machine.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 toy_sigmas = sigmas.geometric_sigmas(20.0, 0.5, 10)
 train_data = gm.sample(10_000, generator=g)
 net_dsm, loss_dsm, sec_dsm = toy.train_toy_score(train_data, toy_sigmas, "dsm", profile.toy_train_steps,
@@ -176,7 +176,7 @@ fig = plotting.plot_curve(loss_dsm, title="DSM training loss (toy)", smooth=50)
 # Both trained networks sample the mixture with annealed Langevin dynamics; compare the mode
 # weights with the truth (0.2 / 0.8). With the `ci` profile the networks train only briefly.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 with torch.no_grad():
     s_dsm = sampling.annealed_langevin(net_dsm, (profile.toy_n_samples, 2), toy_sigmas, 50, 5e-3, generator=g,
                                        progress=False)

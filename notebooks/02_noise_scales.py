@@ -19,7 +19,7 @@ if "google.colab" in sys.modules:
     sys.path.insert(0, "/content/pegasus-course")
     os.chdir("/content/pegasus-course/notebooks")
 
-# %%
+# %% tags=["nbval-ignore-output"]
 import math
 
 import matplotlib.pyplot as plt
@@ -37,7 +37,7 @@ profile, g = profiles.start(seed=0)
 # images that is 50 million pairs; `sigmas.max_pairwise_distance` computes it exactly in chunks
 # (the `ci` profile uses a subset, so its number is smaller).
 
-# %%
+# %% tags=["nbval-ignore-output"]
 train_set = data.default_data().load("train", max_images=profile.max_train_images)
 images = train_set.images.float() / 255  # (N, 3, 32, 32) in [0, 1]
 sigma_1, (i, j) = sigmas.max_pairwise_distance(images, return_pair=True)

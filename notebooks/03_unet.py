@@ -19,7 +19,7 @@ if "google.colab" in sys.modules:
     sys.path.insert(0, "/content/pegasus-course")
     os.chdir("/content/pegasus-course/notebooks")
 
-# %%
+# %% tags=["nbval-ignore-output"]
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
@@ -129,7 +129,7 @@ print("ReZero scalar at init:", att.rezero.item())
 # The cost difference grows with the image: measured here at full resolution for 32, 48, 64 and 96
 # pixel inputs (64 channels, batch of 4). Look for: linear grows like $N$, softmax like $N^2$.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 rows = compare_attention_cost((32, 48, 64, 96), channels=64, batch=2, repeats=1)
 print("side  positions  linear ms  softmax ms")
 for size, n, lin, quad in rows:

@@ -19,7 +19,7 @@ if "google.colab" in sys.modules:
     sys.path.insert(0, "/content/pegasus-course")
     os.chdir("/content/pegasus-course/notebooks")
 
-# %%
+# %% tags=["nbval-ignore-output"]
 import torch
 
 from pegasus_course import checkpoints, data, exercises, losses, plotting, profiles, training
@@ -45,7 +45,7 @@ if profile.num_threads:
 # 3. backpropagate, take an Adam step;
 # 4. update the EMA: $\bar\theta \leftarrow 0.999\,\bar\theta + 0.001\,\theta$.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 train_set = data.default_data().load("train", max_images=profile.max_train_images)
 schedule = Schedule(profile.sigma_max, profile.sigma_min, profile.num_scales, profile.n_steps_each)
 levels = schedule.sigmas()
@@ -102,7 +102,7 @@ assert exercises.check_ema_update(my_ema_update).passed
 # The active profile decides how long: seconds under `ci`, a few minutes under `cpu`, longer on a
 # GPU. Every `sample_every` steps we draw 8 images from the EMA weights with the profile's schedule.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 cfg = training.TrainConfig(steps=profile.train_steps, batch_size=profile.batch_size, seed=0,
                            log_every=max(1, min(25, profile.train_steps // 10)))
 snapshots = {}
@@ -165,7 +165,7 @@ fig = plotting.show_images(torch.cat([live, ema]), nrow=8, title="live weights (
 # Checkpoints are safetensors files written atomically (a killed run never leaves a half-written
 # file) and hold the live weights, the EMA, Adam's moments, the loss history and the configuration.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 ckpt = checkpoints.load_checkpoint(checkpoints.NOTEBOOK_RUN)
 print(f"step {ckpt.step}; tensors: {sorted({k.split('.')[0] for k in ckpt.tensors})}")
 print("model config:", ckpt.model_config)
