@@ -14,7 +14,9 @@ and colour statistics. Prints a table; the figures in RESULTS.md come from here.
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 import torch
 
@@ -33,6 +35,8 @@ def main() -> None:
     ap.add_argument("--num-scales", type=int, default=None)
     ap.add_argument("--device", default=None)
     ap.add_argument("--data-root", default=None, help="image folder with test/horse, test/bird (default: PEGASUS_DATA_ROOT)")
+    ap.add_argument("--json", default=None, metavar="FILE",
+                    help="also write the figures as JSON (notebook 07 shows benchmarks/sample_quality.json)")
     args = ap.parse_args()
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     n = args.n - args.n % 2
@@ -93,6 +97,22 @@ def main() -> None:
     print("\n| channel | data mean | sample mean | data std | sample std |\n|---|---|---|---|---|")
     for c, name in enumerate(evaluation.CHANNELS):
         print(f"| {name} | {ref['mean'][c]:.3f} | {col['mean'][c]:.3f} | {ref['std'][c]:.3f} | {col['std'][c]:.3f} |")
+    if args.json:
+        record = {
+            "checkpoint_step": ckpt.step, "n": n, "device": str(device), "torch": torch.__version__,
+            "num_scales": schedule.num_scales, "n_steps_each": schedule.n_steps_each,
+            "guidance_scale": args.guidance_scale, "seconds": {"plain": t_plain, "guided": t_guided},
+            "frechet_distance": fd,
+            "pegasus_rate": {"random pairs": rate_random, "selection": rate_sel, "guidance": rate_guided},
+            "judged_horse": {"random samples": float((p > 0.5).float().mean()),
+                             "guided horses": float((pg[: n // 2] > 0.5).float().mean()),
+                             "guided birds (judged bird)": float((pg[n // 2:] < 0.5).float().mean())},
+            "colour": {"data": {k: [float(x) for x in v] for k, v in ref.items()},
+                       "samples": {k: [float(x) for x in v] for k, v in col.items()}},
+        }
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(record, indent=1) + "\n")
+        print(f"\nwrote {args.json}")
 
 
 if __name__ == "__main__":

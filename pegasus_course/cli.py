@@ -290,7 +290,11 @@ def _resume_checks(prev, schedule, cfg, say) -> list[dict]:
             "conditioned on other noise levels cannot continue. Drop --sigma-max/--sigma-min/--num-scales (the "
             "checkpoint's schedule is used when resuming) or start a new run with another --out.")
     legs = list(prev.meta.get("legs") or [])
-    last = legs[-1] if legs else prev.meta.get("train_config", {})
+    if not legs and "train_config" in prev.meta:  # written before legs were recorded: keep what it knew
+        tc = prev.meta["train_config"]
+        legs = [{"start_step": None, "end_step": prev.step, "batch_size": tc.get("batch_size"), "lr": tc.get("lr"),
+                 "seed": tc.get("seed"), "note": "last leg before legs were recorded"}]
+    last = legs[-1] if legs else {}
     changed = [f"{name} {last.get(name)} -> {getattr(cfg, name)}" for name in ("batch_size", "lr", "seed")
                if name in last and last.get(name) != getattr(cfg, name)]
     if changed:
@@ -495,7 +499,7 @@ def _choose_ends(args, model, schedule):
         return seeds, Guidance(clf, args.guidance_scale), (
             f"--ends guidance: each row asks for a horse at k = 0 and a bird at k = N + 1 (classifier guidance, "
             f"scale {args.guidance_scale:g})"), None
-    n_cand = args.candidates or max(8, 4 * args.pairs)
+    n_cand = _value(args.candidates, max(8, 4 * args.pairs))
     cand = list(range(args.seed, args.seed + n_cand))
     print(f"--ends selection: sampling {n_cand} candidates (seeds {cand[0]}..{cand[-1]}) to choose the ends from")
     candidates = generate(model, cand, schedule)

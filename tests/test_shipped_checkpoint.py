@@ -42,3 +42,26 @@ def test_shipped_classifiers_load_and_tell_horses_from_birds(kind, cifar_root):
     p_horse = horse_probability(model, test.images[pick])
     accuracy = float(((p_horse > 0.5) == (test.labels[pick] == 0)).float().mean())
     assert accuracy > 0.8, f"the shipped {kind} classifier tells horse from bird in only {accuracy:.0%} of test images"
+
+
+def test_shipped_checkpoint_is_described_where_learners_look():
+    """The JSON beside the weights, checkpoints/README.md and the notebooks that load it name its step."""
+    import json
+
+    from pegasus_course.checkpoints import LIVE_CHECKPOINT, load_checkpoint
+
+    if not DEFAULT_CHECKPOINT.is_file():
+        pytest.skip("no shipped checkpoint in this checkout")
+    ckpt = load_checkpoint(DEFAULT_CHECKPOINT)
+    readable = json.loads(DEFAULT_CHECKPOINT.with_suffix(".json").read_text())
+    assert readable["step"] == ckpt.step and readable["model_config"] == ckpt.model_config
+    assert len(ckpt.losses) == ckpt.step, "the loss of every step ships with the weights"
+    assert f"{ckpt.step:,}" in (DEFAULT_CHECKPOINT.parent / "README.md").read_text()
+    if LIVE_CHECKPOINT.is_file():
+        live = load_checkpoint(LIVE_CHECKPOINT)
+        assert live.step == ckpt.step and live.part("model") and not live.part("ema")
+        assert LIVE_CHECKPOINT.stat().st_size <= 9 * 2**20
+    notebooks = DEFAULT_CHECKPOINT.parent.parent / "notebooks"
+    for name in ("05_sampling", "06_pegasus", "07_beyond_the_paper"):
+        text = (notebooks / f"{name}.ipynb").read_text()
+        assert f"{ckpt.step:,} training steps" in text, f"{name}'s committed outputs come from another model"
