@@ -8,6 +8,8 @@ environment's kernel are the defaults, so no other flag is needed.
 """
 
 import os
+import time
+from collections import defaultdict
 from pathlib import Path
 
 SANITIZE = Path(__file__).resolve().parent / "tests" / "nbval_sanitize.cfg"
@@ -40,3 +42,25 @@ def pytest_collectstart(collector):
     # warning texts on stderr drift between library versions: compare stdout only
     if collector.fspath and collector.fspath.ext == ".ipynb":
         collector.skip_compare += ("stderr",)
+
+
+_NOTEBOOK_SECONDS: dict[str, float] = defaultdict(float)
+
+
+def pytest_runtest_setup(item):
+    """Time every notebook cell (kernel start included), so the summary shows what each notebook costs."""
+    if str(item.fspath).endswith(".ipynb"):
+        item._pegasus_start = time.perf_counter()
+
+
+def pytest_runtest_teardown(item):
+    start = getattr(item, "_pegasus_start", None)
+    if start is not None:
+        _NOTEBOOK_SECONDS[Path(str(item.fspath)).name] += time.perf_counter() - start
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _NOTEBOOK_SECONDS:
+        terminalreporter.write_sep("-", "notebook wall time (this machine, this profile)")
+        for name, seconds in sorted(_NOTEBOOK_SECONDS.items()):
+            terminalreporter.write_line(f"{name:32s} {seconds:7.1f} s")

@@ -51,10 +51,16 @@ def _close(a, b, rtol: float = 1e-4) -> bool:
     return bool(torch.allclose(a, b, rtol=rtol, atol=atol))
 
 
-def _run(name: str, general_hint: str, cases, mistakes: dict[str, Callable], learner: Callable,
-         reference: Callable, verbose: bool = True) -> CheckResult:
-    """Compare ``learner`` with ``reference`` on each case; on a mismatch, look for a known mistake."""
+def _run(name: str, general_hint: str, cases, mistakes: dict[str, Callable | list[Callable]], learner: Callable,
+         reference: Callable, verbose: bool = True, accepted: dict[str, Callable] | None = None,
+         reference_label: str | None = None) -> CheckResult:
+    """Compare ``learner`` with ``reference`` on each case; on a mismatch, look for a known mistake.
+
+    ``accepted`` holds other correct answers (label -> function): matching one of them passes too, and the
+    verdict says which one the learner wrote (``reference_label`` names the reference's own form).
+    """
     result = None
+    written: list[str] = []
     for i, args in enumerate(cases):
         try:
             got = learner(*args())
@@ -66,8 +72,15 @@ def _run(name: str, general_hint: str, cases, mistakes: dict[str, Callable], lea
             break
         want = reference(*args())
         if _close(got, want):
+            written.append(reference_label or "")
             continue
-        diagnosis = next((label for label, wrong in mistakes.items() if _close(got, wrong(*args()))), None)
+        variant = next((label for label, ok in (accepted or {}).items() if _close(got, ok(*args()))), None)
+        if variant is not None:
+            written.append(variant)
+            continue
+        diagnosis = next((label for label, wrong in mistakes.items()
+                          if any(_close(got, w(*args())) for w in (wrong if isinstance(wrong, list) else [wrong]))),
+                         None)
         shape = f"shapes {tuple(torch.as_tensor(got).shape)} vs expected {tuple(torch.as_tensor(want).shape)}"
         first = (f"case {i + 1}: {shape}" if torch.as_tensor(got).shape != torch.as_tensor(want).shape
                  else f"case {i + 1}: got {_summary(got)}, expected {_summary(want)}")
@@ -79,7 +92,9 @@ def _run(name: str, general_hint: str, cases, mistakes: dict[str, Callable], lea
         break
     if result is None:
         _attempts.pop(name, None)
-        result = CheckResult(name, "correct", f"matches the package on all {len(cases)} cases.")
+        forms = sorted({w for w in written if w})
+        note = f" You wrote: {'; '.join(forms)}." if forms else ""
+        result = CheckResult(name, "correct", f"matches the package on all {len(cases)} cases.{note}")
     if verbose:
         print(result)
     return result
@@ -91,50 +106,72 @@ def _summary(t) -> str:
 
 
 # ----- 01: denoising score matching -----
+def _dsm_draws(score_fn, x, levels, g, sigma_first=True, sigma_from_gen=True, z_from_gen=True, per_batch=False):
+    """(sigma (B, 1), z, score at x~) drawn as a learner may draw them: levels or z first, each from the
+    generator or from torch's global one (torch.randn_like has no generator), one level per example or
+    (a mistake) one per batch."""
+    def draw_sigma():
+        n = 1 if per_batch else x.shape[0]
+        return levels[torch.randint(0, len(levels), (n,), generator=g if sigma_from_gen else None)].expand(x.shape[0])
+
+    def draw_z():
+        return torch.randn(x.shape, generator=g) if z_from_gen else torch.randn_like(x)
+
+    if sigma_first:
+        s = draw_sigma()
+        z = draw_z()
+    else:
+        z = draw_z()
+        s = draw_sigma()
+    return s[:, None], z, score_fn(x + s[:, None] * z, s)
+
+
+_DSM_DRAW_ORDERS = {
+    f"{'levels' if sf else 'z'} first, levels from {'the generator' if sg else 'the global RNG'}, z from "
+    f"{'the generator' if zg else 'the global RNG (randn_like)'}": dict(sigma_first=sf, sigma_from_gen=sg, z_from_gen=zg)
+    for sf in (True, False) for sg in (True, False) for zg in (True, False)}
+
+
 def check_dsm_loss(fn, verbose: bool = True) -> CheckResult:
     """Exercise (notebook 01): ``fn(score_fn, x, sigmas, generator) -> scalar``, the sigma^2-weighted DSM loss.
 
-    The learner must draw the levels first (``torch.randint``) and then z (``torch.randn``) from ``generator``,
-    as :func:`pegasus_course.losses.dsm_loss` does.
+    Any way of drawing the levels and z is accepted: levels or z first, from ``generator`` or from torch's
+    global generator (``torch.randn_like``). The checker replays each on the same random state, so a
+    correct loss matches one of them exactly; the global state is restored afterwards.
     """
     def case(b, d, seed):
         def make():
             g = torch.Generator().manual_seed(seed)
             x = torch.randn(b, d, generator=g)
             w = torch.randn(d, d, generator=g) * 0.3
+            torch.manual_seed(10_000 + seed)  # the same global state for the learner and every replay
             return (lambda x_, s_: -(x_ @ w) / s_[:, None] ** 2 + 0.1), x, torch.tensor([3.0, 1.0, 0.2]), \
                 torch.Generator().manual_seed(seed + 1)
         return make
 
-    def parts(score_fn, x, levels, g):
-        s = levels[torch.randint(0, len(levels), (x.shape[0],), generator=g)]
-        z = torch.randn(x.shape, generator=g)
-        return s[:, None], z, score_fn(x + s[:, None] * z, s)
+    formulas = {
+        "missing sigma^2 weighting: multiply the residual by sigma (sigma * s + z, not s + z / sigma)":
+            lambda s, z, sc: (0.5 * (sc + z / s).pow(2).sum(1)).mean(),
+        "summed over the batch instead of taking the mean": lambda s, z, sc: (0.5 * (s * sc + z).pow(2).sum(1)).sum(),
+        "missing the factor 1/2": lambda s, z, sc: ((s * sc + z).pow(2).sum(1)).mean(),
+        "wrong sign: the target score is -(x~ - x) / sigma^2 = -z / sigma, so the residual is sigma * s + z":
+            lambda s, z, sc: (0.5 * (s * sc - z).pow(2).sum(1)).mean(),
+        "averaged over the dimensions too (F.mse_loss or .mean() over everything): sum the squares over the D "
+        "dimensions of each example, then take the mean over the batch": lambda s, z, sc: 0.5 * (s * sc + z).pow(2).mean(),
+    }
+    correct = lambda s, z, sc: (0.5 * (s * sc + z).pow(2).sum(1)).mean()  # noqa: E731
 
-    def unweighted(*a):
-        s, z, sc = parts(*a)
-        return (0.5 * (sc + z / s).pow(2).sum(1)).mean()
+    def drawn(formula, **how):
+        return lambda score_fn, x, levels, g: formula(*_dsm_draws(score_fn, x, levels, g, **how))
 
-    def summed(*a):
-        s, z, sc = parts(*a)
-        return (0.5 * (s * sc + z).pow(2).sum(1)).sum()
-
-    def no_half(*a):
-        s, z, sc = parts(*a)
-        return ((s * sc + z).pow(2).sum(1)).mean()
-
-    def wrong_sign(*a):
-        s, z, sc = parts(*a)
-        return (0.5 * (s * sc - z).pow(2).sum(1)).mean()
-
-    mistakes = {"missing sigma^2 weighting: multiply the residual by sigma (sigma * s + z, not s + z / sigma)": unweighted,
-                "summed over the batch instead of taking the mean": summed,
-                "missing the factor 1/2": no_half,
-                "wrong sign: the target score is -(x~ - x) / sigma^2 = -z / sigma, so the residual is sigma * s + z":
-                    wrong_sign}
+    accepted = {label: drawn(correct, **how) for label, how in _DSM_DRAW_ORDERS.items()}
+    mistakes = {label: [drawn(f, **how) for how in _DSM_DRAW_ORDERS.values()] for label, f in formulas.items()}
+    mistakes["one sigma per batch: draw one level per example, torch.randint(0, L, (B,)), so every level is "
+             "trained in every batch"] = [drawn(correct, per_batch=True, **how) for how in _DSM_DRAW_ORDERS.values()]
     ref = lambda score_fn, x, levels, g: losses.dsm_loss(score_fn, x, levels, generator=g)  # noqa: E731
-    return _run("dsm_loss", "write the residual sigma * s(x~, sigma) + z and average 1/2 of its squared norm",
-                [case(5, 2, 0), case(16, 3, 1), case(1, 4, 2)], mistakes, fn, ref, verbose)
+    with torch.random.fork_rng(devices=[]):
+        return _run("dsm_loss", "write the residual sigma * s(x~, sigma) + z and average 1/2 of its squared norm",
+                    [case(5, 2, 0), case(16, 3, 1), case(1, 4, 2)], mistakes, fn, ref, verbose, accepted=accepted)
 
 
 # ----- 01 / 05: one Langevin step -----
@@ -208,13 +245,16 @@ def check_mix_noise(fn, verbose: bool = True) -> CheckResult:
 
 
 # ----- 03: InstanceNorm++ -----
-def _inpp(x, gamma, alpha, beta, eps=1e-5, unbiased=False, with_means=True):
+def _inpp(x, gamma, alpha, beta, eps=1e-5, unbiased=False, with_means=True, means_unbiased=None):
+    """InstanceNorm++ written out; ``unbiased`` for the per-channel variances over H x W, ``means_unbiased``
+    (default: the same) for the variance of the channel means."""
+    means_unbiased = unbiased if means_unbiased is None else means_unbiased
     mu = x.mean((2, 3), keepdim=True)  # (B, C, 1, 1)
     var = x.var((2, 3), keepdim=True, unbiased=unbiased)
     h = (x - mu) / torch.sqrt(var + eps)
     if with_means:
         m = mu.mean(1, keepdim=True)
-        s2 = mu.var(1, keepdim=True, unbiased=unbiased)
+        s2 = mu.var(1, keepdim=True, unbiased=means_unbiased)
         h = h + alpha.view(1, -1, 1, 1) * (mu - m) / torch.sqrt(s2 + eps)
     return gamma.view(1, -1, 1, 1) * h + beta.view(1, -1, 1, 1)
 
@@ -231,13 +271,20 @@ def check_instance_norm_pp(fn, verbose: bool = True) -> CheckResult:
 
     mistakes = {"plain instance norm: the alpha * (mu_c - m) / s term that restores the colour is missing":
                     lambda x, g, a, b: _inpp(x, g, a, b, with_means=False),
-                "unbiased variances: use the population variance (unbiased=False)":
-                    lambda x, g, a, b: _inpp(x, g, a, b, unbiased=True),
+                "unbiased variances over H x W: normalise each channel with its population variance "
+                "(unbiased=False), as instance norm does":
+                    [lambda x, g, a, b: _inpp(x, g, a, b, unbiased=True),
+                     lambda x, g, a, b: _inpp(x, g, a, b, unbiased=True, means_unbiased=False)],
                 "gamma and beta applied before adding the means term":
                     lambda x, g, a, b: _inpp(x, g, torch.zeros_like(a), b)
                     + a.view(1, -1, 1, 1) * _means_term(x)}
+    accepted = {"the unbiased variance of the channel means (torch.var's default, as ermongroup/ncsnv2's code "
+                "does; the paper's formula and the package use the biased one)":
+                    lambda x, g, a, b: _inpp(x, g, a, b, means_unbiased=True)}
     return _run("instance_norm_pp", "normalise each channel over H and W, then add alpha_c (mu_c - m) / s",
-                [case((2, 3, 5, 6), 0), case((1, 4, 8, 8), 1), case((3, 2, 4, 4), 2)], mistakes, fn, _package_inpp, verbose)
+                [case((2, 3, 5, 6), 0), case((1, 4, 8, 8), 1), case((3, 2, 4, 4), 2)], mistakes, fn, _package_inpp,
+                verbose, accepted=accepted,
+                reference_label="the biased variance of the channel means (the paper's formula, as the package)")
 
 
 @torch.no_grad()

@@ -168,3 +168,56 @@ def test_guided_score_checker():
 
     _assert_caught(E.check_guided_score, no_scale, "scale is missing")
     _assert_caught(E.check_guided_score, flipped, "sign flipped")
+
+
+# ----- every correct answer passes, every common mistake is named (the learner's many ways of writing it)
+
+
+def _dsm(order: str, z_kind: str, sigma_global: bool = False, reduce_dims=False, per_batch=False):
+    """A learner's DSM loss: levels/z in ``order``, z from randn(generator) or randn_like (global RNG)."""
+    def fn(score_fn, x, levels, generator):
+        def sigma():
+            n = 1 if per_batch else x.shape[0]
+            idx = torch.randint(0, len(levels), (n,), generator=None if sigma_global else generator)
+            return levels[idx].expand(x.shape[0])
+
+        def noise():
+            return torch.randn_like(x) if z_kind == "randn_like" else torch.randn(x.shape, generator=generator)
+
+        if order == "sigma first":
+            s = sigma()
+            z = noise()
+        else:
+            z = noise()
+            s = sigma()
+        residual = s[:, None] * score_fn(x + s[:, None] * z, s) + z
+        if reduce_dims:
+            return 0.5 * torch.nn.functional.mse_loss(residual, torch.zeros_like(residual))
+        return 0.5 * residual.pow(2).sum(1).mean()
+    return fn
+
+
+@pytest.mark.parametrize("order", ["sigma first", "z first"])
+@pytest.mark.parametrize("z_kind", ["randn", "randn_like"])
+@pytest.mark.parametrize("sigma_global", [False, True])
+def test_dsm_checker_accepts_any_order_and_source_of_the_draws(order, z_kind, sigma_global):
+    state = torch.random.get_rng_state()
+    result = E.check_dsm_loss(_dsm(order, z_kind, sigma_global), verbose=False)
+    assert result.passed, result.message
+    assert torch.equal(torch.random.get_rng_state(), state), "the checker must leave the global RNG as it was"
+
+
+@pytest.mark.parametrize("order", ["sigma first", "z first"])
+def test_dsm_checker_names_a_mean_over_dimensions_and_one_sigma_per_batch(order):
+    _assert_caught(E.check_dsm_loss, _dsm(order, "randn_like", reduce_dims=True), "averaged over the dimensions")
+    _assert_caught(E.check_dsm_loss, _dsm(order, "randn", per_batch=True), "one sigma per batch")
+
+
+def test_instance_norm_pp_checker_accepts_both_variances_of_the_channel_means_and_says_which():
+    biased = E.check_instance_norm_pp(lambda x, g, a, b: E._inpp(x, g, a, b), verbose=False)
+    assert biased.passed and "biased variance of the channel means" in biased.message
+    unbiased = E.check_instance_norm_pp(lambda x, g, a, b: E._inpp(x, g, a, b, means_unbiased=True), verbose=False)
+    assert unbiased.passed and "unbiased variance of the channel means" in unbiased.message
+    # unbiased over H x W (instance norm's own variance) stays a mistake, whatever the means use
+    _assert_caught(E.check_instance_norm_pp,
+                   lambda x, g, a, b: E._inpp(x, g, a, b, unbiased=True, means_unbiased=False), "over H x W")
