@@ -470,6 +470,9 @@ def _load_classifier(args, model):
     from .classifier import DEFAULT_CLASSIFIER, load_classifier
 
     path = args.classifier or DEFAULT_CLASSIFIER
+    if not Path(path).exists():
+        raise UsageError(f"No classifier at {path}: train one with `pegasus-course train-classifier --out {path}`, "
+                         "or leave --classifier out to use the shipped one.")
     clf, _ = load_classifier(path, device=next(model.parameters()).device)
     if clf.config.image_size != model.config.image_size:
         raise ValueError(f"The classifier {path} sees {clf.config.image_size}px images, the score model makes "

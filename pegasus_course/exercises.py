@@ -392,6 +392,9 @@ def check_guided_score(fn, verbose: bool = True) -> CheckResult:
                 "gradient of the raw logit: the softmax normaliser's gradient is missing (use log_softmax)":
                     lambda f, c, x, s, y, w: f(x, s) + w * _classifier_grad(c, x, s, y, "logit"),
                 "sign flipped: guidance climbs log p(y | x), it adds the gradient":
-                    lambda f, c, x, s, y, w: f(x, s) - w * _classifier_grad(c, x, s, y, "log")}
+                    lambda f, c, x, s, y, w: f(x, s) - w * _classifier_grad(c, x, s, y, "log"),
+                "a .mean() over the batch before autograd.grad divides every image's gradient by the batch size: "
+                "take .sum() (each image's log-probability depends on its own x only)":
+                    lambda f, c, x, s, y, w: f(x, s) + w * _classifier_grad(c, x, s, y, "log") / x.shape[0]}
     return _run("guided_score", "differentiate log_softmax(logits)[b, y_b] with respect to x, scale it, add it",
                 [case(6, 3.0, 0), case(1, 0.5, 1), case(9, 10.0, 2)], mistakes, fn, reference, verbose)

@@ -36,7 +36,7 @@ def schedule_from_meta(meta: dict, n_steps_each: int = 5, num_scales: int | None
     """The training schedule stored in a checkpoint, with T (and optionally a coarser L) for sampling."""
     s = meta.get("schedule", {})
     return Schedule(float(s.get("sigma_max", 50.0)), float(s.get("sigma_min", 0.01)),
-                    int(num_scales or s.get("num_scales", 232)), n_steps_each)
+                    int(num_scales if num_scales is not None else s.get("num_scales", 232)), n_steps_each)
 
 
 def model_score_fn(model: torch.nn.Module, autocast_bf16: bool = False):

@@ -151,10 +151,9 @@ def get_profile(name: str | None = None) -> Profile:
     key = name.strip().lower()
     if key not in PROFILES:
         valid = ", ".join(sorted(PROFILES))
-        raise ValueError(
-            f"Unknown profile {name!r} (from the {source}). Valid profiles: {valid}. "
-            f"Set it with e.g. `export {ENV_VAR}=cpu`."
-        )
+        how = ("Pass e.g. --profile cpu on the command line (profile='cpu' in Python)" if source == "argument"
+               else f"Set it with e.g. `export {ENV_VAR}=cpu`")
+        raise ValueError(f"Unknown profile {name!r} (from the {source}). Valid profiles: {valid}. {how}.")
     return PROFILES[key]
 
 

@@ -221,3 +221,14 @@ def test_instance_norm_pp_checker_accepts_both_variances_of_the_channel_means_an
     # unbiased over H x W (instance norm's own variance) stays a mistake, whatever the means use
     _assert_caught(E.check_instance_norm_pp,
                    lambda x, g, a, b: E._inpp(x, g, a, b, unbiased=True, means_unbiased=False), "over H x W")
+
+
+def test_guided_score_checker_names_a_mean_over_the_batch():
+    def batch_mean(score_fn, classifier_fn, x, sigma, y, scale):
+        with torch.enable_grad():
+            xg = x.detach().requires_grad_(True)
+            log_p = classifier_fn(xg, sigma).log_softmax(-1)
+            (grad,) = torch.autograd.grad(log_p[torch.arange(x.shape[0]), y].mean(), xg)
+        return score_fn(x, sigma) + scale * grad
+
+    _assert_caught(E.check_guided_score, batch_mean, ".mean() over the batch")
