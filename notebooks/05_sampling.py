@@ -19,7 +19,7 @@ if "google.colab" in sys.modules:
     sys.path.insert(0, "/content/pegasus-course")
     os.chdir("/content/pegasus-course/notebooks")
 
-# %%
+# %% tags=["nbval-ignore-output"]
 from dataclasses import replace
 import time
 
@@ -40,7 +40,7 @@ print(how)
 # only to run fast: its samples stay noisy, as section 3 explains.) The step size $\epsilon$
 # comes from technique 4.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 schedule = schedule_from_meta(ckpt.meta, n_steps_each=profile.n_steps_each, num_scales=profile.num_scales)
 print(f"sampling schedule: L = {schedule.num_scales}, T = {schedule.n_steps_each}, eps = {schedule.step_lr():.3e}")
 
@@ -69,7 +69,7 @@ fig = plotting.show_rows(strip, title="each row one sample; columns: " + " | ".j
 # $x \leftarrow x + \sigma_L^2\, s_\theta(x, \sigma_L)$, without noise, removes it (Tweedie's formula).
 # The run above kept the state before and after that step:
 
-# %%
+# %% tags=["nbval-ignore-output"]
 without, with_d = states[-2].x.clamp(0, 1), states[-1].x.clamp(0, 1)
 fig = plotting.show_images(torch.cat([without, with_d]), nrow=8,
                            title="without (top) and with (bottom) the denoising step", scale=0.8)
@@ -116,7 +116,7 @@ assert exercises.check_denoise_step(my_denoise_step).passed
 # also why the `ci` profile's 12 levels give noisy samples). Same seeds, each row a different
 # setting; the time is for this batch of 4 on this machine.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 settings = [(max(2, L // 4), schedule.n_steps_each), (L, 1), (L, schedule.n_steps_each)]
 rows, names = [], []
 for num_scales, T in settings:
