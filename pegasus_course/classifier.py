@@ -131,16 +131,19 @@ def as_float_images(images: torch.Tensor) -> torch.Tensor:
     return images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
 
 
-def check_clean_images(images: torch.Tensor, model: tnn.Module, where: str) -> None:
-    """Clean images for a classifier: uint8, or floats in [0, 1], of the classifier's shape."""
+def check_clean_images(images: torch.Tensor, model: tnn.Module, where: str, in_unit_range: bool = True) -> None:
+    """Images for a classifier: uint8, or floats of the classifier's shape, in [0, 1] when ``in_unit_range``
+    (clean images; noisy ones leave that range)."""
     from .checks import check_image_batch, check_unit_images
 
     c = getattr(model, "config", None)
     channels, size = getattr(c, "in_channels", 3), getattr(c, "image_size", None)
     if torch.is_tensor(images) and images.dtype == torch.uint8:
         check_image_batch(images.float(), where, channels, size)
-    else:
+    elif in_unit_range:
         check_unit_images(images, where, channels, size)
+    else:
+        check_image_batch(images, where, channels, size)
 
 
 def sigma_vector(sigma: float | torch.Tensor, batch: int, device: torch.device | str) -> torch.Tensor:
@@ -225,14 +228,8 @@ def predict_proba(model: tnn.Module, images: torch.Tensor, sigma: float | torch.
     checkpoint recorded one; a noise level of 0.01 is invisible at 8 bits anyway.
     """
     device = next(model.parameters()).device
-    if torch.is_tensor(sigma) and sigma.ndim == 1 or float(sigma) > 0:  # noisy images leave [0, 1]
-        from .checks import check_image_batch
-
-        if images.dtype != torch.uint8:
-            c = getattr(model, "config", None)
-            check_image_batch(images, "predict_proba", getattr(c, "in_channels", 3), getattr(c, "image_size", None))
-    else:
-        check_clean_images(images, model, "predict_proba")
+    noisy = (torch.is_tensor(sigma) and sigma.ndim == 1) or float(sigma) > 0
+    check_clean_images(images, model, "predict_proba", in_unit_range=not noisy)
     out = []
     for start in range(0, images.shape[0], batch_size):
         x = as_float_images(images[start:start + batch_size]).to(device)

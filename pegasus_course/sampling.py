@@ -102,11 +102,6 @@ class RecordingNoise:
         return z
 
 
-def _is_real(v) -> bool:
-    return (torch.is_tensor(v) and v.numel() == 1) or (isinstance(v, (int, float)) and not isinstance(v, bool)) or \
-        type(v).__module__ == "numpy"
-
-
 def progress_disabled(progress: bool) -> bool:
     """True when a bar should be hidden: ``progress=False`` or ``TQDM_DISABLE`` set (tests, CI)."""
     import os
@@ -206,7 +201,11 @@ def iter_annealed_langevin(
         raise ValueError("sigmas must be a non-empty 1-D tensor, largest first.")
     check_sigmas(sig, "annealed Langevin", descending=True)
     check_positive_int(n_steps_each, "n_steps_each (T, Langevin steps per noise level)", minimum=0)
-    if not (_is_real(step_lr) and math.isfinite(float(step_lr)) and float(step_lr) >= 0):
+    try:
+        eps = float(step_lr)
+    except (TypeError, ValueError, RuntimeError):
+        eps = math.nan
+    if not (math.isfinite(eps) and eps >= 0):
         raise ValueError(f"annealed Langevin: step_lr (eps) must be a finite number >= 0, got {step_lr!r}; "
                          "sigmas.langevin_step_size(sigmas, T) gives technique 4's value.")
     shape = tuple(shape)
