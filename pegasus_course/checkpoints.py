@@ -263,7 +263,7 @@ def load_score_model(path: str | os.PathLike | None = None, use_ema: bool = True
         raise CheckpointError(f"{ckpt.path} holds no {prefix}.* weights.")
     model = ScoreUNet(config)
     load_weights(model, weights, ckpt.path)
-    return model.to(device).eval(), ckpt
+    return model.to(device).eval().requires_grad_(False), ckpt  # for sampling: no autograd graph over 1,161 steps
 
 
 def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], path: Path | None = None) -> None:
@@ -291,32 +291,3 @@ def find_default_checkpoint() -> Path | None:
 
 REPO_ROOT = DEFAULT_CHECKPOINT.parent.parent
 NOTEBOOK_RUN = REPO_ROOT / "runs" / "notebook-04" / "checkpoint.safetensors"
-
-
-def load_or_train(profile=None, device: str | torch.device | None = None):
-    """The score model the sampling notebooks use, and a sentence saying where it came from.
-
-    1. the shipped model (checkpoints/), if present;
-    2. else the checkpoint notebook 04 wrote (runs/notebook-04/);
-    3. else a small model trained now with ``pegasus-course train`` in the active profile.
-    """
-    from .profiles import get_profile
-
-    profile = profile or get_profile()
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if DEFAULT_CHECKPOINT.is_file():
-        model, ckpt = load_score_model(DEFAULT_CHECKPOINT, device=device)
-        return model, ckpt, f"loaded the shipped model ({DEFAULT_CHECKPOINT.name}, {ckpt.step:,} training steps)"
-    if NOTEBOOK_RUN.is_file():
-        model, ckpt = load_score_model(NOTEBOOK_RUN, device=device)
-        return model, ckpt, f"loaded the model notebook 04 trained ({ckpt.step:,} steps)"
-    from .cli import main
-    from .data import default_data
-
-    spec = default_data()
-    args = ["train", "--dataset", spec.source, "--data-root", spec.root, "--profile", profile.name,
-            "--out", str(NOTEBOOK_RUN.parent), "--no-progress"]
-    if main(args + (["--download"] if spec.download else [])) != 0:
-        raise RuntimeError("Training the fallback model failed; see the message above.")
-    model, ckpt = load_score_model(NOTEBOOK_RUN, device=device)
-    return model, ckpt, f"no checkpoint found, so trained a small one now ({ckpt.step:,} steps, '{profile.name}' profile)"

@@ -406,39 +406,6 @@ def load_classifier(path: str | os.PathLike | None = None, device: str | torch.d
     return model.to(device).eval().requires_grad_(False), ckpt
 
 
-def load_or_train_classifier(kind: str = "horse-bird", profile=None, device: str | torch.device = "cpu"):
-    """The classifier notebook 07 uses, and a sentence saying where it came from.
-
-    ``kind`` is ``"horse-bird"`` (noise-conditional, for selection and guidance) or ``"ten-class"`` (clean
-    CIFAR-10, whose features measure quality). The shipped checkpoint when present, else one trained now
-    with ``pegasus-course train-classifier`` in the active profile (into runs/notebook-07/).
-    """
-    from .checkpoints import REPO_ROOT
-    from .cli import main
-    from .data import default_data
-    from .profiles import get_profile
-
-    shipped = {"horse-bird": DEFAULT_CLASSIFIER, "ten-class": DEFAULT_FEATURE_NET}
-    if kind not in shipped:
-        raise ValueError(f"kind must be one of {sorted(shipped)}, got {kind!r}.")
-    if shipped[kind].is_file():
-        model, ckpt = load_classifier(shipped[kind], device=device)
-        acc = ckpt.meta.get("training", {}).get("test_accuracy_clean")
-        note = f", {acc:.1%} on held-out clean test images" if acc is not None else ""
-        return model, f"loaded the shipped {kind} classifier ({shipped[kind].name}{note})"
-    profile = profile or get_profile()
-    out = REPO_ROOT / "runs" / "notebook-07" / f"{kind}.safetensors"
-    if not out.is_file():
-        spec = default_data()
-        args = ["train-classifier", "--dataset", spec.source, "--data-root", spec.root, "--profile", profile.name,
-                "--out", str(out), "--no-progress"]
-        args += (["--classes", "all", "--clean"] if kind == "ten-class" else []) + (["--download"] if spec.download else [])
-        if main(args) != 0:
-            raise RuntimeError(f"Training the {kind} classifier failed; see the message above.")
-    model, ckpt = load_classifier(out, device=device)
-    return model, f"no shipped {kind} classifier, so trained one now ({ckpt.meta['training']['steps']} steps)"
-
-
 def accuracy_by_sigma(model: tnn.Module, images: torch.Tensor, labels: torch.Tensor, sigmas: Sequence[float],
                       seed: int = 0) -> list[float]:
     """Held-out accuracy at each noise level: how much a noisy image still tells about its class."""

@@ -143,6 +143,8 @@ def _add_train(sub):
                    help="start from scratch in an --out that already holds a checkpoint (replaced at the first new one)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the initial weights, data order and noise")
     p.add_argument("--compile", action="store_true", help="torch.compile the network")
+    p.add_argument("--compile-mode", choices=("default", "reduce-overhead", "max-autotune"), default="default",
+                   help="torch.compile mode with --compile: reduce-overhead replays the step's kernels as CUDA graphs")
     p.add_argument("--channels-last", action="store_true", help="use the channels_last memory format")
     p.add_argument("--no-bf16", action="store_true", help="train in float32 on CUDA instead of bf16 autocast")
     p.add_argument("--max-minutes", type=positive_float, default=None,
@@ -369,7 +371,8 @@ def cmd_train(args) -> int:
     steps = args.steps if args.steps is not None else (
         max(1, int(round(args.epochs * per_epoch))) if args.epochs is not None else profile.train_steps)
     cfg = TrainConfig(steps=steps, batch_size=batch, lr=args.lr, ema_decay=args.ema_decay, grad_clip=args.grad_clip,
-                      seed=args.seed, bf16=not args.no_bf16, compile=args.compile, channels_last=args.channels_last,
+                      seed=args.seed, bf16=not args.no_bf16, compile=args.compile, compile_mode=args.compile_mode,
+                      channels_last=args.channels_last,
                       checkpoint_every=args.checkpoint_every, max_minutes=args.max_minutes,
                       log_every=min(25, max(1, steps // 4)))
     state = None
@@ -383,7 +386,7 @@ def cmd_train(args) -> int:
                              "--steps (the total to reach, not the steps to add) to continue.")
     legs.append({"start_step": state.step if state is not None else 0, "batch_size": batch, "lr": args.lr,
                  "seed": args.seed, "world_size": world, "device": str(device.type),
-                 "profile": profile.name, "compile": bool(args.compile)})
+                 "profile": profile.name, "compile": args.compile_mode if args.compile else False})
     meta = {"schedule": schedule.to_dict(), "profile": profile.name, "legs": legs,
             "data": {"source": args.dataset, "classes": list(args.classes), "image_size": size,
                      "num_images": len(ds), "split": split}}
@@ -576,10 +579,10 @@ def cmd_export(args) -> int:
 
 def cmd_train_classifier(args) -> int:
     from . import data as data_mod
-    from .classifier import ClassifierConfig, NoisyClassifier, accuracy, save_classifier, train_classifier
-    from .nn import count_parameters
+    from .classifier import save_classifier
     from .profiles import get_profile
     from .sigmas import geometric_sigmas
+    from .workflow import classifier_meta, fit_classifier
 
     profile = get_profile(args.profile)
     out_path = _check_out_file(Path(args.out))
@@ -617,33 +620,13 @@ def cmd_train_classifier(args) -> int:
         raise UsageError(f"--sigma-max ({sigma_max:g}) must be above --sigma-min ({sigma_min:g}).")
     sigmas = (torch.tensor([sigma_min]) if args.clean
               else geometric_sigmas(sigma_max, sigma_min, profile.num_scales))
-    torch.manual_seed(args.seed)
-    config = ClassifierConfig(image_size=ds.image_size, class_names=tuple(classes),
-                              base_channels=_value(args.base_channels, profile.classifier_base_channels))
-    model = NoisyClassifier(config).to(device)
-    steps = _value(args.steps, profile.classifier_steps)
-    print(f"{profile.name} profile on {device}: {len(ds)} images of {classes}; {count_parameters(model):,} parameters; "
-          f"{'clean images' if args.clean else f'noise levels {sigma_max:g} .. {sigma_min:g}'}; {steps} steps of "
-          f"batch {args.batch_size}")
-    run = train_classifier(model, ds.images, ds.labels, sigmas, steps=steps, batch_size=args.batch_size, lr=args.lr,
-                           seed=args.seed, progress=not args.no_progress)
-    result = {"steps": steps, "seconds": round(run.seconds, 1), "final_loss": sum(run.losses[-50:]) / len(run.losses[-50:])}
-    if test is not None:
-        model.cpu()
-        gen = torch.Generator().manual_seed(0)
-        result["test_images"] = len(test)
-        result["test_accuracy_clean"] = accuracy(model, test.images, test.labels)
-        if not args.clean:
-            for s in (0.1, 0.5, 1.0):
-                result[f"test_accuracy_sigma_{s:g}"] = accuracy(model, test.images, test.labels, s, gen)
-        print(f"held-out accuracy on {len(test)} clean test images: {result['test_accuracy_clean']:.1%}"
-              + ("" if args.clean else "; at sigma 0.1 / 0.5 / 1: " + " / ".join(
-                  f"{result[f'test_accuracy_sigma_{s:g}']:.1%}" for s in (0.1, 0.5, 1.0))))
-    meta = {"profile": profile.name, "training": result, "schedule": {
-        "sigma_max": float(sigmas.max()), "sigma_min": float(sigmas.min()), "num_levels": sigmas.numel()},
-        "data": {"source": args.dataset, "classes": classes, "image_size": ds.image_size, "num_images": len(ds)}}
+    model, result = fit_classifier(ds, sigmas, test=test, clean=args.clean,
+                                   base_channels=_value(args.base_channels, profile.classifier_base_channels),
+                                   steps=_value(args.steps, profile.classifier_steps), batch_size=args.batch_size,
+                                   lr=args.lr, seed=args.seed, device=device, progress=not args.no_progress)
+    meta = classifier_meta(profile, result, sigmas, ds, args.dataset)
     path = save_classifier(model, out_path, meta)
-    print(f"wrote {path} ({run.seconds:.0f} s, {run.images_per_second:.0f} images/s, final loss "
+    print(f"wrote {path} ({result['seconds']:.0f} s, {result['images_per_second']:.0f} images/s, final loss "
           f"{result['final_loss']:.3f})")
     return 0
 

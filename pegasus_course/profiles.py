@@ -32,11 +32,14 @@ class Profile:
     n_steps_each: int  # T, Langevin steps per noise level
     # training
     batch_size: int
-    train_steps: int
+    train_steps: int  # the command line's default run
+    notebook_train_steps: int  # notebook 04's live run (and a fallback model): minutes, not hours
     sample_every: int  # steps between preview grids during training
     # sampling and the pegasus
     n_samples: int
     n_interpolations: int  # N of eq. 4
+    row_interpolants: int  # interpolants between the ends computed for notebook 06's rows (N: all of them)
+    n_pairs: int  # random pairs in notebook 06's batch of winged horses
     # toy 2-D experiments (notebook 01)
     toy_train_steps: int
     toy_n_samples: int
@@ -63,9 +66,12 @@ PROFILES: dict[str, Profile] = {
         n_steps_each=5,
         batch_size=128,
         train_steps=100_000,
+        notebook_train_steps=3_000,
         sample_every=5_000,
         n_samples=64,
         n_interpolations=15,
+        row_interpolants=15,
+        n_pairs=8,
         toy_train_steps=5_000,
         toy_n_samples=5_000,
         classifier_base_channels=32,
@@ -87,15 +93,18 @@ PROFILES: dict[str, Profile] = {
         n_steps_each=5,
         batch_size=32,
         train_steps=200,
+        notebook_train_steps=200,
         sample_every=100,
-        n_samples=8,
+        n_samples=6,
         n_interpolations=15,
+        row_interpolants=3,
+        n_pairs=3,
         toy_train_steps=2_000,
         toy_n_samples=2_000,
         classifier_base_channels=32,
         classifier_steps=600,
         eval_samples=8,
-        guidance_scales=(0.0, 3.0, 10.0),
+        guidance_scales=(0.0, 3.0),
         num_threads=None,
     ),
     "ci": Profile(
@@ -111,9 +120,12 @@ PROFILES: dict[str, Profile] = {
         n_steps_each=2,
         batch_size=16,
         train_steps=30,
+        notebook_train_steps=30,
         sample_every=15,
         n_samples=8,
         n_interpolations=5,
+        row_interpolants=3,
+        n_pairs=2,
         toy_train_steps=200,
         toy_n_samples=500,
         classifier_base_channels=8,
@@ -163,24 +175,3 @@ def describe(profile: Profile) -> str:
         f"profile '{profile.name}' ({profile.description}); change it with "
         f"{ENV_VAR}=gpu|cpu|ci before starting Jupyter"
     )
-
-
-def start(seed: int = 0):
-    """The setup every notebook runs first: small inline figures, seeded generators, the active
-    profile (printed with how to change it) and its thread count.
-
-    Returns:
-        (profile, generator): the active :class:`Profile` and a CPU ``torch.Generator`` seeded with ``seed``.
-    """
-    import torch
-
-    from .plotting import setup_plots
-    from .training import seed_everything
-
-    setup_plots()
-    generator = seed_everything(seed)
-    profile = get_profile()
-    print(describe(profile))
-    if profile.num_threads:
-        torch.set_num_threads(profile.num_threads)
-    return profile, generator

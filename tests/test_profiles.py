@@ -38,15 +38,3 @@ def test_profiles_share_fields_and_are_frozen():
     assert {f.name for f in dataclasses.fields(profiles.PROFILES["ci"])} == {f.name for f in dataclasses.fields(p)}
     assert profiles.PROFILES["gpu"].num_scales == 232 and profiles.PROFILES["gpu"].batch_size == 128
     assert profiles.PROFILES["ci"].train_steps < profiles.PROFILES["cpu"].train_steps < profiles.PROFILES["gpu"].train_steps
-
-
-def test_start_prints_the_profile_and_seeds(monkeypatch, capsys):
-    monkeypatch.setenv("PEGASUS_PROFILE", "ci")
-    threads = torch.get_num_threads()
-    try:
-        profile, g = profiles.start(seed=5)
-        assert profile.name == "ci" and "profile 'ci'" in capsys.readouterr().out
-        assert torch.equal(torch.randn(3, generator=g), torch.randn(3, generator=torch.Generator().manual_seed(5)))
-        assert torch.get_num_threads() == 1
-    finally:
-        torch.set_num_threads(threads)
