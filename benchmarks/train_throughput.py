@@ -46,22 +46,23 @@ def train_flops_per_image(config: ScoreUNetConfig, device: torch.device) -> floa
 
 
 def run(config: ScoreUNetConfig, batch: int, device: torch.device, bf16: bool, compiled: bool, warmup: int,
-        steps: int) -> tuple[float, float]:
+        steps: int, mode: str = "default") -> tuple[float, float]:
     """(images/second, peak memory in MiB) of the course's training loop."""
     torch.manual_seed(0)
     model = ScoreUNet(config).to(device)
     n = batch * (warmup + steps)
     images = torch.randint(0, 256, (n, 3, config.image_size, config.image_size), dtype=torch.uint8)
     sigmas = geometric_sigmas(50.0, 0.01, 232)
-    cfg = TrainConfig(steps=warmup, batch_size=batch, bf16=bf16, compile=compiled, log_every=max(warmup, 1),
-                      channels_last=False)
+    cfg = TrainConfig(steps=warmup, batch_size=batch, bf16=bf16, compile=compiled, compile_mode=mode,
+                      log_every=max(warmup, 1), channels_last=False)
     state = new_state(model, cfg)
     state = train(model, images, sigmas, cfg, state=state, progress=False)
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    cfg2 = TrainConfig(steps=warmup + steps, batch_size=batch, bf16=bf16, compile=compiled, log_every=steps)
+    cfg2 = TrainConfig(steps=warmup + steps, batch_size=batch, bf16=bf16, compile=compiled, compile_mode=mode,
+                       log_every=steps)
     train(model, images, sigmas, cfg2, state=state, progress=False)
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -80,6 +81,8 @@ def main() -> None:
     ap.add_argument("--base-channels", type=int, default=None, help="U-Net width (default: the gpu profile's)")
     ap.add_argument("--num-res-blocks", type=int, default=None)
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows")
+    ap.add_argument("--batches", type=int, nargs="+", default=None,
+                    help="batch sizes to sweep at 32x32 (default: 128; on CUDA 128 256 512 1024)")
     args = ap.parse_args()
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -96,22 +99,25 @@ def main() -> None:
         header += " % of bf16 peak |"
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
-    for size in sizes:
-        batch = 128 if size == 32 else 64
+    for size, batch in [(s, b) for s in sizes for b in (
+            (args.batches or ([128, 256, 512, 1024] if cuda and not args.quick else [128])) if s == 32 else [64])]:
         config = ScoreUNetConfig.for_image_size(size, args.base_channels or prof.base_channels,
                                                 num_res_blocks=args.num_res_blocks or prof.num_res_blocks)
         flops = train_flops_per_image(config, device)
         params = count_parameters(ScoreUNet(config))
-        settings = [("fp32", False, False)]
+        settings = [("fp32", False, False, "default")]
         if cuda:
-            settings += [("bf16", True, False)]
+            settings += [("bf16", True, False, "default")]
         if not args.no_compile and not args.quick:
-            settings += [("bf16" if cuda else "fp32", cuda, True)]
-        for precision, bf16, compiled in settings:
-            ips, mem = run(config, batch, device, bf16, compiled, warmup, steps)
+            settings += [("bf16" if cuda else "fp32", cuda, True, "default")]
+            if cuda:  # torch.compile's CUDA-graph mode: the step's kernels replayed in one launch
+                settings += [("bf16", True, True, "reduce-overhead")]
+        for precision, bf16, compiled, mode in settings:
+            ips, mem = run(config, batch, device, bf16, compiled, warmup, steps, mode)
             tflops = ips * flops / 1e12
+            label = "eager" if not compiled else ("compiled" if mode == "default" else "graphed (reduce-overhead)")
             row = (f"| {size} | {batch} | {params / 1e6:.2f} M | {flops / 1e9:.2f} | {precision} | "
-                   f"{'compiled' if compiled else 'eager'} | {ips:,.0f} | {mem:,.0f} | {tflops:.1f} |")
+                   f"{label} | {ips:,.0f} | {mem:,.0f} | {tflops:.1f} |")
             if peak:
                 row += f" {100 * tflops / peak:.1f} |"
             print(row, flush=True)

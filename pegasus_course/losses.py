@@ -48,6 +48,18 @@ def dsm_loss(
     check_sigmas(sigmas, "dsm_loss")
     sigma = _per_example_sigmas(x, sigmas, generator)  # (B,)
     z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return dsm_loss_given(score_fn, x, sigma, z, reduction)
+
+
+def dsm_loss_given(score_fn: ScoreFn, x: torch.Tensor, sigma: torch.Tensor, z: torch.Tensor,
+                   reduction: str = "mean") -> torch.Tensor:
+    """Eq. 2 for draws made elsewhere: ``sigma`` (B,) one level per example and ``z`` of x's shape.
+
+    The training loop draws sigma and z on the device from step-seeded generators and passes them here,
+    so a learner's training step and the package's see the very same draws.
+    """
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"dsm_loss: reduction must be one of {REDUCTIONS}, got {reduction!r}.")
     s = _bcast(sigma, x)
     x_tilde = x + s * z
     # sigma * score + (x~ - x) / sigma = sigma * score + z: the sigma^2-weighted residual.
@@ -98,3 +110,20 @@ def sliced_score_matching_loss(
         second = 0.5 * sv.pow(2)
     weight = sigma_rep.pow(2)
     return (weight * (jvp + second)).mean()
+
+
+@torch.no_grad()
+def dsm_loss_by_level(score_fn: ScoreFn, x: torch.Tensor, levels: torch.Tensor,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+    """Eq. 2's loss at each given noise level separately (every image at that level): (len(levels),).
+
+    The training loss mixes all levels in every batch; this says which levels the network has learned
+    well. The same draws z are used at every level, so the curve's shape is not noise between levels.
+    """
+    check_sigmas(levels, "dsm_loss_by_level")
+    z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    out = []
+    for s in levels.tolist():
+        sigma = torch.full((x.shape[0],), float(s), device=x.device, dtype=x.dtype)
+        out.append(dsm_loss_given(score_fn, x, sigma, z))
+    return torch.stack(out).cpu()

@@ -1,9 +1,12 @@
 """One training loop for the notebooks and the CLI: DSM over the noise schedule, Adam, EMA.
 
 Reproducible by construction: the data order of epoch e comes from a distributed
-sampler seeded with (seed, e), and the flips, noise levels and noise of step t from
-generators seeded with (seed, t, rank). Resuming at step t therefore continues
-exactly as an uninterrupted run would, with no generator state to save.
+sampler seeded with (seed, e), and the flips, noise levels and noise of step t from a
+generator on the training device seeded with (seed, t, rank). Resuming at step t therefore
+continues exactly as an uninterrupted run would, with no generator state to save.
+
+One step is a function, ``step_fn(model, ema, optimizer, x, sigma, z, ema_decay) -> loss``, that gets
+the step's batch and draws: :func:`training_step` by default, or a learner's own (notebook 04).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import torch.distributed as dist
 from torch.utils.data import DistributedSampler
 
 from .checkpoints import Checkpoint, CheckpointError, check_config, load_checkpoint, load_weights, save_checkpoint
-from .losses import dsm_loss
+from .losses import dsm_loss_given
 from .sampling import progress_disabled
 
 
@@ -58,6 +61,7 @@ class TrainConfig:
     seed: int = 0
     bf16: bool = True  # bf16 autocast, used on CUDA only
     compile: bool = False
+    compile_mode: str = "default"  # torch.compile's mode; "reduce-overhead" replays CUDA graphs
     channels_last: bool = False
     log_every: int = 25  # steps between host syncs (loss check, progress bar, time limit)
     checkpoint_every: int = 2_000
@@ -142,8 +146,65 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
         torch._foreach_lerp_(e, m, 1.0 - decay)
 
 
+StepFn = Callable[[torch.nn.Module, torch.nn.Module, torch.optim.Optimizer, torch.Tensor, torch.Tensor, torch.Tensor,
+                   float], torch.Tensor]
+
+
+def training_step(model: torch.nn.Module, ema: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
+                  sigma: torch.Tensor, z: torch.Tensor, ema_decay: float, *, grad_clip: float | None = None
+                  ) -> torch.Tensor:
+    """One training step: eq. 2's loss on the given draws, backward, an Adam step, the EMA update.
+
+    ``x`` is the (flipped) batch in [0, 1], ``sigma`` (B,) one level per image and ``z`` the noise;
+    returns the loss, detached (reading its value is left to the caller: a host sync).
+    """
+    loss = dsm_loss_given(model, x, sigma, z)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    ema_update(ema, model, ema_decay)
+    return loss.detach()
+
+
+def step_draws(data: torch.Tensor, sigmas: torch.Tensor, idx: torch.Tensor, generator: torch.Generator
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The batch and draws of one step, made on the data's device from ``generator`` (seeded by the caller
+    for the step): flips, then one noise level per image, then z. Returns (x in [0, 1], sigma (B,), z)."""
+    device = data.device
+    flips = torch.rand(idx.numel(), generator=generator, device=device) < 0.5
+    x = data[idx].float().div_(255.0)  # (B, 3, H, W) in [0, 1]
+    x = torch.where(flips[:, None, None, None], x.flip(-1), x)
+    sigma = sigmas[torch.randint(0, sigmas.numel(), (idx.numel(),), generator=generator, device=device)]
+    z = torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype)
+    return x, sigma.to(x.dtype), z
+
+
+def step_seed(seed: int, step: int, rank: int = 0) -> int:
+    """The seed of step ``step``'s draws on process ``rank``: a function of (seed, step, rank) only."""
+    return (seed * 1_000_003 + step) * 64 + rank
+
+
+class _ScoreModel(torch.nn.Module):
+    """The network as the step sees it: channels-last input and bf16 autocast where asked, float32 scores.
+    Its parameters are the network's, so an EMA update or gradient clipping over them is unchanged."""
+
+    def __init__(self, net: torch.nn.Module, bf16: bool, channels_last: bool):
+        super().__init__()
+        self.net, self.bf16, self.channels_last = net, bf16, channels_last
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
+            return self.net(x, sigma).float()
+
+
 def new_state(model: torch.nn.Module, cfg: TrainConfig) -> TrainState:
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    on_cuda = next(model.parameters()).device.type == "cuda"
+    # The fused kernel does Adam's whole update in a few launches on CUDA; the CPU keeps the default.
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=True if on_cuda else None)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     return TrainState(model=model, ema=ema, optimizer=opt)
 
@@ -157,10 +218,12 @@ def _world() -> tuple[int, int]:
 class EpochBatches:
     """Batch indices for any step: shard ``rank`` of a seeded permutation per epoch (DistributedSampler)."""
 
-    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1,
+                 device: torch.device | str = "cpu"):
         self.sampler = DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=True, seed=seed,
                                           drop_last=True)
         self.batch_size = batch_size
+        self.device = torch.device(device)
         self.steps_per_epoch = len(self.sampler) // batch_size
         if self.steps_per_epoch == 0:
             raise ValueError(f"{n} images cannot fill a batch of {batch_size} per process; lower the batch size.")
@@ -170,7 +233,8 @@ class EpochBatches:
         epoch, k = divmod(step, self.steps_per_epoch)
         if epoch != self._epoch:
             self.sampler.set_epoch(epoch)
-            self._epoch, self._order = epoch, torch.tensor(list(iter(self.sampler)))
+            # one host-to-device copy per epoch, not one per step
+            self._epoch, self._order = epoch, torch.tensor(list(iter(self.sampler))).to(self.device)
         return self._order[k * self.batch_size:(k + 1) * self.batch_size]
 
 
@@ -185,6 +249,7 @@ def train(
     checkpoint_path: str | os.PathLike | None = None,
     meta: dict | None = None,
     progress: bool = True,
+    step_fn: StepFn | None = None,
 ) -> TrainState:
     """Train ``model`` with DSM (paper eq. 2) on uint8 ``images`` (N, 3, H, W) until ``cfg.steps``.
 
@@ -195,6 +260,9 @@ def train(
     the recent median, or weights that give non-finite scores stop training with a FloatingPointError
     naming the step, and the last checkpoint is kept. Ctrl-C (SIGINT) finishes the running step,
     writes a checkpoint there and raises :class:`TrainingInterrupted`.
+
+    ``step_fn`` replaces :func:`training_step` (same arguments; it must not clip gradients itself, and
+    ``cfg.grad_clip`` applies to the default step only).
     """
     from tqdm.auto import tqdm
 
@@ -208,18 +276,15 @@ def train(
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
                                                          else None)
     if cfg.compile:
-        net = torch.compile(net)
+        net = torch.compile(net, mode=None if cfg.compile_mode == "default" else cfg.compile_mode)
     data = images.to(device)
     sigmas = sigmas.to(device)
-    batches = EpochBatches(data.shape[0], cfg.batch_size, cfg.seed, rank, world)
+    batches = EpochBatches(data.shape[0], cfg.batch_size, cfg.seed, rank, world, device=device)
     noise_gen = make_generator(0, device)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda")
-
-    def score_fn(x, sigma):
-        if cfg.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with autocast:
-            return net(x, sigma).float()
+    score_model = _ScoreModel(net, bf16=cfg.bf16 and device.type == "cuda", channels_last=cfg.channels_last)
+    if step_fn is None:
+        def step_fn(m, ema, opt, x, sigma, z, decay):
+            return training_step(m, ema, opt, x, sigma, z, decay, grad_clip=cfg.grad_clip)
 
     pending: list[torch.Tensor] = []
     start_step, t0 = state.step, time.perf_counter()
@@ -239,22 +304,10 @@ def train(
     def run_steps() -> bool:
         """Train until cfg.steps, the time limit or Ctrl-C; True when interrupted."""
         while state.step < cfg.steps:
-            step = state.step
-            step_seed = (cfg.seed * 1_000_003 + step) * 64 + rank
-            idx = batches(step).to(device)
-            flip_gen = make_generator(step_seed, "cpu")
-            flips = (torch.rand(idx.numel(), generator=flip_gen) < 0.5).to(device)[:, None, None, None]
-            x = data[idx].float().div_(255.0)  # (B, 3, H, W) in [0, 1]
-            x = torch.where(flips, x.flip(-1), x)
-            noise_gen.manual_seed(step_seed)
-            loss = dsm_loss(score_fn, x, sigmas, generator=noise_gen)
-            state.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            state.optimizer.step()
-            ema_update(state.ema, model, cfg.ema_decay)
-            pending.append(loss.detach())
+            noise_gen.manual_seed(step_seed(cfg.seed, state.step, rank))
+            x, sigma, z = step_draws(data, sigmas, batches(state.step), noise_gen)
+            loss = step_fn(score_model, state.ema, state.optimizer, x, sigma, z, cfg.ema_decay)
+            pending.append(torch.as_tensor(loss).detach().reshape(()))
             state.step += 1
             # One process alone stops at once; several agree at the next host sync, so they stop at one step.
             stop_now = interrupted.is_set() and world == 1

@@ -150,7 +150,7 @@ def test_ctrl_c_writes_a_checkpoint_at_the_step_and_says_how_to_resume(folder, t
     from pegasus_course import training
 
     calls = {"n": 0}
-    real = training.dsm_loss
+    real = training.dsm_loss_given
 
     def interrupting_loss(*a, **k):
         calls["n"] += 1
@@ -158,12 +158,12 @@ def test_ctrl_c_writes_a_checkpoint_at_the_step_and_says_how_to_resume(folder, t
             os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C sends
         return real(*a, **k)
 
-    monkeypatch.setattr(training, "dsm_loss", interrupting_loss)
+    monkeypatch.setattr(training, "dsm_loss_given", interrupting_loss)
     out = tmp_path / "run"
     code, text, err = run(train_args(folder, out, "--steps", "50", "--checkpoint-every", "1000"), capsys)
     assert code == 130 and "interrupted at step 3" in text and f"--out {out} --resume" in text
     assert load_checkpoint(out / "checkpoint.safetensors").step == 3
-    monkeypatch.setattr(training, "dsm_loss", real)
+    monkeypatch.setattr(training, "dsm_loss_given", real)
     args = train_args(folder, out, "--steps", "4", "--resume")
     args[args.index("--num-scales"):args.index("--num-scales") + 2] = []
     code, text, _ = run(args, capsys)

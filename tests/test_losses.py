@@ -60,3 +60,19 @@ def test_exact_score_minimises_dsm():
     for scale in (0.8, 1.2):
         other = losses.dsm_loss(lambda x, s: scale * gm.score(x, s), x, sig, torch.Generator().manual_seed(2))
         assert other > base
+
+
+def test_dsm_loss_by_level_hand_values():
+    """A zero network leaves the residual z at every level: each level's loss is mean(||z||^2) / 2."""
+    from pegasus_course.losses import dsm_loss_by_level, dsm_loss_given
+
+    x = torch.zeros(4, 3)
+    levels = torch.tensor([2.0, 1.0, 0.5])
+    got = dsm_loss_by_level(lambda y, s: torch.zeros_like(y), x, levels, torch.Generator().manual_seed(0))
+    z = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(got, torch.full((3,), 0.5 * float(z.pow(2).sum(1).mean())))
+    # the exact score of a point mass at 0 makes every level's loss zero
+    exact = dsm_loss_by_level(lambda y, s: -y / s.view(-1, 1) ** 2, x, levels)
+    assert torch.allclose(exact, torch.zeros(3), atol=1e-6)
+    sigma = torch.tensor([2.0, 1.0, 1.0, 0.5])
+    assert torch.allclose(dsm_loss_given(lambda y, s: -y / s.view(-1, 1) ** 2, x, sigma, z), torch.tensor(0.0), atol=1e-6)

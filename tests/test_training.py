@@ -203,3 +203,57 @@ def test_two_process_gloo_ranks_agree(tmp_path):
     w1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     assert all(torch.equal(w0[k], w1[k]) for k in w0)
     assert C.load_checkpoint(tmp_path / "ckpt.safetensors").step == 3  # written once, by rank 0
+
+
+def test_two_runs_with_one_seed_match_and_another_seed_differs(tiny_config):
+    data = _images(24)
+    cfg = T.TrainConfig(steps=4, batch_size=8, log_every=2, seed=3)
+    a = T.train(_model(tiny_config), data, SIGMAS, cfg, progress=False)
+    b = T.train(_model(tiny_config), data, SIGMAS, cfg, progress=False)
+    c = T.train(_model(tiny_config), data, SIGMAS, T.TrainConfig(steps=4, batch_size=8, log_every=2, seed=4),
+                progress=False)
+    assert a.losses == b.losses and a.losses != c.losses
+    assert all(torch.equal(p, q) for p, q in zip(a.ema.parameters(), b.ema.parameters()))
+
+
+def test_step_draws_are_seeded_by_step_and_flip_half_the_batch():
+    data = torch.arange(8 * 3 * 2 * 2, dtype=torch.uint8).view(8, 3, 2, 2)
+    levels = torch.tensor([4.0, 2.0, 1.0])
+    idx = torch.arange(8)
+    x1, s1, z1 = T.step_draws(data, levels, idx, T.make_generator(T.step_seed(0, 5)))
+    x2, s2, z2 = T.step_draws(data, levels, idx, T.make_generator(T.step_seed(0, 5)))
+    assert torch.equal(x1, x2) and torch.equal(s1, s2) and torch.equal(z1, z2)
+    _, _, z3 = T.step_draws(data, levels, idx, T.make_generator(T.step_seed(0, 6)))
+    assert not torch.equal(z1, z3)  # another step, other draws
+    clean = data.float() / 255
+    flipped = [bool(torch.equal(x1[i], clean[i].flip(-1))) and not torch.equal(clean[i], clean[i].flip(-1))
+               for i in range(8)]
+    kept = [bool(torch.equal(x1[i], clean[i])) for i in range(8)]
+    assert all(f != k for f, k in zip(flipped, kept))  # each image is either flipped or kept, exactly
+    assert set(s1.tolist()) <= set(levels.tolist()) and z1.shape == x1.shape
+    assert T.step_seed(0, 5) != T.step_seed(0, 6) != T.step_seed(1, 5) and T.step_seed(0, 5, 1) != T.step_seed(0, 5, 0)
+
+
+def test_a_learners_step_fn_drives_the_loop_like_the_package_step(tiny_config):
+    def mine(model, ema, opt, x, sigma, z, decay):
+        s = sigma.view(-1, 1, 1, 1)
+        loss = 0.5 * (s * model(x + s * z, sigma) + z).pow(2).flatten(1).sum(1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            for e, p in zip(ema.parameters(), model.parameters()):
+                e.mul_(decay).add_(p, alpha=1 - decay)
+        return loss
+
+    data = _images(24)
+    cfg = T.TrainConfig(steps=3, batch_size=8, log_every=1, ema_decay=0.9)
+    ref = T.train(_model(tiny_config), data, SIGMAS, cfg, progress=False)
+    got = T.train(_model(tiny_config), data, SIGMAS, cfg, progress=False, step_fn=mine)
+    assert torch.allclose(torch.tensor(got.losses), torch.tensor(ref.losses), rtol=1e-5)
+    for p, q in zip(ref.ema.parameters(), got.ema.parameters()):
+        assert torch.allclose(p, q, atol=1e-6)
+    calls = []
+    T.train(_model(tiny_config), data, SIGMAS, cfg, progress=False,
+            step_fn=lambda *a: calls.append(a[3].shape) or mine(*a))
+    assert calls == [torch.Size([8, 3, 32, 32])] * 3
