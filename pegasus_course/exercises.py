@@ -53,11 +53,12 @@ def _close(a, b, rtol: float = 1e-4) -> bool:
 
 def _run(name: str, general_hint: str, cases, mistakes: dict[str, Callable | list[Callable]], learner: Callable,
          reference: Callable, verbose: bool = True, accepted: dict[str, Callable] | None = None,
-         reference_label: str | None = None) -> CheckResult:
+         reference_label: str | None = None, explain: Callable | None = None) -> CheckResult:
     """Compare ``learner`` with ``reference`` on each case; on a mismatch, look for a known mistake.
 
     ``accepted`` holds other correct answers (label -> function): matching one of them passes too, and the
     verdict says which one the learner wrote (``reference_label`` names the reference's own form).
+    ``explain(got, want) -> str`` describes a mismatch better than the first values do.
     """
     result = None
     written: list[str] = []
@@ -82,8 +83,12 @@ def _run(name: str, general_hint: str, cases, mistakes: dict[str, Callable | lis
                           if any(_close(got, w(*args())) for w in (wrong if isinstance(wrong, list) else [wrong]))),
                          None)
         shape = f"shapes {tuple(torch.as_tensor(got).shape)} vs expected {tuple(torch.as_tensor(want).shape)}"
-        first = (f"case {i + 1}: {shape}" if torch.as_tensor(got).shape != torch.as_tensor(want).shape
-                 else f"case {i + 1}: got {_summary(got)}, expected {_summary(want)}")
+        if torch.as_tensor(got).shape != torch.as_tensor(want).shape:
+            first = f"case {i + 1}: {shape}"
+        elif explain is not None:
+            first = f"case {i + 1}: {explain(got, want)}"
+        else:
+            first = f"case {i + 1}: {_where(got, want)}"
         _attempts[name] = _attempts.get(name, 0) + 1
         hint = f"likely mistake: {diagnosis}" if (diagnosis and _attempts[name] > 1) else f"hint: {general_hint}"
         if not diagnosis and _attempts[name] > 1:
@@ -98,6 +103,20 @@ def _run(name: str, general_hint: str, cases, mistakes: dict[str, Callable | lis
     if verbose:
         print(result)
     return result
+
+
+def _where(got, want) -> str:
+    """The first element that differs: a tensor's first value alone can agree (a row's first image)."""
+    g, w = torch.as_tensor(got, dtype=torch.float64), torch.as_tensor(want, dtype=torch.float64)
+    if g.numel() <= 1:
+        return f"got {_summary(g)}, expected {_summary(w)}"
+    atol = 1e-6 * float(w.abs().max())
+    bad = ~torch.isclose(g, w, rtol=1e-4, atol=atol)
+    if not bool(bad.any()):
+        return f"got {_summary(g)}, expected {_summary(w)}"
+    idx = tuple(int(i) for i in torch.nonzero(bad)[0])
+    return (f"at index {list(idx)} got {float(g[idx]):.5g}, expected {float(w[idx]):.5g} "
+            f"(largest difference {float((g - w).abs().max()):.3g})")
 
 
 def _summary(t) -> str:
@@ -195,53 +214,56 @@ def check_langevin_step(fn, verbose: bool = True) -> CheckResult:
 
 
 # ----- 02: the noise schedule -----
-def check_geometric_sigmas(fn, verbose: bool = True) -> CheckResult:
-    """Exercise (notebook 02): ``fn(sigma_max, sigma_min, num_scales) -> descending geometric sequence``."""
-    cases = [lambda: (50.0, 0.01, 232), lambda: (1.0, 0.1, 5), lambda: (20.0, 0.5, 2)]
-    mistakes = {"ascending order: sigmas[0] must be the largest, sigma_1":
-                    lambda a, b, n: sig.geometric_sigmas(a, b, n).flip(0),
-                "linear spacing: a geometric sequence is linear in log(sigma)":
-                    lambda a, b, n: torch.linspace(a, b, n),
-                "one level too few (the L levels include both ends)":
-                    lambda a, b, n: torch.exp(torch.linspace(math.log(a), math.log(b), n - 1)),
-                "one level too many": lambda a, b, n: torch.exp(torch.linspace(math.log(a), math.log(b), n + 1))}
-    return _run("geometric_sigmas", "space the levels evenly in log(sigma), largest first", cases, mistakes, fn,
-                sig.geometric_sigmas, verbose)
+def _levels_for(sigma_1, sigma_L, dim, target, exponent_offset=1, strict=False, one_less=False):
+    """The smallest L whose geometric ratio (sigma_1 / sigma_L)^(1 / (L - 1)) gives an overlap >= target
+    (technique 2), found by counting up; switches plant the common mistakes."""
+    L = 2
+    while True:
+        gamma = (sigma_1 / sigma_L) ** (1.0 / (L - exponent_offset))
+        overlap = sig.technique2_overlap(gamma, dim)
+        if (overlap > target) if strict else (overlap >= target):
+            return L - 1 if one_less else L
+        L += 1
 
 
-def check_step_size(fn, verbose: bool = True) -> CheckResult:
-    """Exercise (notebook 02): ``fn(sigmas, eps) -> alpha`` with alpha_i = eps * sigma_i^2 / sigma_L^2."""
-    cases = [lambda: (sig.geometric_sigmas(50.0, 0.01, 232), 6.2e-6), lambda: (torch.tensor([4.0, 2.0, 1.0]), 0.1),
-             lambda: (torch.tensor([1.0, 0.5]), 2e-3)]
-    mistakes = {"step size not squared: use (sigma_i / sigma_L) ** 2": lambda s, e: e * s / s[-1],
-                "scaled by sigma_1 instead of sigma_L (the smallest level, s[-1])": lambda s, e: e * (s / s[0]) ** 2,
-                "step size not scaled by sigma_i^2 / sigma_L^2 at all": lambda s, e: torch.full_like(s, e),
-                "inverted ratio: sigma_L^2 / sigma_i^2": lambda s, e: e * (s[-1] / s) ** 2}
-    return _run("step_size", "each level's step grows with its noise level", cases, mistakes, fn,
-                lambda s, e: sig.step_sizes(s, e), verbose)
+def check_num_levels(fn, verbose: bool = True) -> CheckResult:
+    """Exercise (notebook 02): ``fn(sigma_1, sigma_L, dim, target) -> L``, the smallest number of levels whose
+    geometric ratio meets technique 2's overlap ``target`` (search over L with ``sigmas.technique2_overlap``)."""
+    cases = [lambda: (50.0, 0.01, 3072, 0.5), lambda: (50.0, 0.01, 3072, 0.9), lambda: (20.0, 0.1, 100, 0.5),
+             lambda: (1.0, 0.1, 12288, 0.3)]
+    mistakes = {"one level too few: L levels have L - 1 ratios between them, so gamma = (sigma_1 / sigma_L) ** "
+                "(1 / (L - 1)), and the answer is the first L whose overlap reaches the target, not the last one below "
+                "it": [lambda *a: _levels_for(*a, exponent_offset=0), lambda *a: _levels_for(*a, one_less=True)]}
+    return _run("num_levels", "count L up from 2; for each, gamma = (sigma_1 / sigma_L) ** (1 / (L - 1)); stop at "
+                "the first L whose technique2_overlap(gamma, dim) reaches the target", cases, mistakes, fn,
+                _levels_for, verbose)
 
 
-# ----- 06: eq. 4 -----
-def check_mix_noise(fn, verbose: bool = True) -> CheckResult:
-    """Exercise (notebook 06): ``fn(z1, z2, k, n) -> cos(k pi / (2(n+1))) z1 + sin(k pi / (2(n+1))) z2``."""
-    def case(shape, k, n, seed):
-        def make():
-            g = torch.Generator().manual_seed(seed)
-            return torch.randn(shape, generator=g), torch.randn(shape, generator=g), k, n
-        return make
+def _variance_after(eps, sigma_L, gamma, T, noise=2.0, start_gamma=True, square_r=True, scale_r=True):
+    r = 1.0 - (eps / sigma_L**2 if scale_r else eps)
+    v = gamma**2 if start_gamma else 1.0
+    for _ in range(T):
+        v = (r * r if square_r else r) * v + noise * eps / sigma_L**2
+    return v
 
-    def angle(k, n):
-        return k * math.pi / (2 * (n + 1))
 
-    mistakes = {"sin and cos swapped (k = 0 must give z1 back)":
-                    lambda a, b, k, n: math.sin(angle(k, n)) * a + math.cos(angle(k, n)) * b,
-                "angle k pi / (2 N) instead of k pi / (2 (N + 1))":
-                    lambda a, b, k, n: math.cos(k * math.pi / (2 * n)) * a + math.sin(k * math.pi / (2 * n)) * b,
-                "linear weights (1 - t, t): they shrink the noise's norm in the middle; eq. 4 keeps it":
-                    lambda a, b, k, n: (1 - k / (n + 1)) * a + k / (n + 1) * b}
-    return _run("mix_noise", "check both ends: k = 0 must return z1 and k = N + 1 must return z2",
-                [case((3, 4), 9, 15, 0), case((2, 3, 8, 8), 1, 3, 1), case((5,), 4, 7, 2)], mistakes, fn,
-                interpolation.mix_noise, verbose)
+def check_variance_ratio(fn, verbose: bool = True) -> CheckResult:
+    """Exercise (notebook 02): ``fn(eps, sigma_L, gamma, T) -> Var[x_T] / sigma_i^2`` for Langevin dynamics at one
+    level on the one-point data set, started from the previous level's variance; compared with the closed form
+    ``sigmas.technique4_objective``."""
+    cases = [lambda: (6.2e-6, 0.01, 1.0376, 5), lambda: (2e-5, 0.01, 1.1, 1), lambda: (1e-3, 0.1, 1.5, 10),
+             lambda: (0.5, 1.0, 1.2, 3)]
+    mistakes = {"noise variance alpha instead of 2 alpha per step (the noise is sqrt(2 alpha) z)":
+                    lambda *a: _variance_after(*a, noise=1.0),
+                "r not squared: x_t = r x_(t-1) + ... multiplies the variance by r^2":
+                    lambda *a: _variance_after(*a, square_r=False),
+                "started at variance 1: the chain starts from the previous level, variance gamma^2 sigma_i^2":
+                    lambda *a: _variance_after(*a, start_gamma=False),
+                "r = 1 - eps: with alpha_i = eps sigma_i^2 / sigma_L^2 and score -x / sigma_i^2, r = 1 - eps / sigma_L^2":
+                    lambda *a: _variance_after(*a, scale_r=False)}
+    return _run("variance_ratio", "write x_t = r x_(t-1) + sqrt(2 alpha) z as a recursion for the variance and "
+                "iterate it T times from gamma^2 (in units of sigma_i^2)", cases, mistakes, fn,
+                lambda e, s, g, t: sig.technique4_objective(e, g, s, t), verbose)
 
 
 # ----- 03: InstanceNorm++ -----
@@ -303,39 +325,225 @@ def _means_term(x, eps=1e-5):
     return (mu - mu.mean(1, keepdim=True)) / torch.sqrt(mu.var(1, keepdim=True, unbiased=False) + eps)
 
 
-# ----- 04: the EMA update -----
-def check_ema_update(fn, verbose: bool = True) -> CheckResult:
-    """Exercise (notebook 04): ``fn(ema, theta, decay) -> decay * ema + (1 - decay) * theta`` (tensors)."""
-    def case(shape, decay, seed):
+# ----- 04: one whole training step -----
+class _TinyScoreNet(torch.nn.Module):
+    """A two-convolution score network for 8x8 images: small enough to train a few steps in milliseconds."""
+
+    def __init__(self, seed: int):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.conv1 = torch.nn.Conv2d(3, 6, 3, padding=1)
+        self.conv2 = torch.nn.Conv2d(6, 3, 3, padding=1)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+
+    def forward(self, x, sigma):
+        return self.conv2(torch.nn.functional.silu(self.conv1(x))) / sigma.view(-1, 1, 1, 1)
+
+
+def _fingerprint(step_fn, seed: int, steps: int = 3, decay: float = 0.8) -> torch.Tensor:
+    """Run :func:`training.train` for a few steps with ``step_fn`` (None: the package's step) and return
+    [losses, weights after the last step, EMA weights] as one vector."""
+    from .training import TrainConfig, train
+
+    g = torch.Generator().manual_seed(1000 + seed)
+    images = torch.randint(0, 256, (12, 3, 8, 8), generator=g, dtype=torch.uint8)
+    model = _TinyScoreNet(seed)
+    cfg = TrainConfig(steps=steps, batch_size=4, lr=1e-2, ema_decay=decay, seed=seed, log_every=1, bf16=False)
+    state = train(model, images, sig.geometric_sigmas(5.0, 0.1, 6), cfg, progress=False, step_fn=step_fn)
+    flat = lambda m: torch.cat([p.detach().flatten() for p in m.parameters()])  # noqa: E731
+    return torch.cat([torch.tensor(state.losses), flat(state.model), flat(state.ema)])
+
+
+def _explain_fingerprint(steps: int, n_weights: int):
+    def explain(got, want):
+        got, want = torch.as_tensor(got, dtype=torch.float64), torch.as_tensor(want, dtype=torch.float64)
+        parts = [("the loss", slice(0, steps)), ("the weights after the Adam steps", slice(steps, steps + n_weights)),
+                 ("the EMA weights", slice(steps + n_weights, None))]
+        for name, sl in parts:
+            if not _close(got[sl], want[sl]):
+                if name == "the loss":
+                    bad = ~torch.isclose(got[sl], want[sl], rtol=1e-4, atol=1e-6 * float(want[sl].abs().max()))
+                    i = int(torch.nonzero(bad)[0])
+                    return (f"{name} differs (step {i + 1}: got {float(got[i]):.5g}, expected {float(want[i]):.5g}); "
+                            "the other parts follow from it")
+                return f"the losses match, {name} differ"
+        return "a small difference"
+    return explain
+
+
+def _mistake_step(kind: str):
+    """A planted training step with one named mistake (for the checker's diagnosis)."""
+    def step(model, ema, optimizer, x, sigma, z, decay):
+        s = sigma.view(-1, 1, 1, 1)
+        residual = s * model(x + s * z, sigma) + z
+        if kind == "unweighted":
+            residual = model(x + s * z, sigma) + z / s
+        per = 0.5 * residual.pow(2).flatten(1)
+        loss = per.mean(1).mean() if kind == "mean over dims" else per.sum(1).mean()
+        if kind != "no zero_grad":
+            optimizer.zero_grad()
+        if kind == "ema first":
+            with torch.no_grad():
+                for e, p in zip(ema.parameters(), model.parameters()):
+                    e.mul_(decay).add_(p, alpha=1 - decay)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            for e, p in zip(ema.parameters(), model.parameters()):
+                if kind == "ema swapped":
+                    e.mul_(1 - decay).add_(p, alpha=decay)
+                elif kind in ("no ema", "ema first"):
+                    pass
+                else:
+                    e.mul_(decay).add_(p, alpha=1 - decay)
+        return loss.detach()
+    return step
+
+
+def check_training_step(fn, verbose: bool = True) -> CheckResult:
+    """Exercise (notebook 04): ``fn(model, ema, optimizer, x, sigma, z, ema_decay) -> loss``, one whole step.
+
+    The checker trains a tiny network for three steps with ``training.train`` twice from the same seed,
+    once with the package's step and once with ``fn``, and compares the losses, the weights and the EMA.
+    """
+    n_weights = sum(p.numel() for p in _TinyScoreNet(0).parameters())
+    mistakes = {
+        "the gradients are never zeroed (optimizer.zero_grad()), so each step adds the previous steps' gradients":
+            lambda s: _fingerprint(_mistake_step("no zero_grad"), s),
+        "a mean over the pixels as well (F.mse_loss or .mean()): eq. 2 sums over the dimensions and averages over "
+        "the batch": lambda s: _fingerprint(_mistake_step("mean over dims"), s),
+        "the loss is not weighted by sigma^2: use sigma * score + z (eq. 2 with lambda = sigma^2)":
+            lambda s: _fingerprint(_mistake_step("unweighted"), s),
+        "the EMA weights are swapped: keep ema_decay of the average and take (1 - ema_decay) of the new weights":
+            lambda s: _fingerprint(_mistake_step("ema swapped"), s),
+        "the EMA is not updated (step 4)": lambda s: _fingerprint(_mistake_step("no ema"), s),
+        "the EMA is updated before the optimizer step, so it averages the previous weights":
+            lambda s: _fingerprint(_mistake_step("ema first"), s),
+    }
+    return _run("training_step", "loss (eq. 2) -> zero_grad, backward, optimizer.step() -> EMA of the new weights",
+                [lambda: (0,), lambda: (1,)], mistakes, lambda s: _fingerprint(fn, s), lambda s: _fingerprint(None, s),
+                verbose, explain=_explain_fingerprint(3, n_weights))
+
+
+# ----- 05: annealed Langevin dynamics -----
+def _gaussian_score(mu: float):
+    """The exact score of N(mu, (1 + sigma^2) I): data N(mu, I) perturbed by noise of scale sigma."""
+    def score(x, sigma):
+        s = torch.as_tensor(sigma, dtype=x.dtype)
+        if s.ndim == 1 and s.numel() == x.shape[0]:
+            s = s.view(-1, *([1] * (x.ndim - 1)))
+        return -(x - mu) / (1 + s**2)
+    return score
+
+
+def _langevin_reference(score_fn, x0, sigmas, T, eps, noise, anneal=True, noise_kind="2alpha", denoise=True,
+                        base="last", index_offset=1):
+    """Annealed Langevin written out, with switches that plant the common mistakes."""
+    x = x0.clone()
+    sig_l = sigmas[-1] if base == "last" else sigmas[0]
+    for i, s in enumerate(sigmas):
+        alpha = eps * (s / sig_l) ** 2 if anneal else eps
+        scale = {"2alpha": math.sqrt(2 * alpha), "alpha": math.sqrt(alpha), "eps": math.sqrt(eps)}[noise_kind]
+        sv = torch.full((x.shape[0],), float(s), dtype=x.dtype)
+        for j in range(T):
+            z = noise(index_offset + i * T + j, x.shape, x.device, x.dtype)
+            x = x + alpha * score_fn(x, sv) + scale * z
+    if denoise:
+        x = x + float(sigmas[-1]) ** 2 * score_fn(x, torch.full((x.shape[0],), float(sigmas[-1]), dtype=x.dtype))
+    return x
+
+
+def check_annealed_langevin(fn, verbose: bool = True) -> CheckResult:
+    """Exercise (notebook 05): ``fn(score_fn, x0, sigmas, T, eps, noise) -> samples`` (NCSN Alg. 1 with the
+    final denoising step), compared with ``sampling.annealed_langevin`` on the same noise tape."""
+    from .sampling import SeededNoise, annealed_langevin
+
+    def case(shape, sigmas, T, eps, mu, seed):
         def make():
-            g = torch.Generator().manual_seed(seed)
-            return torch.randn(shape, generator=g), torch.randn(shape, generator=g), decay
+            noise = SeededNoise(range(seed, seed + shape[0]))
+            x0 = float(sigmas[0]) * noise(0, shape, torch.device("cpu"), torch.float32)
+            return _gaussian_score(mu), x0, sigmas, T, eps, noise
         return make
 
-    mistakes = {"weights swapped: the EMA keeps `decay` of its old value and takes (1 - decay) of the new weights":
-                    lambda e, t, d: (1 - d) * e + d * t,
-                "returned the new weights instead of the average": lambda e, t, d: t.clone(),
-                "missing the (1 - decay) factor on the new weights": lambda e, t, d: d * e + t}
-    return _run("ema_update", "the average moves a small step (1 - decay) from its old value towards the new weights",
-                [case((5,), 0.999, 0), case((3, 4), 0.9, 1), case((2, 2, 3), 0.5, 2)], mistakes, fn,
-                lambda e, t, d: d * e + (1 - d) * t, verbose)
+    def reference(score_fn, x0, sigmas, T, eps, noise):
+        return annealed_langevin(score_fn, x0.shape, sigmas, T, eps, noise=noise, x_init=x0, progress=False)
+
+    R = _langevin_reference
+    mistakes = {
+        "noise scaled by sqrt(eps) (or sqrt(alpha_i)) instead of sqrt(2 alpha_i)": [
+            lambda *a: R(*a, noise_kind="eps"), lambda *a: R(*a, noise_kind="alpha")],
+        "no annealing of the step: alpha_i = eps * sigma_i^2 / sigma_L^2 grows with the level's noise":
+            lambda *a: R(*a, anneal=False),
+        "step scaled by sigma_i^2 / sigma_1^2 instead of sigma_i^2 / sigma_L^2 (sigma_L is the smallest, sigmas[-1])":
+            lambda *a: R(*a, base="first"),
+        "the final denoising step x + sigma_L^2 s(x, sigma_L) is missing": lambda *a: R(*a, denoise=False),
+        "the draws are numbered from 0: draw 0 is z_0 (already in x0), z_ij is noise(1 + i * T + j, ...)":
+            lambda *a: R(*a, index_offset=0),
+    }
+    cases = [case((4, 2), sig.geometric_sigmas(4.0, 0.1, 5), 3, 0.01, 1.0, 0),
+             case((2, 3, 4, 4), sig.geometric_sigmas(2.0, 0.2, 3), 2, 0.05, -0.5, 7),
+             case((3, 5), sig.geometric_sigmas(1.0, 0.5, 2), 4, 0.02, 0.0, 11)]
+    return _run("annealed_langevin", "for each level i: alpha_i = eps * (sigma_i / sigma_L)^2, T steps of x + alpha_i s "
+                "+ sqrt(2 alpha_i) z_ij; then one denoising step", cases, mistakes, fn, reference, verbose)
 
 
-# ----- 05: the final denoising step -----
-def check_denoise_step(fn, verbose: bool = True) -> CheckResult:
-    """Exercise (notebook 05): ``fn(x, score, sigma_L) -> x + sigma_L ** 2 * score`` (no noise)."""
-    def case(shape, s, seed):
+# ----- 06: eq. 4 on two recorded tapes -----
+def _interp_reference(score_fn, tape1, tape2, n, ks, sigmas, T, eps, weights="eq4", mix_start=True):
+    from .sampling import TapeNoise, annealed_langevin
+
+    def w(k):
+        t = k * math.pi / (2 * (n + 1))
+        if weights == "linear":
+            return 1 - k / (n + 1), k / (n + 1)
+        if weights == "swapped":
+            return math.sin(t), math.cos(t)
+        if weights == "angle N":
+            return math.cos(k * math.pi / (2 * n)), math.sin(k * math.pi / (2 * n))
+        return math.cos(t), math.sin(t)
+
+    mixed = {}
+    for i in tape1:
+        if i == 0 and not mix_start:
+            mixed[i] = torch.cat([tape1[0]] * len(ks))
+        else:
+            mixed[i] = torch.cat([w(k)[0] * tape1[i] + w(k)[1] * tape2[i] for k in ks])
+    return annealed_langevin(score_fn, (len(ks), *tape1[0].shape[1:]), sigmas, T, eps, noise=TapeNoise(mixed),
+                             progress=False)
+
+
+def check_interpolate(fn, verbose: bool = True) -> CheckResult:
+    """Exercise (notebook 06): ``fn(score_fn, tape1, tape2, n, ks, sigmas, T, eps) -> (len(ks), ...)`` samples,
+    the interpolants ks of eq. 4 replayed from two recorded tapes; compared with ``interpolation.interpolate``."""
+    from .interpolation import interpolate
+    from .sampling import SeededNoise, num_score_evaluations, record_tape
+
+    def case(image_shape, seeds, n, ks, sigmas, T, eps, mu):
         def make():
-            g = torch.Generator().manual_seed(seed)
-            return torch.randn(shape, generator=g), torch.randn(shape, generator=g) * 50, s
+            draws = num_score_evaluations(len(sigmas), T, denoise=False) + 1
+            tapes = [record_tape(SeededNoise([s]), (1, *image_shape), draws) for s in seeds]
+            return _gaussian_score(mu), tapes[0], tapes[1], n, list(ks), sigmas, T, eps
         return make
 
-    mistakes = {"sigma_L instead of sigma_L ** 2": lambda x, sc, s: x + s * sc,
-                "moved against the score": lambda x, sc, s: x - s**2 * sc,
-                "no step at all: the denoising step moves x by sigma_L^2 times the score": lambda x, sc, s: x.clone()}
-    return _run("denoise_step", "Tweedie: the posterior mean is x + sigma^2 times the score at sigma",
-                [case((2, 3, 4, 4), 0.01, 0), case((5, 2), 0.3, 1), case((1, 3), 1.0, 2)], mistakes, fn,
-                lambda x, sc, s: x + s**2 * sc, verbose)
+    def reference(score_fn, tape1, tape2, n, ks, sigmas, T, eps):
+        return _interp_reference(score_fn, tape1, tape2, n, ks, sigmas, T, eps)
+
+    R = _interp_reference
+    mistakes = {
+        "linear weights (1 - k/(N+1), k/(N+1)): the mixed noise is then too small in the middle of the row; eq. 4's "
+        "cos and sin keep cos^2 + sin^2 = 1": lambda *a: R(*a, weights="linear"),
+        "sin and cos swapped (k = 0 must give sample 1 back)": lambda *a: R(*a, weights="swapped"),
+        "angle k pi / (2 N) instead of k pi / (2 (N + 1))": lambda *a: R(*a, weights="angle N"),
+        "the start z_0 (draw 0) is not mixed: every draw of the tape, z_0 included, is mixed with eq. 4":
+            lambda *a: R(*a, mix_start=False),
+    }
+    cases = [case((2, 4, 4), (3, 8), 5, [0, 2, 6], sig.geometric_sigmas(3.0, 0.1, 4), 2, 0.02, 0.5),
+             case((1, 3, 2), (0, 1), 15, [9, 1, 16], sig.geometric_sigmas(2.0, 0.2, 3), 3, 0.05, -1.0)]
+
+    return _run("interpolate", "for each k, mix every draw of the two tapes (z_0 included) with cos and sin of "
+                "k pi / (2 (N + 1)); replay the mixed tape with the sampler (sampling.TapeNoise)", cases, mistakes,
+                fn, reference, verbose)
 
 
 # ----- 07: classifier guidance -----

@@ -26,6 +26,28 @@ def mix_weights(k: int | torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tens
     return theta.cos(), theta.sin()
 
 
+def spread_ks(n: int, count: int, include: int | None = None) -> list[int]:
+    """``count`` interpolants between the ends (1..n), evenly spread, with ``include`` among them: the
+    columns a row shows when computing all n costs too much (a CPU). ``count >= n`` gives all of 1..n."""
+    if count >= n:
+        return list(range(1, n + 1))
+    ks = [round((i + 1) * (n + 1) / (count + 1)) for i in range(count)]
+    if include is not None and include not in ks:
+        ks[min(range(count), key=lambda i: abs(ks[i] - include))] = include
+    return sorted(set(ks))
+
+
+def linear_weights(k: int | torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(1 - t, t) with t = k / (n + 1): the naive mix, for comparison with eq. 4. Its mixed noise has
+    variance (1 - t)^2 + t^2 < 1 between the ends (0.5 in the middle): too little noise for the sampler."""
+    check_k(k, n)
+    t = torch.as_tensor(k, dtype=torch.float64) / (n + 1)
+    return 1 - t, t
+
+
+MIXES = {"eq4": mix_weights, "linear": linear_weights}
+
+
 def mix_noise(z1: torch.Tensor, z2: torch.Tensor, k: int | torch.Tensor, n: int) -> torch.Tensor:
     """Eq. 4: cos(k pi / (2(n+1))) z1 + sin(k pi / (2(n+1))) z2.
 
@@ -45,7 +67,8 @@ class InterpolatedNoise:
     Every draw is the eq. 4 mix of the two end samples' own seeded draws.
     """
 
-    def __init__(self, seeds1: Sequence[int], seeds2: Sequence[int], n: int, ks: Sequence[int] | None = None):
+    def __init__(self, seeds1: Sequence[int], seeds2: Sequence[int], n: int, ks: Sequence[int] | None = None,
+                 mix: str = "eq4"):
         seeds1, seeds2 = check_seeds(seeds1, "InterpolatedNoise"), check_seeds(seeds2, "InterpolatedNoise")
         if len(seeds1) != len(seeds2):
             raise ValueError("seeds1 and seeds2 must have the same length (one pair per row).")
@@ -58,7 +81,9 @@ class InterpolatedNoise:
         self.ks = torch.as_tensor(list(ks) if ks is not None else range(n + 2), dtype=torch.int64)
         self.ends1, self.ends2 = SeededNoise(seeds1), SeededNoise(seeds2)
         self.pairs = len(seeds1)
-        c, s = mix_weights(self.ks, n)
+        if mix not in MIXES:
+            raise ValueError(f"mix must be one of {sorted(MIXES)}, got {mix!r}.")
+        c, s = MIXES[mix](self.ks, n)
         self._c, self._s = c.float(), s.float()
 
     @property
@@ -89,6 +114,7 @@ def interpolate(
     device: torch.device | str | None = None,
     progress: bool = True,
     ks: Sequence[int] | None = None,
+    mix: str = "eq4",
 ) -> torch.Tensor:
     """The whole row (k = 0 .. n + 1) between two seeded samples, in one batched sampling run.
 
@@ -99,6 +125,7 @@ def interpolate(
         sigmas, n_steps_each, step_lr, denoise: as for :func:`annealed_langevin`.
         image_shape: (C, H, W) of one sample.
         ks: only these interpolants of each row (default: all, k = 0 .. n + 1).
+        mix: ``"eq4"`` (the paper's cos/sin weights) or ``"linear"`` (the naive (1 - t, t), for comparison).
 
     Returns:
         (K, C, H, W) for one pair, or (pairs, K, C, H, W) for a list of pairs, K = len(ks) (n + 2 by default).
@@ -107,7 +134,7 @@ def interpolate(
     pairs = [tuple(seeds)] if single else [tuple(p) for p in seeds]
     if any(len(p) != 2 for p in pairs):
         raise ValueError(f"seeds must be one pair (seed1, seed2) or a list of pairs, got {seeds!r}.")
-    noise = InterpolatedNoise([p[0] for p in pairs], [p[1] for p in pairs], n, ks=ks)
+    noise = InterpolatedNoise([p[0] for p in pairs], [p[1] for p in pairs], n, ks=ks, mix=mix)
     x = annealed_langevin(
         score_fn, (noise.batch_size, *image_shape), sigmas, n_steps_each, step_lr,
         denoise=denoise, noise=noise, device=device, progress=progress,

@@ -300,3 +300,15 @@ def compare_attention_cost(sizes=(32, 48, 64, 96), channels: int = 64, batch: in
             timings.append(1000 * (time.perf_counter() - t0) / repeats)
         rows.append((size, size * size, *timings))
     return rows
+
+
+@torch.no_grad()
+def level_similarity(embed: FourierEmbedding, sigmas: torch.Tensor, after_mlp: bool = True) -> torch.Tensor:
+    """Cosine similarity between the noise-level embeddings of every pair of levels, (L, L).
+
+    ``after_mlp=False`` compares the fixed random Fourier features; ``True`` the embedding the
+    ResBlocks receive (features, then the learned MLP)."""
+    sigmas = torch.as_tensor(sigmas, dtype=torch.float32, device=embed.freqs.device)
+    v = embed(sigmas) if after_mlp else embed.features(sigmas)
+    v = F.normalize(v.float(), dim=1)
+    return (v @ v.T).cpu()

@@ -126,6 +126,38 @@ def score_field(score_fn, sigmas: Sequence[float], lim: float = 9.0, n: int = 21
     return fig
 
 
+def score_error_map(score_fn, exact_fn, sigmas: Sequence[float], density=None, lim: float = 9.0, n: int = 81):
+    """Where a learned 2-D score is wrong: ||s_theta(x, sigma) - s(x, sigma)|| over the plane, one panel per
+    sigma (log colour scale, shared), after a first panel with the data density when ``density`` is given."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.colors import LogNorm
+
+    g = torch.linspace(-lim, lim, n)
+    xx, yy = torch.meshgrid(g, g, indexing="xy")
+    pts = torch.stack([xx.flatten(), yy.flatten()], 1)
+    errors = []
+    for s in sigmas:
+        sig = torch.full((pts.shape[0],), float(s))
+        with torch.no_grad():
+            errors.append((score_fn(pts, sig) - exact_fn(pts, sig)).norm(dim=1).view(n, n).numpy())
+    panels = len(sigmas) + (density is not None)
+    fig, axes = plt.subplots(1, panels, figsize=(3.3 * panels, 3.3))
+    axes = np.atleast_1d(axes)
+    extent = (-lim, lim, -lim, lim)
+    if density is not None:
+        p = density(pts, 0.0).exp().view(n, n).numpy()
+        axes[0].imshow(p, extent=extent, origin="lower", cmap="Greys")
+        axes[0].set(title="data density", xticks=[], yticks=[])
+    vmin = max(1e-3, min(float(e.min()) for e in errors))
+    vmax = max(float(e.max()) for e in errors)
+    for ax, s, e in zip(axes[panels - len(sigmas):], sigmas, errors):
+        im = ax.imshow(e, extent=extent, origin="lower", cmap="magma", norm=LogNorm(vmin=vmin, vmax=vmax))
+        ax.set(title=f"error at sigma = {s:g}", xticks=[], yticks=[])
+    fig.colorbar(im, ax=list(axes), shrink=0.8, label="|| learned - exact ||")
+    return fig
+
+
 def scatter_2d(panels: dict, lim: float = 9.0):
     """Side-by-side scatter plots of 2-D point sets, {title: (N, 2) tensor}."""
     import matplotlib.pyplot as plt
@@ -141,14 +173,17 @@ def scatter_2d(panels: dict, lim: float = 9.0):
 
 
 def show_rows(rows: torch.Tensor, row_labels: Sequence[str] | None = None, highlight: int | None = None,
-              title: str | None = None):
-    """Interpolation rows (P, K, 3, H, W) as one image; ``highlight`` frames column k."""
+              title: str | None = None, col_labels: Sequence[str] | None = None, scale: float = 0.9):
+    """Rows of images (P, K, 3, H, W) as one image, ``scale`` inches per image (at most 13 inches wide);
+    ``highlight`` frames column k; ``col_labels`` are written under the last row."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
     p, k = rows.shape[:2]
     grid = to_grid(rows.flatten(0, 1), nrow=k)
-    fig, ax = plt.subplots(figsize=(min(12, 0.55 * k + 1), 0.6 * p + 0.6))
+    width = min(13.0, scale * k + (1.4 if row_labels else 0.3))
+    per = (width - (1.4 if row_labels else 0.3)) / k
+    fig, ax = plt.subplots(figsize=(width, per * p + (0.5 if title else 0.1) + (0.3 if col_labels else 0)))
     ax.imshow(grid.permute(1, 2, 0).numpy())
     ax.set_axis_off()
     cell = grid.shape[2] / k
@@ -156,7 +191,10 @@ def show_rows(rows: torch.Tensor, row_labels: Sequence[str] | None = None, highl
         ax.add_patch(Rectangle((highlight * cell, 0), cell, grid.shape[1], fill=False, ec="red", lw=2))
     if row_labels:
         for i, lab in enumerate(row_labels):
-            ax.text(-4, (i + 0.5) * grid.shape[1] / p, lab, ha="right", va="center", fontsize=8)
+            ax.text(-4, (i + 0.5) * grid.shape[1] / p, lab, ha="right", va="center", fontsize=9)
+    if col_labels:
+        for i, lab in enumerate(col_labels[:k]):
+            ax.text((i + 0.5) * cell, grid.shape[1] + 2, lab, ha="center", va="top", fontsize=8)
     if title:
         ax.set_title(title)
     fig.tight_layout()

@@ -58,6 +58,20 @@ class GaussianMixture:
         return torch.bincount(nearest, minlength=self.weights.numel()).float() / x.shape[0]
 
 
+@torch.no_grad()
+def dsm_optimum(data: torch.Tensor, points: torch.Tensor, sigma: float) -> torch.Tensor:
+    """The function that minimises the DSM loss at level ``sigma``, computed from data samples alone.
+
+    At each point x~ the loss is minimised by E[-z / sigma | x~] = E[x - x~ | x~] / sigma^2, the posterior
+    mean over which data point (and noise) produced x~: a weighted average over ``data`` (N, D) with
+    weights proportional to N(x~; x_i, sigma^2 I). Vincent (2011) showed that this equals the score of
+    p_sigma, which is why DSM learns the score of the noisy data. Returns (B, D) for ``points`` (B, D).
+    """
+    d2 = torch.cdist(points, data).pow(2)  # (B, N)
+    w = torch.softmax(-d2 / (2 * sigma**2), dim=1)
+    return (w @ data - points) / sigma**2
+
+
 def two_gaussians(weight: float = 0.2, distance: float = 5.0, std: float = 1.0) -> GaussianMixture:
     """NCSN's demonstration: two well separated modes with weights ``weight`` and 1 - weight."""
     return GaussianMixture(

@@ -49,6 +49,7 @@ class InterpolationExplorer:
         self.candidates: torch.Tensor | None = None
         self.ends: list[int] = self.candidate_seeds[:2]
         self.row: torch.Tensor | None = None
+        self.row_ks: list[int] = []  # the interpolants the row holds (all of 0..N+1 after compute())
         self.k = 0
         self.busy = False
         self.status = "pick two ends, then compute the row"
@@ -85,28 +86,35 @@ class InterpolationExplorer:
         self._refresh()
         try:
             self.row = pegasus_rows(self.model, [tuple(self.ends)], self.n, self.schedule, progress=progress)[0].cpu()
+            self.row_ks = list(range(self.n + 2))
         finally:
             self.busy = False
         self.status = f"row ready: drag k from 0 (seed {self.ends[0]}) to {self.n + 1} (seed {self.ends[1]})"
         self.show_k(self.k)
         return self.row
 
-    def set_row(self, row: torch.Tensor) -> None:
-        """Use a row (N + 2, 3, H, W) computed elsewhere for the current ends, with the same model and schedule."""
-        if row.shape[0] != self.n + 2:
-            raise ValueError(f"A row for N = {self.n} has {self.n + 2} images, got {row.shape[0]}.")
-        self.row = row.detach().cpu()
+    def set_row(self, row: torch.Tensor, ks: Sequence[int] | None = None) -> None:
+        """Use a row computed elsewhere for the current ends, with the same model and schedule: all N + 2
+        interpolants, or only those in ``ks`` (both ends included; the slider then snaps to them)."""
+        ks = list(range(self.n + 2)) if ks is None else [int(k) for k in ks]
+        if row.shape[0] != len(ks):
+            raise ValueError(f"A row for N = {self.n} has {self.n + 2} images (or one per k in ks), got {row.shape[0]}.")
+        if ks != sorted(set(ks)) or ks[0] != 0 or ks[-1] != self.n + 1:
+            raise ValueError(f"ks must be increasing and hold both ends, 0 and {self.n + 1}; got {ks}.")
+        self.row, self.row_ks = row.detach().cpu(), ks
         self.status = f"row ready: drag k from 0 (seed {self.ends[0]}) to {self.n + 1} (seed {self.ends[1]})"
         self.show_k(self.k)
 
     def current_image(self) -> torch.Tensor:
         if self.row is None:
             raise RuntimeError("Compute the row first (compute()).")
-        return self.row[self.k]
+        return self.row[self.row_ks.index(self.k)]
 
     def show_k(self, k: int) -> torch.Tensor:
         """Select interpolant k (clamped to 0..N+1) and return it."""
         self.k = max(0, min(int(k), self.n + 1))
+        if self.row is not None and self.k not in self.row_ks:  # a partial row: the nearest computed k
+            self.k = min(self.row_ks, key=lambda j: (abs(j - self.k), j))
         self._refresh()
         return self.current_image() if self.row is not None else None
 
@@ -184,8 +192,11 @@ class InterpolationExplorer:
         if self.slider.value != self.k:
             self.slider.value = self.k
         if self.row is not None:
-            self.image.value = png_bytes(self.row[self.k])
+            self.image.value = png_bytes(self.current_image())
         c, s = mix_weights(self.k, self.n)
         self.readout.value = (f"k = {self.k} of N = {self.n}: {float(c):.3f} x seed {self.ends[0]}'s noise "
                               f"+ {float(s):.3f} x seed {self.ends[1]}'s")
+        if self.row is not None and len(self.row_ks) < self.n + 2:
+            self.readout.value += (f"<br>computed: k = {', '.join(map(str, self.row_ks))}; press <i>compute row</i> "
+                                   "for all")
         self.status_label.value = ("<b>busy</b>: " if self.busy else "") + self.status

@@ -31,7 +31,7 @@ def test_stub_is_not_attempted_and_errors_do_not_raise():
         raise NotImplementedError("write me")
 
     assert E.check_dsm_loss(stub, verbose=False).status == "not attempted"
-    assert E.check_mix_noise(lambda *a: 1 / 0, verbose=False).status == "error"
+    assert E.check_variance_ratio(lambda *a: 1 / 0, verbose=False).status == "error"
 
 
 def test_dsm_loss_checker():
@@ -66,41 +66,51 @@ def test_langevin_step_checker():
     _assert_caught(E.check_langevin_step, lambda x, s, a, z: x - a * s + math.sqrt(2 * a) * z, "against the score")
 
 
-def test_geometric_sigmas_checker():
-    assert E.check_geometric_sigmas(sigmas.geometric_sigmas, verbose=False).passed
-    _assert_caught(E.check_geometric_sigmas, lambda a, b, n: torch.linspace(a, b, n), "linear spacing")
-    _assert_caught(E.check_geometric_sigmas, lambda a, b, n: sigmas.geometric_sigmas(a, b, n).flip(0), "ascending")
-    _assert_caught(E.check_geometric_sigmas,
-                   lambda a, b, n: torch.exp(torch.linspace(math.log(a), math.log(b), n - 1)), "too few")
+def test_num_levels_checker():
+    def search(a, b, dim, target):
+        L = 2
+        while sigmas.technique2_overlap((a / b) ** (1 / (L - 1)), dim) < target:
+            L += 1
+        return L
+
+    assert E.check_num_levels(search, verbose=False).passed
+    assert search(50.0, 0.01, 3072, 0.5) == sigmas.num_noise_scales(50.0, 0.01, 3072)  # the closed form agrees
+    _assert_caught(E.check_num_levels, lambda a, b, d, t: search(a, b, d, t) - 1, "one level too few")
 
 
-def test_step_size_checker():
-    assert E.check_step_size(lambda s, e: e * (s / s[-1]) ** 2, verbose=False).passed
-    _assert_caught(E.check_step_size, lambda s, e: e * s / s[-1], "not squared")
-    _assert_caught(E.check_step_size, lambda s, e: e * (s / s[0]) ** 2, "sigma_1 instead of sigma_L")
-    _assert_caught(E.check_step_size, lambda s, e: torch.full_like(s, e), "not scaled")
+def test_variance_ratio_checker():
+    def loop(eps, s, gamma, T):
+        r, v = 1 - eps / s**2, gamma**2
+        for _ in range(T):
+            v = r * r * v + 2 * eps / s**2
+        return v
 
+    assert E.check_variance_ratio(loop, verbose=False).passed
+    closed = lambda e, s, g, t: sigmas.technique4_objective(e, g, s, t)  # noqa: E731
+    assert E.check_variance_ratio(closed, verbose=False).passed
+    _assert_caught(E.check_variance_ratio, lambda *a: E._variance_after(*a, noise=1.0), "2 alpha")
+    _assert_caught(E.check_variance_ratio, lambda *a: E._variance_after(*a, square_r=False), "not squared")
+    _assert_caught(E.check_variance_ratio, lambda *a: E._variance_after(*a, start_gamma=False), "gamma^2")
+    _assert_caught(E.check_variance_ratio, lambda *a: E._variance_after(*a, scale_r=False), "r = 1 - eps")
+    # a simulation of the one-point data set agrees with the recursion (the derivation of notebook 02)
+    from pegasus_course import sampling
 
-def test_mix_noise_checker():
-    assert E.check_mix_noise(interpolation.mix_noise, verbose=False).passed
-    ang = lambda k, n: k * math.pi / (2 * (n + 1))  # noqa: E731
-    _assert_caught(E.check_mix_noise, lambda a, b, k, n: math.sin(ang(k, n)) * a + math.cos(ang(k, n)) * b,
-                   "sin and cos swapped")
-    _assert_caught(E.check_mix_noise, lambda a, b, k, n: (1 - k / (n + 1)) * a + k / (n + 1) * b, "linear weights")
-    _assert_caught(E.check_mix_noise,
-                   lambda a, b, k, n: math.cos(k * math.pi / (2 * n)) * a + math.sin(k * math.pi / (2 * n)) * b,
-                   "2 N")
+    g = torch.Generator().manual_seed(0)
+    eps, s_L, s_i, gamma = 6.2e-6, 0.01, 2.0, 1.0376
+    start = gamma * s_i * torch.randn(200_000, 1, generator=g, dtype=torch.float64)
+    end = sampling.langevin(lambda x, s: -x / s_i**2, start, eps * s_i**2 / s_L**2, 5, s_i, generator=g)
+    assert abs(float(end.var()) / s_i**2 - loop(eps, s_L, gamma, 5)) < 0.02
 
 
 def test_unrecognised_mistake_still_reported():
-    res = E.check_mix_noise(lambda a, b, k, n: a * 0, verbose=False)
-    again = E.check_mix_noise(lambda a, b, k, n: a * 0, verbose=False)
+    res = E.check_variance_ratio(lambda e, s, g, t: 0.0, verbose=False)
+    again = E.check_variance_ratio(lambda e, s, g, t: 0.0, verbose=False)
     assert res.status == again.status == "wrong" and again.diagnosis is None and "first mismatch" in again.message
 
 
 def test_printed_verdict(capsys):
-    E.check_step_size(lambda s, e: e * (s / s[-1]) ** 2)
-    assert "[step_size] correct" in capsys.readouterr().out
+    E.check_variance_ratio(lambda e, s, g, t: sigmas.technique4_objective(e, g, s, t))
+    assert "[variance_ratio] correct" in capsys.readouterr().out
 
 
 def test_instance_norm_pp_checker():
@@ -120,34 +130,112 @@ def test_instance_norm_pp_checker():
     _assert_caught(E.check_instance_norm_pp, late, "before adding")
 
 
-def test_ema_update_checker():
-    from pegasus_course.training import ema_update
+def _step(model, ema, opt, x, sigma, z, decay, ema_by="mul_add", loss_by="residual"):
+    """A correct training step, written the ways a learner may write it."""
+    s = sigma.view(-1, 1, 1, 1)
+    if loss_by == "residual":
+        loss = 0.5 * (s * model(x + s * z, sigma) + z).pow(2).flatten(1).sum(1).mean()
+    else:  # the package's loss on the same draws
+        loss = losses.dsm_loss_given(model, x, sigma, z)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    with torch.no_grad():
+        if ema_by == "mul_add":
+            for e, p in zip(ema.parameters(), model.parameters()):
+                e.mul_(decay).add_(p, alpha=1 - decay)
+        elif ema_by == "copy":
+            for e, p in zip(ema.parameters(), model.parameters()):
+                e.copy_(decay * e + (1 - decay) * p)
+        else:
+            for (name, e), p in zip(ema.named_parameters(), model.parameters()):
+                e.data = decay * e.data + (1 - decay) * p.data
+    return loss.item() if loss_by == "item" else loss
 
-    def package(e, t, d):
-        a, b = torch.nn.Linear(1, 1, bias=False), torch.nn.Linear(1, 1, bias=False)
-        a.weight.data = e.clone()
-        b.weight.data = t.clone()
-        ema_update(a, b, d)
-        return a.weight.data
 
-    assert E.check_ema_update(package, verbose=False).passed
-    _assert_caught(E.check_ema_update, lambda e, t, d: (1 - d) * e + d * t, "swapped")
-    _assert_caught(E.check_ema_update, lambda e, t, d: t, "new weights instead")
-    _assert_caught(E.check_ema_update, lambda e, t, d: d * e + t, "(1 - decay)")
+@pytest.mark.parametrize("ema_by", ["mul_add", "copy", "data"])
+@pytest.mark.parametrize("loss_by", ["residual", "package"])
+def test_training_step_checker_accepts_correct_steps(ema_by, loss_by):
+    assert E.check_training_step(lambda *a: _step(*a, ema_by=ema_by, loss_by=loss_by), verbose=False).passed
 
 
-def test_denoise_step_checker():
-    from pegasus_course.sampling import iter_annealed_langevin
+@pytest.mark.parametrize("kind,words", [("no zero_grad", "never zeroed"), ("mean over dims", "mean over the pixels"),
+                                        ("unweighted", "not weighted by sigma^2"), ("ema swapped", "EMA weights are swapped"),
+                                        ("no ema", "EMA is not updated"), ("ema first", "before the optimizer step")])
+def test_training_step_checker_names_mistakes(kind, words):
+    _assert_caught(E.check_training_step, E._mistake_step(kind), words)
 
-    def package(x, score, s):
-        states = list(iter_annealed_langevin(lambda y, sig: score, x.shape, torch.tensor([s]), 0, 0.0, x_init=x,
-                                             progress=False))
-        return states[-1].x
 
-    assert E.check_denoise_step(package, verbose=False).passed
-    _assert_caught(E.check_denoise_step, lambda x, sc, s: x + s * sc, "sigma_L instead")
-    _assert_caught(E.check_denoise_step, lambda x, sc, s: x - s**2 * sc, "against the score")
-    _assert_caught(E.check_denoise_step, lambda x, sc, s: x, "no step")
+def test_training_step_checker_says_which_part_differs():
+    def no_step(model, ema, opt, x, sigma, z, decay):  # forgets optimizer.step(): weights never move
+        s = sigma.view(-1, 1, 1, 1)
+        loss = 0.5 * (s * model(x + s * z, sigma) + z).pow(2).flatten(1).sum(1).mean()
+        opt.zero_grad()
+        loss.backward()
+        return loss
+
+    res = E.check_training_step(no_step, verbose=False)
+    assert res.status == "wrong" and "the loss differs (step 2" in res.message
+
+
+def _langevin(score_fn, x0, sigmas, T, eps, noise, sqrt_of=2.0):
+    x = x0
+    for i, s in enumerate(sigmas):
+        alpha = eps * (s / sigmas[-1]) ** 2
+        sv = torch.full((x.shape[0],), float(s))
+        for j in range(T):
+            z = noise(1 + i * T + j, x.shape, x.device, x.dtype)
+            x = x + alpha * score_fn(x, sv) + torch.sqrt(sqrt_of * alpha) * z
+    return x + sigmas[-1] ** 2 * score_fn(x, torch.full((x.shape[0],), float(sigmas[-1])))
+
+
+def test_annealed_langevin_checker():
+    from pegasus_course import sampling
+
+    assert E.check_annealed_langevin(_langevin, verbose=False).passed
+    package = lambda f, x0, s, T, e, n: sampling.annealed_langevin(f, x0.shape, s, T, e, noise=n, x_init=x0,  # noqa
+                                                                   progress=False)
+    assert E.check_annealed_langevin(package, verbose=False).passed
+    _assert_caught(E.check_annealed_langevin, lambda *a: _langevin(*a, sqrt_of=1.0), "sqrt(2 alpha_i)")
+    _assert_caught(E.check_annealed_langevin, lambda *a: E._langevin_reference(*a, anneal=False), "no annealing")
+    _assert_caught(E.check_annealed_langevin, lambda *a: E._langevin_reference(*a, denoise=False), "denoising step")
+    _assert_caught(E.check_annealed_langevin, lambda *a: E._langevin_reference(*a, index_offset=0), "numbered from 0")
+    _assert_caught(E.check_annealed_langevin, lambda *a: E._langevin_reference(*a, base="first"), "sigma_1")
+
+
+def _interp(score_fn, tape1, tape2, n, ks, sigmas, T, eps, weights=interpolation.mix_weights):
+    from pegasus_course import sampling
+
+    mixed = {}
+    for i in tape1:
+        parts = []
+        for k in ks:
+            c, s = weights(k, n)
+            parts.append(float(c) * tape1[i] + float(s) * tape2[i])
+        mixed[i] = torch.cat(parts)
+    return sampling.annealed_langevin(score_fn, (len(ks), *tape1[0].shape[1:]), sigmas, T, eps,
+                                      noise=sampling.TapeNoise(mixed), progress=False)
+
+
+def test_interpolate_checker():
+    assert E.check_interpolate(_interp, verbose=False).passed
+    linear = lambda k, n: (1 - k / (n + 1), k / (n + 1))  # noqa: E731
+    _assert_caught(E.check_interpolate, lambda *a: _interp(*a, weights=linear), "linear weights")
+    swapped = lambda k, n: tuple(reversed(interpolation.mix_weights(k, n)))  # noqa: E731
+    _assert_caught(E.check_interpolate, lambda *a: _interp(*a, weights=swapped), "swapped")
+    _assert_caught(E.check_interpolate, lambda *a: E._interp_reference(*a, mix_start=False), "z_0")
+
+
+def test_interpolate_reference_is_the_package():
+    """The checker's written-out eq. 4 replay equals interpolation.interpolate for the same seeds."""
+    from pegasus_course import sampling
+
+    score, levels = E._gaussian_score(0.3), sigmas.geometric_sigmas(3.0, 0.1, 4)
+    tapes = [sampling.record_tape(sampling.SeededNoise([s]), (1, 2, 4, 4), 9) for s in (3, 8)]
+    ours = E._interp_reference(score, tapes[0], tapes[1], 5, [0, 2, 6], levels, 2, 0.02)
+    package = interpolation.interpolate(score, (3, 8), 5, levels, 2, 0.02, image_shape=(2, 4, 4), ks=[0, 2, 6],
+                                        progress=False)
+    assert torch.allclose(ours, package, atol=1e-6)
 
 
 def test_guided_score_checker():

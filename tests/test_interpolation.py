@@ -61,3 +61,21 @@ def test_pegasus_batch_matches_the_rows(tiny_config):
     rows = pegasus_rows(model, [(1, 2), (3, 4)], 4, sched, progress=False)
     picked = pegasus_batch(model, [(1, 2), (3, 4)], 4, [0, 3, 5], sched, progress=False)
     assert torch.allclose(picked, rows[:, [0, 3, 5]], atol=1e-4)  # batch composition moves the last bits
+
+
+def test_spread_ks_and_linear_mix():
+    from pegasus_course.interpolation import InterpolatedNoise, linear_weights, spread_ks
+
+    assert spread_ks(15, 3, include=9) == [4, 9, 12]
+    assert spread_ks(15, 15) == list(range(1, 16)) and spread_ks(5, 9) == [1, 2, 3, 4, 5]
+    assert 9 in spread_ks(15, 4, include=9) and len(spread_ks(15, 4, include=9)) == 4
+    a, b = linear_weights(8, 15)
+    assert float(a) == float(b) == 0.5  # the middle: variance 0.5, half of a proper draw
+    noise = InterpolatedNoise([1], [2], 15, ks=[0, 8, 16], mix="linear")
+    z = noise(3, (3, 2, 4, 4), torch.device("cpu"), torch.float32)
+    from pegasus_course.sampling import SeededNoise
+
+    z1, z2 = (SeededNoise([s])(3, (1, 2, 4, 4), torch.device("cpu"), torch.float32) for s in (1, 2))
+    assert torch.allclose(z[1], 0.5 * z1[0] + 0.5 * z2[0]) and torch.equal(z[0], z1[0]) and torch.equal(z[2], z2[0])
+    with pytest.raises(ValueError, match="mix must be one of"):
+        InterpolatedNoise([1], [2], 15, mix="cosine")

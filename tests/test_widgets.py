@@ -75,3 +75,20 @@ def test_clicking_candidates_sets_the_ends(explorer):
     explorer.click_candidate(2)
     explorer.click_candidate(3)
     assert explorer.ends == [12, 13]
+
+
+def test_partial_row_snaps_to_the_computed_interpolants(explorer):
+    explorer.choose_ends(10, 12)
+    full = pegasus_rows(explorer.model, [(10, 12)], 3, SCHED, progress=False)[0]
+    ks = [0, 2, 4]
+    explorer.set_row(full[ks], ks=ks)
+    assert torch.equal(explorer.show_k(1), full[0]) and explorer.k == 0  # 1 is not computed: a tie goes down
+    explorer.set_row(full[[0, 3, 4]], ks=[0, 3, 4])
+    assert torch.equal(explorer.show_k(2), full[3]) and explorer.k == 3  # the nearer computed k
+    assert torch.equal(explorer.show_k(4), full[4])
+    with pytest.raises(ValueError, match="hold both ends"):
+        explorer.set_row(full[[0, 2]], ks=[0, 2])
+    with pytest.raises(ValueError, match="one per k"):
+        explorer.set_row(full[[0, 2]], ks=[0, 2, 4])
+    explorer.compute()  # the whole row replaces the partial one
+    assert explorer.row_ks == [0, 1, 2, 3, 4] and torch.allclose(explorer.show_k(1), full[1])
