@@ -3,7 +3,9 @@
 Times a full annealed Langevin run (L levels x T steps + the denoising step) against
 the same number of bare forward passes of the same network on the same batch, for the
 generator-driven noise and for the per-sample seeded noise that the pegasus
-interpolation replays. Overhead = sampler time / forward time - 1.
+interpolation replays. Overhead = sampler time / forward time - 1. On CUDA it also times the sampler with the network
+replayed as a CUDA graph (what `generate` and the pegasus rows use there), checks that the graphed
+run gives the eager run's images (bf16 tolerance), and prints 64 samples' wall time both ways.
 
     python benchmarks/sampling_overhead.py           # batch 64 at 32x32, full schedule
     python benchmarks/sampling_overhead.py --quick   # CPU: short schedule, small model
@@ -19,7 +21,8 @@ import torch
 from pegasus_course.generate import model_score_fn
 from pegasus_course.nn import ScoreUNet, ScoreUNetConfig
 from pegasus_course.profiles import get_profile
-from pegasus_course.sampling import GeneratorNoise, SeededNoise, annealed_langevin, num_score_evaluations
+from pegasus_course.sampling import (GeneratorNoise, SeededNoise, annealed_langevin, cuda_graph_score_fn,
+                                    num_score_evaluations)
 from pegasus_course.sigmas import geometric_sigmas, langevin_step_size
 
 
@@ -74,6 +77,23 @@ def main() -> None:
         _sync(device)
         full = time.perf_counter() - t0
         print(f"| {label} | {bare:.2f} | {full:.2f} | {100 * (full / bare - 1):+.1f}% |", flush=True)
+    if device.type != "cuda":
+        print("(no CUDA: the graphed sampler is CUDA-only; on the CPU generate() runs eagerly)")
+        return
+    graphed = cuda_graph_score_fn(score_fn, x, sig[:1].expand(args.batch).contiguous())
+    runs = {}
+    for label, fn in (("eager", score_fn), ("CUDA graph", graphed)):
+        annealed_langevin(fn, shape, sigmas[:2], 1, eps, noise=SeededNoise(range(args.batch)), device=device,
+                          progress=False)  # warm-up
+        _sync(device)
+        t0 = time.perf_counter()
+        runs[label] = annealed_langevin(fn, shape, sigmas, T, eps, noise=SeededNoise(range(args.batch)),
+                                        device=device, progress=False)
+        _sync(device)
+        dt = time.perf_counter() - t0
+        print(f"| seeded, {label} network | {bare:.2f} | {dt:.2f} | {100 * (dt / bare - 1):+.1f}% |", flush=True)
+    diff = (runs["eager"].clamp(0, 1) - runs["CUDA graph"].clamp(0, 1)).abs().max().item()
+    print(f"largest pixel difference, graphed vs eager (same seeds): {diff:.2e}")
 
 
 if __name__ == "__main__":

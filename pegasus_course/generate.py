@@ -67,13 +67,29 @@ class Guidance:
         return class_index(self.classifier, name)
 
 
+def sampling_score_fn(model: torch.nn.Module, batch: int, graphs: bool | None = None):
+    """The model's score_fn for sampling batches of ``batch`` images: a replayed CUDA graph on CUDA
+    (``graphs=None`` means "on CUDA"; see :func:`~pegasus_course.sampling.cuda_graph_score_fn`), else eager."""
+    from .sampling import cuda_graph_score_fn
+
+    score = model_score_fn(model)
+    device = next(model.parameters()).device
+    if graphs is False or (graphs is None and device.type != "cuda"):
+        return score
+    size = model.config.image_size
+    example = torch.zeros(batch, model.config.in_channels, size, size, device=device)
+    return cuda_graph_score_fn(score, example, torch.ones(batch, device=device))
+
+
 @torch.no_grad()
 def generate(model: torch.nn.Module, seeds, schedule: Schedule, *, denoise: bool = True, progress: bool = True,
-             batch_size: int = 256, guidance: Guidance | None = None, classes: Sequence[str] | None = None
-             ) -> torch.Tensor:
+             batch_size: int = 256, guidance: Guidance | None = None, classes: Sequence[str] | None = None,
+             graphs: bool | None = None) -> torch.Tensor:
     """Samples for the given seeds (each reproducible alone), clamped to [0, 1], on the model's device.
 
     With ``guidance`` and ``classes`` (one class name per seed) each sample is guided towards its class.
+    On CUDA the network is replayed as a CUDA graph (``graphs=False`` turns that off; guided sampling,
+    which differentiates a classifier, is always eager).
     """
     device = next(model.parameters()).device
     size = model.config.image_size
@@ -82,8 +98,12 @@ def generate(model: torch.nn.Module, seeds, schedule: Schedule, *, denoise: bool
         raise ValueError("Guided sampling needs one class name per seed (classes=[...]).")
     out = []
     eps = schedule.step_lr()
+    plain: dict[int, object] = {}  # one score_fn (one graph capture) per batch size
     for start in range(0, len(seeds), batch_size):
-        score = model_score_fn(model)
+        chunk = len(seeds[start:start + batch_size])
+        if guidance is None and chunk not in plain:
+            plain[chunk] = sampling_score_fn(model, chunk, graphs)
+        score = plain[chunk] if guidance is None else model_score_fn(model)
         if guidance is not None:
             score = guidance.score_fn(score, [guidance.index(c) for c in classes[start:start + batch_size]])
         out.append(sample_seeds(score, seeds[start:start + batch_size], schedule.sigmas(),
@@ -121,14 +141,15 @@ def colour_probe(schedule: Schedule, seeds: Sequence[int]):
 
 def pegasus_rows(model: torch.nn.Module, pairs, n: int, schedule: Schedule, *, denoise: bool = True,
                  progress: bool = True, guidance: Guidance | None = None,
-                 ends: tuple[str, str] = ("horse", "bird"), batch_size: int = 256) -> torch.Tensor:
+                 ends: tuple[str, str] = ("horse", "bird"), batch_size: int = 256, graphs: bool | None = None
+                 ) -> torch.Tensor:
     """Interpolation rows (pairs, n + 2, 3, H, W) between seeded ends (eq. 4), clamped to [0, 1].
 
     With ``guidance`` the first end is guided towards ``ends[0]`` and the last towards ``ends[1]``;
     see :func:`pegasus_batch`.
     """
     return pegasus_batch(model, pairs, n, range(n + 2), schedule, denoise=denoise, progress=progress,
-                         guidance=guidance, ends=ends, batch_size=batch_size)
+                         guidance=guidance, ends=ends, batch_size=batch_size, graphs=graphs)
 
 
 def pegasus_k(image_size: int) -> int:
@@ -152,7 +173,8 @@ def interpolant_targets(ks, n: int, num_pairs: int, first: int, second: int, num
 @torch.no_grad()
 def pegasus_batch(model: torch.nn.Module, pairs, n: int, ks, schedule: Schedule, *, denoise: bool = True,
                   progress: bool = True, guidance: Guidance | None = None,
-                  ends: tuple[str, str] = ("horse", "bird"), batch_size: int = 256) -> torch.Tensor:
+                  ends: tuple[str, str] = ("horse", "bird"), batch_size: int = 256, graphs: bool | None = None
+                  ) -> torch.Tensor:
     """Only the interpolants ``ks`` of each pair's row, (pairs, len(ks), 3, H, W): cheaper than whole rows.
 
     With ``guidance``, interpolant k is guided towards ``ends[0]`` and ``ends[1]`` with the weights
@@ -170,11 +192,15 @@ def pegasus_batch(model: torch.nn.Module, pairs, n: int, ks, schedule: Schedule,
     out = torch.empty(len(pairs), len(ks), 3, size, size, device=device)
     rows_per = max(1, batch_size // max(len(ks), 1))
     k_per = min(len(ks), batch_size)
+    plain: dict[int, object] = {}  # one score_fn (one graph capture) per batch size
     for a in range(0, len(pairs), rows_per):
         chunk = pairs[a:a + rows_per]
         for b in range(0, len(ks), k_per):
             kc = ks[b:b + k_per]
-            score = model_score_fn(model)
+            images = len(chunk) * len(kc)
+            if guidance is None and images not in plain:
+                plain[images] = sampling_score_fn(model, images, graphs)
+            score = plain[images] if guidance is None else model_score_fn(model)
             if guidance is not None:
                 k = guidance.classifier.config.num_classes
                 score = guidance.score_fn(score, interpolant_targets(kc, n, len(chunk), guidance.index(ends[0]),

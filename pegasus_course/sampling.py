@@ -102,6 +102,32 @@ class RecordingNoise:
         return z
 
 
+def record_tape(noise: NoiseSource, shape: Sequence[int], num_draws: int, device: torch.device | str = "cpu",
+                dtype: torch.dtype = torch.float32) -> dict[int, torch.Tensor]:
+    """A whole noise tape without running a sampler: draws 0 .. num_draws - 1 of ``noise`` for ``shape``.
+
+    For a seeded source this is exactly what a sampling run of that shape would draw
+    (``num_draws = num_score_evaluations(L, T, denoise=False) + 1``: z_0 and every z_ij)."""
+    device = torch.device(device)
+    return {i: noise(i, tuple(shape), device, dtype) for i in range(num_draws)}
+
+
+class TapeNoise:
+    """Replays a tape (index -> tensor): a noise source whose draws were computed beforehand, e.g. mixed."""
+
+    def __init__(self, tape: dict[int, torch.Tensor]):
+        self.tape = tape
+
+    def __call__(self, index, shape, device, dtype):
+        if index not in self.tape:
+            raise KeyError(f"the tape has no draw {index} (it holds draws {min(self.tape)}..{max(self.tape)}): "
+                           "record it with the same L and T as the run that replays it.")
+        z = self.tape[index]
+        if tuple(z.shape) != tuple(shape):
+            raise ValueError(f"draw {index} of the tape has shape {tuple(z.shape)} but the run asks for {tuple(shape)}.")
+        return z.to(device=device, dtype=dtype)
+
+
 def progress_disabled(progress: bool) -> bool:
     """True when a bar should be hidden: ``progress=False`` or ``TQDM_DISABLE`` set (tests, CI)."""
     import os
@@ -261,3 +287,64 @@ def trajectory(states: Iterator[LangevinState], levels: Sequence[int]) -> list[L
         if s.level in wanted:
             last[s.level] = LangevinState(s.level, s.step, s.sigma, s.x.detach().cpu().clone())
     return [last[k] for k in levels if k in last]
+
+
+def nearest_levels(sigmas: torch.Tensor, targets: Sequence[float]) -> list[int]:
+    """Indices of the levels closest (in log sigma) to each target, without repeats, in schedule order."""
+    log_s = torch.as_tensor(sigmas, dtype=torch.float64).log()
+    picks = {int((log_s - math.log(t)).abs().argmin()) for t in targets}
+    return sorted(picks)
+
+
+@torch.no_grad()
+def tweedie(score_fn: ScoreFn, x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Tweedie's formula: the denoised estimate E[x_clean | x] = x + sigma^2 s(x, sigma) of a state at level sigma.
+
+    The final denoising step is this formula at sigma_L; at larger sigma it shows what the state "means"."""
+    sig = torch.full((x.shape[0],), float(sigma), device=x.device, dtype=x.dtype)
+    return x + float(sigma) ** 2 * score_fn(x, sig)
+
+
+def cuda_graph_score_fn(score_fn: ScoreFn, example_x: torch.Tensor, example_sigma: torch.Tensor,
+                        warmup: int = 3, check: bool = True) -> ScoreFn:
+    """``score_fn`` for one fixed batch shape, captured once as a CUDA graph and replayed at every call.
+
+    A network this small is bound by kernel launches, not arithmetic: one replay launches the whole
+    forward pass at once. Each call copies ``x`` and ``sigma`` into the graph's static inputs and returns
+    its static output (valid until the next call: use it at once, as the samplers do). The capture is
+    checked against an eager call on the example; any failure or mismatch falls back to ``score_fn``
+    with a warning, so sampling never depends on graphs. Returns ``score_fn`` itself off CUDA.
+    """
+    import warnings
+
+    if example_x.device.type != "cuda":
+        return score_fn
+    try:
+        static_x, static_sigma = example_x.detach().clone(), example_sigma.detach().clone()
+        side = torch.cuda.Stream(device=example_x.device)
+        side.wait_stream(torch.cuda.current_stream(example_x.device))
+        with torch.cuda.stream(side):
+            for _ in range(warmup):  # cuDNN/cuBLAS choose their kernels before capture
+                score_fn(static_x, static_sigma)
+        torch.cuda.current_stream(example_x.device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_out = score_fn(static_x, static_sigma)
+
+        def graphed(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+            if x.shape != static_x.shape:
+                return score_fn(x, sigma)  # another shape (a last, smaller chunk): eager
+            static_x.copy_(x)
+            static_sigma.copy_(sigma)
+            graph.replay()
+            return static_out
+
+        if check:
+            eager = score_fn(example_x, example_sigma).clone()
+            replayed = graphed(example_x, example_sigma).clone()
+            if not torch.allclose(eager, replayed, rtol=1e-3, atol=1e-3 * float(eager.abs().max())):
+                raise RuntimeError("the replayed graph does not reproduce the eager scores")
+        return graphed
+    except Exception as exc:  # noqa: BLE001 - any capture problem: sample eagerly, as before
+        warnings.warn(f"CUDA graph capture of the score network failed ({exc}); sampling eagerly.", stacklevel=2)
+        return score_fn

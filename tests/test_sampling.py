@@ -87,3 +87,65 @@ def test_generator_and_noise_are_exclusive():
     with pytest.raises(ValueError, match="either"):
         sampling.annealed_langevin(lambda x, s: x, (1, 1), torch.tensor([1.0, 0.5]), 1, 0.1,
                                    generator=torch.Generator(), noise=sampling.SeededNoise([1]), progress=False)
+
+
+def test_a_recorded_tape_replays_the_run_exactly():
+    from pegasus_course.sampling import RecordingNoise, SeededNoise, TapeNoise, annealed_langevin, record_tape
+
+    score = lambda x, s: -x / (1 + s.view(-1, 1) ** 2)  # noqa: E731  N(0, I) perturbed
+    levels = torch.tensor([3.0, 1.0, 0.3])
+    rec = RecordingNoise(SeededNoise([5, 6]))
+    run = annealed_langevin(score, (2, 4), levels, 2, 0.01, noise=rec, progress=False)
+    assert sorted(rec.tape) == list(range(7))  # z_0 and 3 levels x 2 steps
+    tape = record_tape(SeededNoise([5, 6]), (2, 4), 7)  # the same draws, without running
+    assert all(torch.equal(tape[i], rec.tape[i]) for i in range(7))
+    again = annealed_langevin(score, (2, 4), levels, 2, 0.01, noise=TapeNoise(tape), progress=False)
+    assert torch.equal(run, again)
+    with pytest.raises(KeyError, match="no draw 7"):
+        annealed_langevin(score, (2, 4), levels, 3, 0.01, noise=TapeNoise(tape), progress=False)
+    with pytest.raises(ValueError, match="shape"):
+        annealed_langevin(score, (3, 4), levels, 2, 0.01, noise=TapeNoise(tape), progress=False)
+
+
+def test_nearest_levels_and_tweedie():
+    from pegasus_course.sampling import nearest_levels, tweedie
+    from pegasus_course.sigmas import geometric_sigmas
+
+    levels = geometric_sigmas(50.0, 0.01, 232)
+    picked = nearest_levels(levels, [5, 1, 0.01, 0.0100001])
+    assert picked == sorted(picked) and len(picked) == 3 and picked[-1] == 231
+    assert abs(float(levels[picked[0]]) - 5) < 0.2
+    # a point mass at m perturbed by sigma: the score is -(x - m) / sigma^2 and Tweedie gives m back exactly
+    m = torch.tensor([[0.3, -0.7]])
+    x = torch.tensor([[2.0, 1.0]])
+    est = tweedie(lambda y, s: -(y - m) / s.view(-1, 1) ** 2, x, 0.5)
+    assert torch.allclose(est, m)
+
+
+def test_graphed_sampling_is_the_eager_path_off_cuda_and_gives_the_same_images(tiny_config):
+    from pegasus_course.generate import Schedule, generate, pegasus_rows
+    from pegasus_course.nn import ScoreUNet
+    from pegasus_course.sampling import cuda_graph_score_fn
+
+    torch.manual_seed(0)
+    model = ScoreUNet(tiny_config).eval().requires_grad_(False)
+    fn = lambda x, s: model(x, s)  # noqa: E731
+    assert cuda_graph_score_fn(fn, torch.zeros(2, 3, 32, 32), torch.ones(2)) is fn  # the CPU has no graphs
+    sched = Schedule(50.0, 0.01, 3, 1)
+    assert torch.equal(generate(model, [4, 5, 6], sched, progress=False, graphs=True),
+                       generate(model, [4, 5, 6], sched, progress=False, graphs=False))
+    assert torch.equal(pegasus_rows(model, [(1, 2)], 3, sched, progress=False, graphs=True),
+                       pegasus_rows(model, [(1, 2)], 3, sched, progress=False, graphs=False))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
+def test_graphed_sampling_matches_eager_on_cuda(tiny_config):  # pragma: no cover - GPU machines only
+    from pegasus_course.generate import Schedule, generate
+    from pegasus_course.nn import ScoreUNet
+
+    torch.manual_seed(0)
+    model = ScoreUNet(tiny_config).cuda().eval().requires_grad_(False)
+    sched = Schedule(50.0, 0.01, 6, 2)
+    eager = generate(model, range(5), sched, progress=False, graphs=False)
+    graphed = generate(model, range(5), sched, progress=False, graphs=True)
+    assert (eager - graphed).abs().max() < 1e-3
