@@ -4,10 +4,13 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/pegasus-course/pegasus-course/blob/main/notebooks/01_score_matching.ipynb)
 #
 # **Learning objectives**
-# 1. Read a *score* $\nabla_x \log p(x)$ as a vector field that points towards likely data.
+# 1. Read a *score* $\nabla_x \log p(x)$ as a vector field that points towards likely data, and
+#    know why models learn the score rather than the density.
 # 2. See why Langevin dynamics with one small noise level gets the *weights* of separated modes
 #    wrong, and how annealing over many noise levels fixes it (the NCSN paper's demonstration).
-# 3. Train a small score network with **denoising** and with **sliced** score matching, and time them.
+# 3. Know why denoising score matching learns the score of the *noisy* data, and check it.
+# 4. Train a small score network with **denoising** and with **sliced** score matching, time them,
+#    and see where the learned score is wrong: the reason for adding noise at all.
 #
 # **Symbols** (the same names are used in the code)
 #
@@ -35,25 +38,50 @@ import math
 
 import torch
 
-from pegasus_course import exercises, losses, plotting, profiles, sampling, sigmas, toy
+from pegasus_course import exercises, losses, plotting, sampling, sigmas, toy, workflow
 
-profile, g = profiles.start(seed=0)
+profile, g = workflow.start(seed=0)
 
 # %% [markdown]
-# ## 1. A toy distribution whose score we know exactly
+# ## 1. Why a score?
+#
+# A model of a density must integrate to one: $p_\theta(x) = e^{-E_\theta(x)} / Z_\theta$ with
+# $Z_\theta = \int e^{-E_\theta(x)}\,dx$, an integral over all images that nobody can compute. The
+# **score**, the gradient of the log-density, does not need it:
+#
+# $$\nabla_x \log p_\theta(x) = -\nabla_x E_\theta(x) - \underbrace{\nabla_x \log Z_\theta}_{=\,0,\ Z \text{ does not depend on } x}.$$
+#
+# So a network can output a score freely, with no constraint, and the score is all that Langevin
+# dynamics (section 2) needs to draw samples. A check with autograd: the score of an
+# *unnormalised* log-density (any constant added) is the exact score.
+
+# %% tags=["nbval-ignore-output"]
+gm = toy.two_gaussians(weight=0.2, distance=5.0)  # modes at (-5, -5) with weight 0.2 and (5, 5) with 0.8
+x = torch.randn(5, 2, generator=g) * 4
+x.requires_grad_(True)
+unnormalised = gm.log_prob(x) + 123.0  # log p + log Z for some unknown Z
+(grad,) = torch.autograd.grad(unnormalised.sum(), x)
+print("largest difference from the exact score:", f"{(grad - gm.score(x.detach())).abs().max():.1e}")
+assert torch.allclose(grad, gm.score(x.detach()), atol=1e-5)
+
+# %% [markdown]
+# ## 2. A toy distribution whose score we know exactly
 #
 # A mixture of two Gaussians, weights 0.2 and 0.8, far apart. Adding Gaussian noise of scale
 # $\sigma$ to a Gaussian mixture gives another Gaussian mixture (each variance grows by
 # $\sigma^2$), so the score of every perturbed density $p_\sigma$ is known in closed form.
-# Look for: at small $\sigma$ the arrows point to the nearest mode and vanish in between;
-# at large $\sigma$ the field is smooth and points to the centre of everything.
+# Look for: at small $\sigma$ the arrows point to the nearest mode, and they flip direction across
+# the line between the modes: a point there is pushed to whichever mode is nearer, whatever the
+# weights. They do not vanish there: the score is still large between the modes (printed below).
+# At large $\sigma$ the field is smooth and points to the centre of everything.
 
 # %%
-gm = toy.two_gaussians(weight=0.2, distance=5.0)
 fig = plotting.score_field(gm.score, [0.1, 1.0, 4.0, 10.0], density=gm.log_prob)
+print(f"|score| at the origin, between the modes: sigma = 0.1: {gm.score(torch.zeros(1, 2), 0.1).norm():.2f}; "
+      f"sigma = 10: {gm.score(torch.zeros(1, 2), 10.0).norm():.3f}")
 
 # %% [markdown]
-# ## 2. Langevin dynamics: one noise level vs annealing
+# ## 3. Langevin dynamics: one noise level vs annealing
 #
 # Langevin dynamics draws samples with only the score:
 # $x \leftarrow x + \alpha\, s(x, \sigma) + \sqrt{2\alpha}\, z$. With the exact score at one small
@@ -78,6 +106,12 @@ fig = plotting.scatter_2d({"data": gm.sample(4000, generator=g), "Langevin, one 
 # %%
 assert abs(float(w_annealed[0]) - 0.2) < 0.05, "annealed Langevin should recover the 0.2 / 0.8 weights"
 assert abs(float(w_single[0]) - 0.2) > 0.1, "a single small sigma should get the weights wrong"
+
+# %% [markdown]
+# > **Reading the paper.** Its eq. 3 writes a Langevin step as
+# > $\tilde x_t = \tilde x_{t-1} + \frac{\epsilon}{2} \nabla_x \log p(\tilde x_{t-1}) + \sqrt{\epsilon}\, z_t$. The course
+# > (like NCSN's code) writes $x + \alpha\, s + \sqrt{2\alpha}\, z$: the same step with $\epsilon = 2\alpha$. When you
+# > compare step sizes with the paper, double the course's $\alpha$.
 
 # %% [markdown]
 # ### Exercise: one Langevin step
@@ -108,17 +142,51 @@ def my_langevin_step(x, score, alpha, z):
 assert exercises.check_langevin_step(my_langevin_step).passed
 
 # %% [markdown]
-# ## 3. Learning the score: denoising vs sliced score matching
+# ## 4. Learning the score: denoising score matching
 #
 # We rarely know the score. **Denoising score matching** (DSM, the paper's eq. 2) trains
-# $s_\theta$ to point from a perturbed point back to where it came from:
+# $s_\theta$ to point from a perturbed point $\tilde x = x + \sigma z$ back to where it came from:
 #
 # $$\ell(\theta) = \tfrac12\, \mathbb E \big\| \sigma\, s_\theta(x + \sigma z, \sigma) + z \big\|^2,$$
 #
 # weighted by $\sigma^2$ so every level counts alike, one $\sigma$ drawn per example.
-# **Sliced score matching** (SSM) needs no noise model but a Jacobian-vector product per random
-# direction $v$: $v^\top \nabla_x s_\theta\, v + \tfrac12 (v^\top s_\theta)^2$.
-# Write DSM yourself first.
+#
+# **Why this learns a score.** For one level, the loss is a mean squared error between
+# $s_\theta(\tilde x)$ and the target $-z/\sigma$. Whatever minimises a mean squared error is the
+# conditional mean of its target, so the best possible network is
+#
+# $$s^*(\tilde x) = \mathbb E\big[-z/\sigma \mid \tilde x\big] = \mathbb E\big[(x - \tilde x) \mid \tilde x\big] / \sigma^2,$$
+#
+# and Vincent (2011) showed that this conditional mean is exactly $\nabla_{\tilde x} \log p_\sigma(\tilde x)$, the
+# score of the **noisy** data $p_\sigma$ (write $p_\sigma(\tilde x) = \int p(x)\, \mathcal N(\tilde x; x, \sigma^2 I)\, dx$ and
+# differentiate under the integral). Check it on the toy, where both sides can be computed:
+# `toy.dsm_optimum` forms the conditional mean from 20,000 data samples alone, by weighting each
+# sample with $\mathcal N(\tilde x; x_i, \sigma^2 I)$.
+
+# %% tags=["nbval-ignore-output"]
+data_samples = gm.sample(20_000, generator=g)
+points = torch.tensor([[-5.0, -4.0], [4.0, 6.0], [3.0, 3.0], [0.0, 0.0]])
+for sigma in (4.0, 1.0, 0.5):
+    err = (toy.dsm_optimum(data_samples, points, sigma) - gm.score(points, sigma)).norm(dim=1)
+    print(f"sigma = {sigma}: |DSM optimum - exact score| at " +
+          ", ".join(f"({p[0]:.0f}, {p[1]:.0f}): {e:.3f}" for p, e in zip(points.tolist(), err.tolist())))
+
+# %% [markdown]
+# Where there are data the two agree; at the origin with small $\sigma$ they do not: almost no
+# sample lies within a few $\sigma$ of it, so the average has (almost) nothing to average. A network
+# trained by DSM meets the same problem: it is taught the score only where noisy data land.
+# Section 6 shows what that does to a trained network.
+#
+# > **Reading the paper.** The text says the network's score is compared with "its target
+# > $\frac{\tilde x - x}{\sigma^2}$"; by the paper's own eq. 2, $\| s_\theta + \frac{\tilde x - x}{\sigma^2} \|^2$, the target is
+# > $-\frac{\tilde x - x}{\sigma^2} = -z/\sigma$: it points from the noisy point back to the data.
+#
+# **Sliced score matching** (SSM) needs no noise model: for random directions $v$ it minimises
+# $v^\top \nabla_x s_\theta\, v + \tfrac12 (v^\top s_\theta)^2$, whose expectation equals the Fisher divergence
+# up to a constant, at the cost of a Jacobian-vector product per direction. `toy.train_toy_score`
+# runs its **variance-reduced** form (SSM-VR, from the same paper): for Gaussian $v$ the second
+# term's expectation is known, $\tfrac12 \|s_\theta\|^2$, so it is used instead of the sampled one, which
+# removes part of the noise of the estimate. Write DSM yourself first.
 
 # %% [markdown]
 # ### Exercise: the DSM loss (eq. 2)
@@ -157,11 +225,14 @@ def my_dsm_loss(score_fn, x, levels, generator):
 assert exercises.check_dsm_loss(my_dsm_loss).passed
 
 # %% [markdown]
-# Now train the same small MLP both ways on samples of the mixture. The paper says DSM is about
-# four times faster than SSM; rather than assume it, measure the seconds per step on this machine.
+# ## 5. DSM against SSM
+#
+# Now train the same small MLP both ways on samples of the mixture, over 20 levels from 20 to 0.5.
+# The paper says DSM is about four times faster than SSM; rather than assume it, measure the seconds
+# per step on this machine.
 
 # %% tags=["nbval-ignore-output"]
-toy_sigmas = sigmas.geometric_sigmas(20.0, 0.5, 10)
+toy_sigmas = sigmas.geometric_sigmas(20.0, 0.5, 20)
 train_data = gm.sample(10_000, generator=g)
 net_dsm, loss_dsm, sec_dsm = toy.train_toy_score(train_data, toy_sigmas, "dsm", profile.toy_train_steps,
                                                  generator=torch.Generator().manual_seed(2))
@@ -173,24 +244,59 @@ print(f"DSM {1000 * sec_dsm:.2f} ms/step, SSM {1000 * sec_ssm:.2f} ms/step: SSM 
 fig = plotting.plot_curve(loss_dsm, title="DSM training loss (toy)", smooth=50)
 
 # %% [markdown]
-# Both trained networks sample the mixture with annealed Langevin dynamics; compare the mode
-# weights with the truth (0.2 / 0.8). With the `ci` profile the networks train only briefly.
+# ## 6. Why noise at all: where the learned score is wrong
+#
+# The error of the DSM-trained network against the exact score, $\|s_\theta(x, \sigma) - \nabla \log p_\sigma(x)\|$,
+# over the plane, at the smallest level and at a large one, with the data density on the left:
 
 # %% tags=["nbval-ignore-output"]
+fig = plotting.score_error_map(net_dsm, gm.score, [0.5, 4.0], density=gm.log_prob)
+inside = gm.sample(2000, generator=g)
+outside = torch.rand(2000, 2, generator=g) * 18 - 9
+outside = outside[gm.log_prob(outside, 0.5) < -12]  # points where p_0.5 is tiny
 with torch.no_grad():
-    s_dsm = sampling.annealed_langevin(net_dsm, (profile.toy_n_samples, 2), toy_sigmas, 50, 5e-3, generator=g,
-                                       progress=False)
-    s_ssm = sampling.annealed_langevin(net_ssm, (profile.toy_n_samples, 2), toy_sigmas, 50, 5e-3, generator=g,
-                                       progress=False)
-print("mode weights, DSM-trained:", [round(float(w), 2) for w in gm.mode_weights(s_dsm)])
-print("mode weights, SSM-trained:", [round(float(w), 2) for w in gm.mode_weights(s_ssm)])
-fig = plotting.scatter_2d({"DSM-trained net": s_dsm, "SSM-trained net": s_ssm})
+    for sigma in (0.5, 4.0):
+        e_in = (net_dsm(inside, torch.full((len(inside),), sigma)) - gm.score(inside, sigma)).norm(dim=1).median()
+        e_out = (net_dsm(outside, torch.full((len(outside),), sigma)) - gm.score(outside, sigma)).norm(dim=1).median()
+        print(f"sigma = {sigma}: median error {e_in:.2f} on data points, {e_out:.2f} in low-density regions")
+
+# %% [markdown]
+# At $\sigma = 0.5$ the network is accurate where the data are and wrong in the large empty regions
+# between and around them: no noisy sample ever landed there, so nothing taught it. Langevin
+# dynamics started in those regions follows a wrong field. At $\sigma = 4$ the noisy data cover the
+# plane and the error is small everywhere. That is NCSN's reason for many noise levels: the large
+# ones make the score learnable everywhere, and annealing hands the samples down to the small ones
+# only once they are where the small levels were trained.
+#
+# ## 7. Sampling with the learned scores
+#
+# All three scores - exact, DSM-trained, SSM-trained - through the same annealed sampler: section 3's
+# 20 levels from 20 to 0.5 and $\epsilon = 5 \cdot 10^{-3}$, with $T = 200$ steps per level (with $T = 100$ the
+# exact score lands at 0.21-0.24 depending on the seed; more steps per level let each level settle).
+# The exact row says what the sampler alone gives; the gap between it and a learned row is the
+# network's error.
+
+# %% tags=["nbval-ignore-output"]
+n_toy = profile.toy_n_samples
+with torch.no_grad():
+    runs = {name: sampling.annealed_langevin(fn, (n_toy, 2), toy_sigmas, 200, 5e-3, progress=False,
+                                             generator=torch.Generator().manual_seed(3))
+            for name, fn in (("exact score", gm.score), ("DSM-trained net", net_dsm), ("SSM-trained net", net_ssm))}
+for name, pts in runs.items():
+    w = gm.mode_weights(pts)
+    print(f"{name:16s} mode weights {float(w[0]):.2f} / {float(w[1]):.2f}   (true 0.20 / 0.80, {n_toy} samples)")
+fig = plotting.scatter_2d(runs)
+
+# %%
+assert abs(float(gm.mode_weights(runs["exact score"])[0]) - 0.2) < 0.05, "the sampler settings should recover 0.2"
 
 # %% [markdown]
 # ## Summary
 #
-# * A score field is all Langevin dynamics needs; one small $\sigma$ is not enough for separated modes.
-# * Annealing from large to small $\sigma$ recovers the mode weights.
-# * DSM learns the score from noisy copies of the data, cheaply; it is what we train images with.
+# * A score needs no normalising constant, and it is all Langevin dynamics needs; one small $\sigma$ is
+#   not enough for separated modes.
+# * Annealing from large to small $\sigma$ recovers the mode weights (the exact row of section 7).
+# * DSM's optimum is the score of the noisy data (Vincent's identity); it learns it from noisy copies
+#   of the data, cheaply, and only where noisy data land - which is why we use many levels.
 #
 # Next, notebook **02** asks how many levels, how large and how small, for real images.

@@ -4,10 +4,14 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/pegasus-course/pegasus-course/blob/main/notebooks/03_unet.ipynb)
 #
 # **Learning objectives**
-# 1. See how the noise level enters the network: random Fourier features of $\log\sigma$.
-# 2. See what InstanceNorm++ restores that instance normalisation removes (colour).
-# 3. Understand linear attention and why ReZero makes a new block start as the identity.
-# 4. Assemble the U-Net of the paper's section 1.1 and check its output scales as $1/\sigma$.
+# 1. State the network's contract - what goes in, what comes out, what the output should be close
+#    to - and check it on the shipped model.
+# 2. See how the noise level enters the network: random Fourier features of $\log\sigma$, and what
+#    training made of them.
+# 3. See what InstanceNorm++ restores that instance normalisation removes (colour).
+# 4. Read the forward passes that carry the key ideas; understand linear attention and why ReZero
+#    makes a new block start as the identity.
+# 5. Assemble the U-Net of the paper's section 1.1 and check that its scores scale like $\sqrt D/\sigma$.
 # %%
 # On Google Colab, fetch the course and install it; elsewhere this cell does nothing.
 import os, subprocess, sys
@@ -20,34 +24,90 @@ if "google.colab" in sys.modules:
     os.chdir("/content/pegasus-course/notebooks")
 
 # %% tags=["nbval-ignore-output"]
+import inspect
+
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
-from pegasus_course import data, exercises, plotting, profiles
+from pegasus_course import checkpoints, data, exercises, plotting, sigmas, workflow
 from pegasus_course.nn import (FourierEmbedding, InstanceNormPlusPlus, LinearAttention, ResBlock, ScoreUNet,
-                               ScoreUNetConfig, compare_attention_cost, count_parameters, parameter_table,
-                               stage_shapes)
+                               ScoreUNetConfig, compare_attention_cost, count_parameters, level_similarity,
+                               parameter_table, stage_shapes)
 
-profile, g = profiles.start(seed=0)
+profile, g = workflow.start(seed=0)
 batch = data.default_data().load("train", max_images=512, train=False).images[:8].float() / 255
 print("a real batch:", tuple(batch.shape))
+shipped, _ = checkpoints.load_score_model(checkpoints.DEFAULT_CHECKPOINT)  # the trained network, for comparisons
+schedule = sigmas.geometric_sigmas(50.0, 0.01, 232)
 
 # %% [markdown]
+# ## 0. The contract
+#
+# Before the parts, what the whole must do. `ScoreUNet(x_tilde, sigma)`:
+#
+# * takes a batch of noisy images $\tilde x = x + \sigma z$, shape (B, 3, H, W), and **one $\sigma$ per image**,
+#   shape (B,) - every image of a training batch has its own level;
+# * returns a score of the **same shape** as $\tilde x$;
+# * trained by DSM, its output approximates $\mathbb E[-z/\sigma \mid \tilde x]$ (notebook 01): it points back
+#   to the clean image, with a length of about $\|z\|/\sigma \approx \sqrt D/\sigma$.
+#
+# The shipped model, on the real batch, at three levels (cosine similarity 1 would be a perfect
+# direction; the norms should be close):
+
+# %% tags=["nbval-ignore-output"]
+z = torch.randn(batch.shape, generator=g)
+for s in (10.0, 1.0, 0.1):
+    sigma = torch.full((8,), s)
+    with torch.no_grad():
+        score = shipped(batch + s * z, sigma)
+    cos = F.cosine_similarity(score.flatten(1), (-z / s).flatten(1)).mean()
+    print(f"sigma = {s:4g}: output {tuple(score.shape)}; cos(score, -z/sigma) = {cos:.3f}; "
+          f"|score| = {score.flatten(1).norm(dim=1).mean():8.1f} vs |z|/sigma = {(z / s).flatten(1).norm(dim=1).mean():8.1f}")
+
+# %% [markdown]
+# At large $\sigma$ the score is almost exactly $-z/\sigma$ (the image is a small part of $\tilde x$). At
+# small $\sigma$ the direction is less certain - the network cannot tell all of the noise from the
+# image's fine texture - which is also where notebook 04 finds its loss highest. The rest of this
+# notebook builds the network that meets this contract, part by part.
+#
 # ## 1. Fourier embedding of the noise level
 #
 # One network serves all 232 levels, so it must be told $\sigma$. Following score-based SDE
 # models, we take $\log\sigma$, multiply it by fixed random frequencies $W \sim \mathcal N(0, 16^2)$
 # and keep $\sin(2\pi W\log\sigma)$ and $\cos(2\pi W\log\sigma)$; a small MLP turns these into one
-# embedding vector per image. Look for: nearby levels get similar features, far ones different.
+# embedding vector per image.
 
 # %%
 emb = FourierEmbedding(emb_dim=256, fourier_dim=64)
-levels = torch.logspace(-2, torch.log10(torch.tensor(50.0)), 232)
-feats = emb.features(levels)  # (232, 64)
+feats = emb.features(schedule)  # (232, 64)
 fig, ax = plt.subplots(figsize=(6, 2.6))
 ax.imshow(feats.T.numpy(), aspect="auto", cmap="RdBu")
-ax.set(xlabel="level (small sigma -> large sigma)", ylabel="feature", title="fixed Fourier features of log sigma");
+ax.set(xlabel="level (large sigma -> small sigma)", ylabel="feature", title="fixed Fourier features of log sigma");
+
+# %% [markdown]
+# Are neighbouring levels' features similar? Below, the cosine similarity of every pair of the 232
+# levels, for the shipped model's fixed features (left) and for the embedding its trained MLP makes
+# of them (right):
+
+# %% tags=["nbval-ignore-output"]
+raw, learned = level_similarity(shipped.embed, schedule, after_mlp=False), level_similarity(shipped.embed, schedule)
+fig, axes = plt.subplots(1, 2, figsize=(8, 3.6))
+for ax, m, title in ((axes[0], raw, "raw Fourier features"), (axes[1], learned, "after the trained MLP")):
+    im = ax.imshow(m.numpy(), cmap="RdBu_r", vmin=-1, vmax=1)
+    ax.set(title=title, xlabel="level", ylabel="level")
+fig.colorbar(im, ax=list(axes), shrink=0.8, label="cosine similarity")
+print(f"adjacent levels: raw {torch.diagonal(raw, 1).mean():.3f}, after the MLP {torch.diagonal(learned, 1).mean():.3f}; "
+      f"sigma = 50 vs 0.01: raw {raw[0, -1]:.3f}, after the MLP {learned[0, -1]:.3f}")
+
+# %% [markdown]
+# With frequencies of scale 16, adjacent levels (0.037 apart in $\log\sigma$) differ by several radians in
+# most features: the raw features are nearly orthogonal for *all* pairs, a random code for each level
+# rather than a smooth one. Training made the MLP map them to an embedding in which neighbouring
+# levels are similar and the two ends of the schedule are far apart (right). The network therefore
+# learned the smoothness it needs; a smaller scale would give smooth features from the start. The
+# course keeps the scale of the score-SDE code it follows (changing it would mean retraining the
+# shipped model), and shows what it does.
 
 # %% [markdown]
 # ## 2. InstanceNorm++
@@ -65,6 +125,17 @@ with torch.no_grad():
     out_pp = norm_pp(torch.cat([batch[:1], tinted]))
 print("instance norm, difference between original and tinted:", f"{(plain_in[0] - plain_in[1]).abs().max():.4f}")
 print("InstanceNorm++, difference between original and tinted:", f"{(out_pp[0] - out_pp[1]).abs().max():.4f}")
+show = lambda h: (0.5 + 0.2 * h).clamp(0, 1)  # noqa: E731  normalised values (about -2.5..2.5) as pixels
+fig = plotting.show_rows(torch.stack([torch.cat([batch[:1], tinted]), show(plain_in), show(out_pp)]),
+                         row_labels=["input", "instance norm", "InstanceNorm++"], scale=1.5,
+                         title="original (left) and tinted (right) copy")
+
+# %% [markdown]
+# Instance normalisation maps the original and the tinted copy to the same picture: the colour
+# cast, which lives in the channel means, is gone. InstanceNorm++ (here at its initial
+# $\alpha = 1$) keeps the difference between the channel means, so the tinted copy stays orange. For
+# a score network that matters: the score must push a sample's colours, and it can only do so if it
+# sees them.
 
 # %% [markdown]
 # ### Exercise: InstanceNorm++
@@ -112,6 +183,14 @@ h = block(batch, emb(torch.full((8,), 1.0)))
 print("ResBlock:", tuple(batch.shape), "->", tuple(h.shape), f"with {count_parameters(block):,} parameters")
 
 # %% [markdown]
+# The block's forward pass, from the package: the embedding is projected to one value per channel
+# and **added** to the feature map after the first convolution - that is the only place where
+# $\sigma$ enters the convolutional path.
+
+# %%
+print(inspect.getsource(ResBlock.forward))
+
+# %% [markdown]
 # ## 4. Linear attention with ReZero
 #
 # Softmax attention compares every position with every other: $N^2$ scores for $N = H W$ positions.
@@ -124,6 +203,14 @@ print("ResBlock:", tuple(batch.shape), "->", tuple(h.shape), f"with {count_param
 att = LinearAttention(16, heads=4, dim_head=8)
 assert torch.equal(att(h), h), "ReZero: the block is the identity at initialisation"
 print("ReZero scalar at init:", att.rezero.item())
+
+# %% [markdown]
+# The attention itself, from the package: note the two softmaxes (queries over their features, keys
+# over the positions) and the $d \times d$ context `k @ v^T`, which is where the $N^2$ cost disappears:
+
+# %%
+print(inspect.getsource(LinearAttention.attend))
+print(inspect.getsource(LinearAttention.forward))
 
 # %% [markdown]
 # The cost difference grows with the image: measured here at full resolution for 32, 48, 64 and 96
@@ -168,23 +255,42 @@ for stage, shape in stage_shapes(net, batch, torch.full((8,), 1.0)):
     print(f"{stage:15s} {shape}")
 
 # %% [markdown]
-# At initialisation the network's raw output has roughly the same size for every level, so the
-# division makes the score's norm fall like $1/\sigma$, as the true score's does. Look for a line
-# of slope $-1$ on the log-log plot.
+# The forward pass that does all this (after its input checks): the embedding is computed once and
+# given to every ResBlock; the skips are saved on the way down and concatenated on the way up; the
+# last line is technique 3.
 
 # %%
+source = inspect.getsource(ScoreUNet.forward)
+print(source[source.index("        emb = self.embed(sigma)"):])
+
+# %% [markdown]
+# The true score of noise of scale $\sigma$ has norm about $\sqrt D/\sigma$. At initialisation the
+# network's raw output has roughly the same size for every level, so the division already makes its
+# norm fall like $1/\sigma$ - the right slope, at the wrong height. After training, the shipped model's
+# norms on noisy real images should lie on $\sqrt D/\sigma$ itself, across the whole schedule:
+
+# %% tags=["nbval-ignore-output"]
 small = ScoreUNet(ScoreUNetConfig.for_image_size(32, profile.base_channels, num_res_blocks=profile.num_res_blocks))
-levels = torch.logspace(-2, torch.log10(torch.tensor(50.0)), 12)
+probe = schedule[torch.linspace(0, 231, 12).round().long()]
+D = batch[0].numel()
 with torch.no_grad():
-    norms = [small(batch, torch.full((8,), float(s))).flatten(1).norm(dim=1).mean() for s in levels]
-fig, ax = plt.subplots(figsize=(5, 3))
-ax.loglog(levels, norms, "o-", label="network at initialisation")
-ax.loglog(levels, [float(norms[0]) * float(levels[0]) / float(s) for s in levels], "--", label="1 / sigma")
-ax.set(xlabel="sigma", ylabel="mean output norm")
+    norm_init = [small(batch + float(s) * z, torch.full((8,), float(s))).flatten(1).norm(dim=1).mean() for s in probe]
+    norm_shipped = [shipped(batch + float(s) * z, torch.full((8,), float(s))).flatten(1).norm(dim=1).mean() for s in probe]
+fig, ax = plt.subplots(figsize=(5.5, 3.2))
+ax.loglog(probe, norm_init, "o-", label="network at initialisation")
+ax.loglog(probe, norm_shipped, "s-", label="shipped model")
+ax.loglog(probe, [D**0.5 / float(s) for s in probe], "k--", label="sqrt(D) / sigma")
+ax.set(xlabel="sigma", ylabel="mean |score| on noisy images")
 ax.legend();
+ratio = torch.tensor([float(n) * float(s) / D**0.5 for n, s in zip(norm_shipped, probe)])
+print(f"shipped |score| / (sqrt(D)/sigma) over the schedule: from {ratio.min():.2f} to {ratio.max():.2f}")
 
 # %% [markdown]
 # ## Summary
 #
-# The network takes a batch and one $\sigma$ per image and returns a score of the batch's shape.
-# Notebook **04** trains it with denoising score matching on horses and birds.
+# The network takes a batch and one $\sigma$ per image and returns a score of the batch's shape, close
+# to $-z/\sigma$ in direction and to $\sqrt D/\sigma$ in length once trained. $\sigma$ enters twice: through the
+# embedding added in every ResBlock, and through the final division (technique 3). InstanceNorm++
+# keeps colour, linear attention keeps the cost linear in the number of pixels, and ReZero lets the
+# attention blocks start as the identity. Notebook **04** trains it with denoising score matching on
+# horses and birds.

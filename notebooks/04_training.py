@@ -4,10 +4,12 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/pegasus-course/pegasus-course/blob/main/notebooks/04_training.ipynb)
 #
 # **Learning objectives**
-# 1. Write one training step of denoising score matching and check it against the package.
-# 2. Run a short live training in the active profile and watch the loss and the samples.
-# 3. Know how to run the long version on a GPU from the command line, and how to resume it.
-# 4. See what the exponential moving average (EMA) of the weights changes.
+# 1. Write one whole training step (loss, backward, Adam, EMA), check it against the package, and
+#    train with it.
+# 2. Read a training run: the shipped model's loss history, and its loss at each noise level.
+# 3. Run a short live training in the active profile and watch samples appear.
+# 4. Know how to run the long version on a GPU from the command line, and how to resume it.
+# 5. See what the exponential moving average (EMA) of the weights changes.
 # %%
 # On Google Colab, fetch the course and install it; elsewhere this cell does nothing.
 import os, subprocess, sys
@@ -22,131 +24,183 @@ if "google.colab" in sys.modules:
 # %% tags=["nbval-ignore-output"]
 import torch
 
-from pegasus_course import checkpoints, data, exercises, losses, plotting, profiles, training
-from pegasus_course.generate import Schedule, generate
+from pegasus_course import checkpoints, data, exercises, losses, plotting, training, workflow
+from pegasus_course.generate import Schedule, generate, model_score_fn
 from pegasus_course.nn import ScoreUNet, ScoreUNetConfig, count_parameters
 
-plotting.setup_plots()
-g = training.seed_everything(0)
-profile = profiles.get_profile()
-device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-print(profiles.describe(profile), "| device:", device)
-if profile.num_threads:
-    torch.set_num_threads(profile.num_threads)
+profile, g = workflow.start(seed=0)
+device = workflow.default_device()
+print("device:", device)
 
 # %% [markdown]
 # ## 1. One training step, written out
 #
-# The paper trains with Adam (learning rate $10^{-4}$, standard betas), batches of 128 CIFAR-10
-# images, random horizontal flips and an EMA of the weights with rate 0.999. One step:
+# The paper trains with Adam (learning rate $10^{-4}$, standard betas) on batches of 128 CIFAR-10
+# images with random horizontal flips. One step:
 #
-# 1. draw one level $\sigma$ per image from the 232, and noise $z$;
-# 2. compute the $\sigma^2$-weighted DSM loss (eq. 2) of the network on $x + \sigma z$;
-# 3. backpropagate, take an Adam step;
-# 4. update the EMA: $\bar\theta \leftarrow 0.999\,\bar\theta + 0.001\,\theta$.
+# 1. take a batch $x$ and draw one level $\sigma$ per image from the $L$ levels, and noise $z$;
+# 2. compute the $\sigma^2$-weighted DSM loss (eq. 2) of the network on $\tilde x = x + \sigma z$:
+#    $\frac{1}{2}\,\| \sigma\, s_\theta(\tilde x, \sigma) + z \|^2$, summed over the pixels and averaged over the batch;
+# 3. backpropagate and take an Adam step;
+# 4. update the exponential moving average (EMA) of the weights:
+#    $\bar\theta \leftarrow 0.999\,\bar\theta + 0.001\,\theta$.
+#
+# Step 4 is not in the seed paper: it is **technique 5 of NCSNv2** (Song & Ermon, 2020), which found
+# that sampling with the averaged weights gives better and steadier samples. The course uses it
+# throughout, and the shipped model is sampled with its EMA.
+#
+# `training.train` draws step 1 on the training device from a generator seeded with (seed, step), so
+# a run resumed at any step continues exactly; here is one step's batch and draws:
 
 # %% tags=["nbval-ignore-output"]
-train_set = data.default_data().load("train", max_images=profile.max_train_images)
+train_set = workflow.training_images(profile)
 schedule = Schedule(profile.sigma_max, profile.sigma_min, profile.num_scales, profile.n_steps_each)
 levels = schedule.sigmas()
 config = ScoreUNetConfig.for_image_size(32, profile.base_channels, num_res_blocks=profile.num_res_blocks)
 model = ScoreUNet(config).to(device)
-print(f"{len(train_set)} images, L = {len(levels)} levels, {count_parameters(model):,} parameters")
+print(f"{len(train_set)} images ({', '.join(train_set.classes)}), L = {len(levels)} levels, "
+      f"{count_parameters(model):,} parameters")
 
-x = (train_set.images[:8].float() / 255).to(device)
-step_gen = torch.Generator(device).manual_seed(1)
-sigma = levels.to(device)[torch.randint(0, len(levels), (8,), generator=step_gen, device=device)]  # step 1
-z = torch.randn(x.shape, generator=step_gen, device=device)
-residual = sigma.view(-1, 1, 1, 1) * model(x + sigma.view(-1, 1, 1, 1) * z, sigma) + z          # step 2
-by_hand = 0.5 * residual.pow(2).flatten(1).sum(1).mean()
-package = losses.dsm_loss(model, x, levels.to(device), generator=torch.Generator(device).manual_seed(1))
-assert torch.allclose(by_hand, package), (by_hand, package)
-print(f"DSM loss of the untrained network on 8 images: {package.item():.1f}")
+step_gen = training.make_generator(training.step_seed(0, 0), device)
+batch = torch.arange(8, device=device)  # the first 8 images, for this demonstration
+x, sigma, z = training.step_draws(train_set.images.to(device), levels.to(device), batch, step_gen)
+print("x:", tuple(x.shape), "in [0, 1]; sigma:", tuple(sigma.shape), "one level per image; z:", tuple(z.shape))
 
 # %% [markdown]
-# ### Exercise: the EMA update
+# Before the network has learned anything, what loss should we expect? A network that output zero
+# would leave the residual $\sigma s + z = z$, whose squared norm is $D = 3 \cdot 32 \cdot 32 = 3072$ on
+# average: a loss of $D/2 = 1536$. An untrained network does not output zero, so its loss is
+# different (usually higher); the cell prints both for this batch.
+
+# %% tags=["nbval-ignore-output"]
+zero_net = lambda x, s: torch.zeros_like(x)  # noqa: E731
+with torch.no_grad():
+    untrained = losses.dsm_loss_given(model, x, sigma, z)
+print(f"zero network: {losses.dsm_loss_given(zero_net, x, sigma, z).item():.1f} (D/2 = {x[0].numel() / 2:.0f} "
+      f"on average); the untrained network: {untrained.item():.1f}")
+
+# %% [markdown]
+# ### Exercise: one whole training step
 #
-# Write $\bar\theta \leftarrow \text{decay}\cdot\bar\theta + (1 - \text{decay})\,\theta$ for one weight tensor.
+# Write steps 2-4 for the batch and draws you are given. `model(x_tilde, sigma)` returns the
+# score; `ema` is a copy of the network whose parameters are the average; `optimizer` is Adam over
+# `model.parameters()`. Return the loss (a tensor).
 #
 # Complete the function below (it raises `NotImplementedError` until you do), then run the checker
-# cell: it compares your function with the package's on random inputs and says what is wrong; run it
+# cell: it trains a tiny network for three steps with `training.train` twice from one seed, once with
+# the package's step and once with yours, and compares the losses, the weights and the EMA. Run it
 # again on a wrong answer for a more precise hint.
 
 # %% tags=["exercise"]
-def my_ema_update(ema, theta, decay):
-    """The new moving average of a weight tensor, given the old average and the current weights."""
-    raise NotImplementedError("Exercise: write the EMA update")
+def my_training_step(model, ema, optimizer, x, sigma, z, ema_decay):
+    """One step: the DSM loss (eq. 2) on x + sigma z, backward, optimizer step, EMA update; returns the loss."""
+    raise NotImplementedError("Exercise: write the training step")
 
 # %%
-exercises.check_ema_update(my_ema_update);
+exercises.check_training_step(my_training_step);
 
 # %% [markdown]
 # The solution is in the collapsed cell below (click the bar to expand it); the cell after it runs
 # the same checker on it.
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
-def my_ema_update(ema, theta, decay):
-    return decay * ema + (1 - decay) * theta
+def my_training_step(model, ema, optimizer, x, sigma, z, ema_decay):
+    s = sigma.view(-1, 1, 1, 1)
+    loss = 0.5 * (s * model(x + s * z, sigma) + z).pow(2).flatten(1).sum(1).mean()
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    with torch.no_grad():
+        for avg, w in zip(ema.parameters(), model.parameters()):
+            avg.mul_(ema_decay).add_(w, alpha=1 - ema_decay)
+    return loss.detach()
 
 # %%
-assert exercises.check_ema_update(my_ema_update).passed
+assert exercises.check_training_step(my_training_step).passed
 
 # %% [markdown]
-# An untrained network scores about $D/2 = 1536$ per image (it predicts nothing, so the
-# residual is just $z$). `training.train` runs steps 1-4 in a loop, with bf16 mixed precision on
-# CUDA, data order and noise derived from the seed (so a resumed run continues exactly), a
-# progress bar, a NaN guard, and - under `torchrun` - several GPUs.
+# `training.train` runs this step in a loop and adds what a real run needs: bf16 mixed precision on
+# CUDA, a progress bar, a guard that stops on a non-finite or exploding loss, atomic checkpoints,
+# Ctrl-C that saves, and - under `torchrun` - several GPUs. It takes your step as `step_fn`: the
+# live run of section 3 trains with **your** function.
 #
-# ## 2. A short live run
+# ## 2. Reading a long run: the shipped model
 #
-# The active profile decides how long: seconds under `ci`, a few minutes under `cpu`, longer on a
-# GPU. Every `sample_every` steps we draw 8 images from the EMA weights with the profile's schedule.
-
-# %% tags=["nbval-ignore-output"]
-cfg = training.TrainConfig(steps=profile.train_steps, batch_size=profile.batch_size, seed=0,
-                           log_every=max(1, min(25, profile.train_steps // 10)))
-snapshots = {}
-
-def on_step(state):
-    if state.step % profile.sample_every < cfg.log_every or state.step == cfg.steps:
-        snapshots[state.step] = generate(state.ema, range(8), schedule, progress=False).cpu()
-
-state = training.train(model, train_set.images, levels, cfg, on_step=on_step,
-                       checkpoint_path=checkpoints.NOTEBOOK_RUN,
-                       meta={"schedule": schedule.to_dict(), "profile": profile.name,
-                             "data": {"source": data.default_data().source, "image_size": 32}})
-print(f"{state.step} steps, {state.images_per_second:.0f} images/s; checkpoint: runs/notebook-04/")
+# The model the next notebooks sample was trained on an H100 for 14,275 steps (four legs, see
+# `checkpoints/README.md`); its checkpoint keeps the loss of every step.
 
 # %%
-fig = plotting.plot_curve(state.losses, title="DSM loss per step", smooth=min(20, len(state.losses)), logy=True)
+shipped, shipped_ckpt = checkpoints.load_score_model(checkpoints.DEFAULT_CHECKPOINT, device=device)
+fig = plotting.plot_curve(shipped_ckpt.losses, title=f"the shipped model's DSM loss per step ({shipped_ckpt.step:,} steps)",
+                          smooth=200, logy=True)
+
+# %% [markdown]
+# The loss drops by an order of magnitude in the first few hundred steps and creeps down after.
+# It stays noisy because every batch draws other noise levels, and the loss differs greatly by
+# level. Averaged over all levels, the loss hides *where* the network is good. Measure it one level at a
+# time, on held-out test images (every image at the same level, the same $z$ at every level):
+
+# %% tags=["nbval-ignore-output"]
+test_set = workflow.training_images(profile, split="test")
+x_test = test_set.images[torch.randperm(len(test_set), generator=g)[:32]].float().div(255).to(device)
+probe = levels[torch.linspace(0, len(levels) - 1, min(24, len(levels))).round().long().unique()]  # ends included
+by_level = losses.dsm_loss_by_level(model_score_fn(shipped), x_test, probe.to(device), torch.Generator(device).manual_seed(0))
+D = x_test[0].numel()
+fig = plotting.plot_lines(probe.tolist(), {"shipped model": by_level, "zero network (D/2)": [D / 2] * len(probe)},
+                          title="DSM loss per noise level, 32 held-out images", xlabel="sigma", ylabel="loss",
+                          logx=True, marker=".")
+print(f"share of the noise the network explains, 1 - loss / (D/2): sigma = {probe[0]:.3g}: "
+      f"{1 - by_level[0] / (D / 2):.3f}; sigma = {probe[-1]:.3g}: {1 - by_level[-1] / (D / 2):.3f}")
+
+# %% [markdown]
+# At large $\sigma$ the network predicts the noise almost perfectly (the image is a small
+# perturbation of a big noise). At small $\sigma$ it explains far less of it: noise of scale 0.01 is
+# about the size of the image's own fine texture, so telling one from the other is hard, and this
+# model's weakest levels are the last ones of the sampler. The loss there cannot reach zero even
+# for a perfect network, so the curve says where the model is *least sure*, not how far it is from
+# the optimum. Notebook 05 meets this again in the final denoising step.
+#
+# ## 3. A short live run, with your training step
+#
+# The active profile decides how long (`notebook_train_steps`): seconds under `ci`, a few minutes
+# under `cpu`, a few thousand steps on a GPU (the full run is a command, section 4). The previews
+# sample with the **live** weights: after a few hundred steps the EMA still averages in the first,
+# random weights, and its samples would be coloured noise (section 5).
+
+# %% tags=["nbval-ignore-output"]
+steps = profile.notebook_train_steps
+cfg = training.TrainConfig(steps=steps, batch_size=min(profile.batch_size, len(train_set)), seed=0,
+                           log_every=max(1, min(25, steps // 10)))
+preview_at = sorted({max(1, steps // 2), steps})
+snapshots = {}
+
+def on_step(state):  # runs every log_every steps
+    if len(snapshots) < len(preview_at) and state.step >= preview_at[len(snapshots)]:
+        snapshots[state.step] = generate(state.model, range(4), schedule, progress=False).cpu()
+
+state = training.train(model, train_set.images, levels, cfg, on_step=on_step, step_fn=my_training_step,
+                       checkpoint_path=checkpoints.NOTEBOOK_RUN,
+                       meta={"schedule": schedule.to_dict(), "profile": profile.name,
+                             "data": {"source": data.default_data().source, "classes": list(train_set.classes),
+                                      "image_size": 32}})
+print(f"{state.step} steps with my_training_step, {state.images_per_second:.0f} images/s; checkpoint: runs/notebook-04/")
+
+# %%
+fig = plotting.plot_curve(state.losses, title="DSM loss per step (this run)", smooth=min(20, len(state.losses)), logy=True)
 
 # %% [markdown]
 # The loss falls fast at first (the network learns the $1/\sigma$ scale and the average image) and
-# slowly afterwards. Below, EMA samples at the preview steps, top row first: early ones are
-# coloured noise; structure appears as training goes on. A few hundred CPU steps are far from the
-# paper's 5,000 epochs: the sampling notebooks use the model trained on a GPU.
+# slowly afterwards, as in the shipped run's first steps. Below, samples of the live weights at the
+# preview steps (each row one step, the full schedule of the profile): after a hundred steps or so
+# they can still be noise; blurry colour blobs come next. A few hundred steps are far from the
+# shipped model's 14,275 at batch 512.
 
 # %%
-steps = sorted(snapshots)
-fig = plotting.show_images(torch.cat([snapshots[s] for s in steps]), nrow=8,
-                           title="EMA samples at steps " + ", ".join(map(str, steps)), scale=0.7)
+shown = sorted(snapshots)
+fig = plotting.show_rows(torch.stack([snapshots[s] for s in shown]), row_labels=[f"step {s}" for s in shown],
+                         title="live-weight samples during this run, seeds 0-3", scale=1.3)
 
 # %% [markdown]
-# ## 3. Live weights vs EMA weights
-#
-# The EMA averages the last ~1,000 steps of weights. It smooths out the noise of single Adam steps,
-# which NCSNv2 found gives markedly better and more stable samples (technique 5). Same seeds, same
-# schedule, two sets of weights:
-
-# %%
-live = generate(state.model, range(8), schedule, progress=False).cpu()
-ema = generate(state.ema, range(8), schedule, progress=False).cpu()
-fig = plotting.show_images(torch.cat([live, ema]), nrow=8, title="live weights (top) vs EMA (bottom)", scale=0.7)
-
-# %% [markdown]
-# After few steps the EMA still remembers the early weights, so it can look *worse* than the live
-# weights; after thousands of steps it is better. The shipped model was sampled with its EMA.
-#
 # ## 4. The long run, from the command line
 #
 # The same loop is the command `pegasus-course train`:
@@ -164,8 +218,32 @@ fig = plotting.show_images(torch.cat([live, ema]), nrow=8, title="live weights (
 #
 # Checkpoints are safetensors files written atomically (a killed run never leaves a half-written
 # file) and hold the live weights, the EMA, Adam's moments, the loss history and the configuration.
+# This notebook's run is in `runs/notebook-04/`: start Jupyter with `PEGASUS_MODEL=notebook-04` and
+# notebooks 05-07 sample **your** model instead of the shipped one.
 
 # %% tags=["nbval-ignore-output"]
 ckpt = checkpoints.load_checkpoint(checkpoints.NOTEBOOK_RUN)
 print(f"step {ckpt.step}; tensors: {sorted({k.split('.')[0] for k in ckpt.tensors})}")
 print("model config:", ckpt.model_config)
+
+# %% [markdown]
+# ## 5. Live weights vs EMA weights
+#
+# The EMA with rate 0.999 averages roughly the last 1,000 steps. After a long run that smooths out
+# the noise of single Adam steps; after a short one it still carries the random initial weights
+# with weight $0.999^{\text{steps}}$. Same seeds, same schedule, two sets of weights (the live row is the
+# last preview above):
+
+# %% tags=["nbval-ignore-output"]
+live = snapshots[max(snapshots)]
+ema = generate(state.ema, range(4), schedule, progress=False).cpu()
+fig = plotting.show_rows(torch.stack([live, ema]), row_labels=["live", "EMA"],
+                         title=f"after {state.step} steps: live weights vs EMA", scale=1.3)
+print(f"weight of the initial (random) weights in the EMA after {state.step} steps: 0.999^{state.step} = "
+      f"{0.999 ** state.step:.2f}")
+
+# %% [markdown]
+# After a few hundred steps the EMA is still mostly the random start, so it looks *worse* than
+# the live weights. After thousands of steps the start's weight is negligible and the EMA is the
+# better one: the shipped model was sampled with its EMA, and notebook 07 compares the shipped
+# model's live and EMA weights directly.

@@ -5,8 +5,10 @@
 #
 # **Learning objectives**
 # 1. See that a sample is fixed by its *noise tape*: the start $z_0$ and every $z_{ij}$ drawn on the way.
-# 2. Mix two tapes with the paper's eq. 4 and replay: the row between a horse and a bird.
-# 3. Make a batch of winged horses, explore a row interactively, and meet the method's limitation.
+# 2. Write the interpolation yourself: mix two recorded tapes with the paper's eq. 4 and replay them
+#    through the sampler; then draw the row between a horse and a bird with your function.
+# 3. See why not simply blend the two images, or mix the noise linearly.
+# 4. Make a batch of winged horses, explore a row interactively, and meet the method's limitation.
 # %%
 # On Google Colab, fetch the course and install it; elsewhere this cell does nothing.
 import os, subprocess, sys
@@ -20,29 +22,33 @@ if "google.colab" in sys.modules:
 
 # %% tags=["nbval-ignore-output"]
 import math
+from dataclasses import replace
 
 import torch
 
-from pegasus_course import checkpoints, classifier, exercises, plotting, profiles
-from pegasus_course.generate import generate, pegasus_batch, pegasus_k, pegasus_rows, schedule_from_meta
-from pegasus_course.interpolation import mix_weights
+from pegasus_course import classifier, exercises, plotting, sampling, workflow
+from pegasus_course.generate import generate, model_score_fn, pegasus_batch, pegasus_k, pegasus_rows
+from pegasus_course.interpolation import interpolate, linear_weights, mix_weights, spread_ks
+from pegasus_course.sampling import SeededNoise, TapeNoise, num_score_evaluations, record_tape
 from pegasus_course.widgets import InterpolationExplorer
 
-profile, g = profiles.start(seed=0)
-model, ckpt, how = checkpoints.load_or_train(profile)
-schedule = schedule_from_meta(ckpt.meta, n_steps_each=profile.n_steps_each, num_scales=profile.num_scales)
-print(how, f"| sampling with L = {schedule.num_scales}, T = {schedule.n_steps_each}")
+course = workflow.setup(seed=0, classifiers=("horse-bird",))
+model, schedule, clf, profile = course.model, course.schedule, course.classifiers["horse-bird"], course.profile
+score = model_score_fn(model)
+L, T, eps = schedule.num_scales, schedule.n_steps_each, schedule.step_lr()
 
 # %% [markdown]
 # ## 1. A batch of samples, each named by its seed
 #
 # Every random draw of sample $b$ is computed from (seed $b$, draw index) alone, so any sample can
-# be reproduced from its seed, alone or inside any batch, without storing its noise.
+# be reproduced from its seed, alone or inside any batch, without storing its noise. This batch is
+# drawn once; the ends of every row below come from it.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 seeds = list(range(profile.n_samples))
 samples = generate(model, seeds, schedule, progress=False).cpu()
-fig = plotting.show_images(samples, nrow=8, title=f"seeds 0-{len(seeds) - 1} (row by row)", scale=0.8)
+fig = plotting.show_images(samples, nrow=min(8, len(seeds)), title=f"seeds 0-{len(seeds) - 1}",
+                           labels=[f"seed {s}" for s in seeds], scale=1.3)
 
 # %% [markdown]
 # ## 2. Choose a horse and a bird
@@ -53,109 +59,218 @@ fig = plotting.show_images(samples, nrow=8, title=f"seeds 0-{len(seeds) - 1} (ro
 # better horse or bird, put its seed below instead and re-run the cells after it.
 
 # %% tags=["nbval-ignore-output"]
-clf, how_clf = classifier.load_or_train_classifier("horse-bird", profile)
 horse_seed, bird_seed, how_ends = classifier.choose_horse_and_bird(clf, samples, seeds)
-print(how_clf, how_ends, sep="\n")
-fig = plotting.show_images(samples[[seeds.index(horse_seed), seeds.index(bird_seed)]], nrow=2,
-                           labels=[f"horse: seed {horse_seed}", f"bird: seed {bird_seed}"], title="the ends", scale=1.5)
+print(how_ends)
+horse, bird = samples[seeds.index(horse_seed)], samples[seeds.index(bird_seed)]
+fig = plotting.show_images(torch.stack([horse, bird]), nrow=2, title="the ends", scale=1.6,
+                           labels=[f"horse: seed {horse_seed}", f"bird: seed {bird_seed}"])
 
 # %% [markdown]
-# ## 3. The interpolation row (eq. 4)
+# ## 3. A sample is its noise tape
 #
-# For $N$ interpolants, interpolant $k$ replays the sampler with every draw replaced by
+# Annealed Langevin dynamics is deterministic once its draws are fixed: $x_0 = \sigma_1 z_0$ and
+# $z_{ij}$ for every level $i$ and step $j$. That list of draws is the sample's **tape**. For a seeded
+# sample it can be recorded without running the network (`sampling.record_tape`), and replaying it
+# (`sampling.TapeNoise`) gives the sample back. Two tapes are all eq. 4 needs.
+
+# %% tags=["nbval-ignore-output"]
+draws = num_score_evaluations(L, T, denoise=False) + 1  # z_0 and the L * T draws z_ij
+tape_horse = record_tape(SeededNoise([horse_seed]), (1, 3, 32, 32), draws, device=course.device)
+tape_bird = record_tape(SeededNoise([bird_seed]), (1, 3, 32, 32), draws, device=course.device)
+print(f"a tape: {draws} draws of shape {tuple(tape_horse[0].shape)}, "
+      f"{draws * tape_horse[0].numel() * 4 / 2**20:.1f} MiB in float32")
+
+# %% [markdown]
+# ## 4. Eq. 4: mixing two tapes
 #
-# $$\cos\tfrac{k\pi}{2(N+1)}\, z^{(1)}_{ij} + \sin\tfrac{k\pi}{2(N+1)}\, z^{(2)}_{ij}.$$
+# For $N$ interpolants, interpolant $k$ replays the sampler with **every** draw replaced by
 #
-# Because $\cos^2 + \sin^2 = 1$, each mix of two independent standard normal draws is again standard
+# $$\cos\tfrac{k\pi}{2(N+1)}\, z^{(1)} + \sin\tfrac{k\pi}{2(N+1)}\, z^{(2)}.$$
+#
+# Because $\cos^2 + \sin^2 = 1$, the mix of two independent standard normal draws is again standard
 # normal: every interpolant is a proper sample. $k = 0$ is sample 1, $k = N + 1$ sample 2. The paper
-# shows $k = 9$ of $N = 15$ for CIFAR-10 (framed in red). The whole row is one batched sampling run.
+# shows $k = 9$ of $N = 15$ for CIFAR-10.
+#
+# The mixed draw's variance splits as $\cos^2$ from sample 1 and $\sin^2$ from sample 2. At $k = 9$ of
+# $N = 15$, sample 2 (here the bird) has the larger share:
 
 # %%
 # NBVAL_CHECK_OUTPUT
 n = 15
 k = pegasus_k(32)
 c, s = mix_weights(k, n)
-print(f"k = {k} of N = {n}: weights cos = {float(c):.4f}, sin = {float(s):.4f}, cos^2 + sin^2 = {float(c * c + s * s):.4f}")
+print(f"k = {k} of N = {n}: cos = {float(c):.4f}, sin = {float(s):.4f}; shares of the variance: "
+      f"cos^2 = {float(c * c):.2f} from sample 1, sin^2 = {float(s * s):.2f} from sample 2")
 
 # %% [markdown]
-# ### Exercise: eq. 4
+# > **Reading the paper.** The paper says that $N$ and $k$ give "a ratio of $k/N$ from $x_1$ and
+# > $(N-k)/N$ from $x_2$". By its own eq. 4 it is the other way round: $k = 0$ is $x_1$ and the weight
+# > of $z^{(2)}$ grows with $k$, so $k = 9$ takes the larger share (0.60) from $x_2$.
+# >
+# > The paper's eq. 4 names only the draws $z_{ij}$ of the levels; NCSNv2, whose interpolation the
+# > paper follows, gives all interpolants one shared start $x_0$. The course mixes the start $z_0$
+# > too. That way $k = 0$ and $k = N + 1$ are exactly the two samples drawn alone from their seeds
+# > (with a shared start, at most one end could be), and every interpolant's start is itself a proper
+# > draw $\sigma_1 z_0$ with $z_0 \sim N(0, I)$.
 #
-# Write $\cos\tfrac{k\pi}{2(N+1)}\, z_1 + \sin\tfrac{k\pi}{2(N+1)}\, z_2$.
+# ### Exercise: interpolate by replaying two mixed tapes
+#
+# Write `my_interpolate(score_fn, tape1, tape2, n, ks, sigmas, T, eps)`: for every $k$ in `ks`, mix
+# every draw of the two tapes (draw 0, $z_0$, included) with eq. 4, then run annealed Langevin
+# dynamics **once** for the whole batch of interpolants on the mixed tape. The tapes map draw index ->
+# a tensor of shape (1, C, H, W); the mixed tape maps index -> (len(ks), C, H, W); replay it with
+# `sampling.annealed_langevin(score_fn, shape, sigmas, T, eps, noise=sampling.TapeNoise(mixed), progress=False)`.
 #
 # Complete the function below (it raises `NotImplementedError` until you do), then run the checker
-# cell: it compares your function with the package's on random inputs and says what is wrong; run it
-# again on a wrong answer for a more precise hint.
+# cell: it compares your rows with the package's `interpolate` on small problems and says what is
+# wrong; run it again on a wrong answer for a more precise hint.
 
 # %% tags=["exercise"]
-def my_mix_noise(z1, z2, k, n):
-    """Eq. 4: the noise of interpolant k of n, from the two samples' draws z1 and z2."""
-    raise NotImplementedError("Exercise: write eq. 4")
+def my_interpolate(score_fn, tape1, tape2, n, ks, sigmas, T, eps):
+    """The interpolants ks (of n) between the samples of two noise tapes, by eq. 4: (len(ks), C, H, W)."""
+    raise NotImplementedError("Exercise: mix the tapes with eq. 4 and replay them")
 
 # %%
-exercises.check_mix_noise(my_mix_noise);
+exercises.check_interpolate(my_interpolate);
 
 # %% [markdown]
 # The solution is in the collapsed cell below (click the bar to expand it); the cell after it runs
 # the same checker on it.
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
-def my_mix_noise(z1, z2, k, n):
-    theta = k * math.pi / (2 * (n + 1))
-    return math.cos(theta) * z1 + math.sin(theta) * z2
+def my_interpolate(score_fn, tape1, tape2, n, ks, sigmas, T, eps):
+    angles = torch.tensor([k * math.pi / (2 * (n + 1)) for k in ks]).view(-1, 1, 1, 1)
+    mixed = {}
+    for index in tape1:
+        z1, z2 = tape1[index], tape2[index]
+        mixed[index] = angles.cos().to(z1) * z1 + angles.sin().to(z1) * z2
+    shape = (len(ks), *tape1[0].shape[1:])
+    return sampling.annealed_langevin(score_fn, shape, sigmas, T, eps, noise=TapeNoise(mixed), progress=False)
 
 # %%
-assert exercises.check_mix_noise(my_mix_noise).passed
-
-# %%
-row = pegasus_rows(model, [(horse_seed, bird_seed)], n, schedule, progress=False).cpu()
-fig = plotting.show_rows(row, highlight=k, title=f"from the horse, seed {horse_seed} (k = 0), to the bird, seed {bird_seed} (k = {n + 1})")
-
-# %%
-# the two ends reproduce the samples drawn on their own, to float precision
-assert torch.allclose(row[0, 0], samples[seeds.index(horse_seed)], atol=1e-3)
-assert torch.allclose(row[0, -1], samples[seeds.index(bird_seed)], atol=1e-3)
+assert exercises.check_interpolate(my_interpolate).passed
 
 # %% [markdown]
-# ## 4. A batch of winged horses
+# **Your function against the package, with the course's network.** With a short schedule (8 levels,
+# 2 steps each) your interpolation and the package's `pegasus_rows` give the same row for the same
+# two seeds, ends included:
+
+# %% tags=["nbval-ignore-output"]
+short = replace(schedule, num_scales=8, n_steps_each=2)
+short_draws = num_score_evaluations(8, 2, denoise=False) + 1
+tapes = [record_tape(SeededNoise([seed]), (1, 3, 32, 32), short_draws, device=course.device)
+         for seed in (horse_seed, bird_seed)]
+yours = my_interpolate(score, *tapes, n, list(range(n + 2)), short.sigmas(), 2, short.step_lr()).clamp(0, 1)
+package = pegasus_rows(model, [(horse_seed, bird_seed)], n, short, progress=False)[0]
+print(f"largest difference over the {n + 2} images: {(yours - package).abs().max():.2e}")
+assert torch.allclose(yours, package, atol=1e-4)
+
+# %% [markdown]
+# ## 5. The row from the horse to the bird, with your function
 #
-# The paper's figures are batches of $k = 9$ interpolants between random pairs. We compute only the
-# interpolants we show (both ends and $k = 9$), which costs a third of the full rows.
+# Now the full schedule. A row of all 15 interpolants costs 15 samples; under the `cpu` profile the
+# notebook computes a few, spread along the row with $k = 9$ among them (`profile.row_interpolants`),
+# and takes the ends from section 1's batch (they are the same images, as section 4 showed).
 
-# %%
-pairs = [(2 * i, 2 * i + 1) for i in range(4)]
-batch = pegasus_batch(model, pairs, n, [0, k, n + 1], schedule, progress=False).cpu()  # (pairs, 3, ...)
-fig = plotting.show_images(batch[:, 1], nrow=4, title=f"k = {k} of N = {n} between random pairs", scale=1.0)
+# %% tags=["nbval-ignore-output"]
+ks = spread_ks(n, profile.row_interpolants, include=k)
+middle = my_interpolate(score, tape_horse, tape_bird, n, ks, schedule.sigmas(), T, eps).clamp(0, 1).cpu()
+row_ks = [0, *ks, n + 1]
+row = torch.cat([horse[None], middle, bird[None]])
+fig = plotting.show_rows(row[None], highlight=row_ks.index(k), col_labels=[f"k = {j}" for j in row_ks],
+                         title=f"from the horse (seed {horse_seed}) to the bird (seed {bird_seed}), N = {n}; "
+                               f"k = {k} framed", scale=1.5)
 
 # %% [markdown]
-# ## 5. The paper's limitation, shown honestly
+# ## 6. Why not just blend the two images?
+#
+# Two simpler ideas, at the same $k$, beside eq. 4:
+#
+# * **pixel cross-fade**: $(1 - t)\, x_1 + t\, x_2$ of the two finished images, $t = k / (N + 1)$;
+# * **linear noise mixing**: the tapes mixed with $(1 - t, t)$ instead of $(\cos, \sin)$ and replayed.
+#
+# The cross-fade is a double exposure: both animals at once, faded, not one new animal. Linear
+# mixing has the right ends but shrinks the noise in between: the mixed draws have variance
+# $(1 - t)^2 + t^2$, half of what the sampler expects in the middle of the row:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for j in ks:
+    a, b = linear_weights(j, n)
+    c, s = mix_weights(j, n)
+    print(f"k = {j:2d}: variance of the mixed draws, linear {float(a * a + b * b):.3f}, eq. 4 {float(c * c + s * s):.3f}")
+
+# %% tags=["nbval-ignore-output"]
+t = torch.tensor([j / (n + 1) for j in row_ks]).view(-1, 1, 1, 1)
+crossfade = (1 - t) * horse + t * bird
+linear = interpolate(score, (horse_seed, bird_seed), n, schedule.sigmas(), T, eps, ks=ks, mix="linear",
+                     device=course.device, progress=False).clamp(0, 1).cpu()
+linear_row = torch.cat([horse[None], linear, bird[None]])
+fig = plotting.show_rows(torch.stack([crossfade, linear_row, row]), highlight=row_ks.index(k),
+                         row_labels=["pixel cross-fade", "linear noise mix", "eq. 4"],
+                         col_labels=[f"k = {j}" for j in row_ks], scale=1.5)
+print("pixel standard deviation per image (how much contrast is left):")
+for name, r in (("cross-fade", crossfade), ("linear mix", linear_row), ("eq. 4", row)):
+    print(f"  {name:10s}", " ".join(f"{float(img.std()):.3f}" for img in r))
+
+# %% [markdown]
+# Compare the rows column by column, with the contrast figures printed under them (the pixel
+# standard deviation of each image; one pair, so read them as an illustration, not a measurement).
+# The cross-fade is two pictures at half strength, and loses contrast towards the middle. The linear
+# mix starts each interpolant from a smaller $x_0$ and injects less noise at every step than the
+# step sizes assume: in the committed run (cpu profile) its middle images are nearly flat fields,
+# the lowest contrast of all three rows. Eq. 4 keeps every interpolant a proper sample: each column
+# is an image the model could have drawn on its own, with structure of its own.
+#
+# ## 7. A batch of winged horses
+#
+# The paper's figures are batches of $k = 9$ interpolants between random pairs. The pairs here are
+# neighbours in section 1's batch, so their ends are already drawn; only the $k = 9$ images are computed.
+
+# %% tags=["nbval-ignore-output"]
+pairs = [(seeds[2 * i], seeds[2 * i + 1]) for i in range(min(profile.n_pairs, len(seeds) // 2))]
+mids = pegasus_batch(model, pairs, n, [k], schedule, progress=False)[:, 0].cpu()
+batch = torch.stack([torch.stack([samples[seeds.index(a)], m, samples[seeds.index(b)]]) for (a, b), m in zip(pairs, mids)])
+fig = plotting.show_rows(batch, row_labels=[f"seeds {a}-{b}" for a, b in pairs], highlight=1,
+                         col_labels=["end 1", f"k = {k}", "end 2"], title="random pairs", scale=1.5)
+
+# %% [markdown]
+# ## 8. The paper's limitation, shown honestly
 #
 # The ends are random samples, so a pair is horse-bird only part of the time; horse-horse and
-# bird-bird pairs give a horse or a bird in the middle, not a pegasus. Each row below is
-# (end 1, $k = 9$, end 2): judge for yourself how many rows join a horse to a bird. Notebook 07
-# (beyond the paper) will fix this by asking a classifier for a horse and a bird.
+# bird-bird pairs give a horse or a bird in the middle, not a pegasus. With 64 samples,
+# `benchmarks/sample_quality.py` found only 41% of random pairs to be horse-bird by an independent
+# judge. A handful of pairs says little either way: below, the classifier's reading of each pair's
+# ends (it can be wrong on a blurry 32x32 sample - judge the pictures yourself):
 
-# %%
-fig = plotting.show_rows(batch, row_labels=[f"{a}-{b}" for a, b in pairs], highlight=1,
-                         title="end 1 | middle | end 2, for each random pair")
+# %% tags=["nbval-ignore-output"]
+probs = classifier.predict_proba(clf, samples)[:, 0]  # p(horse) of every sample in the batch
+for a, b in pairs:
+    pa, pb = float(probs[seeds.index(a)]), float(probs[seeds.index(b)])
+    kind = "horse-bird" if (pa > 0.5) != (pb > 0.5) else ("horse-horse" if pa > 0.5 else "bird-bird")
+    print(f"seeds {a}-{b}: p(horse) = {pa:.2f} and {pb:.2f} -> {kind}")
 
 # %% [markdown]
-# ## 6. The interpolation explorer
+# Notebook 07 (beyond the paper) fixes this by asking the classifier for a horse and a bird.
+#
+# ## 9. The interpolation explorer
 #
 # Pick the two ends from the batch (click "seed …" under a thumbnail: the first click sets the left
 # end, the next the right one; or choose seeds in the drop-downs), press **compute row** (one
-# batched run), then drag **k**: the picture changes instantly because the whole row is kept.
-# **save image** writes the current interpolant to `outputs/explorer/`.
-# Question to try: does the middle of the row look more like the end whose *colours* are stronger?
+# batched run of all $N + 2$ images; minutes on a CPU), then drag **k**: the picture changes at once
+# because the whole row is kept. It starts with the row of section 5 (only its computed $k$; the
+# slider snaps to them until you compute the full row). **save image** writes the current
+# interpolant to `outputs/explorer/`. Question to try: does the middle of the row look more like the
+# end whose *colours* are stronger?
 #
-# Where widgets do not render (a static view of this notebook on GitHub), the row above is the
-# same content as a static strip.
+# Where widgets do not render (a static view of this notebook on GitHub), the row of section 5 is
+# the same content as a static strip.
 
 # %% tags=["nbval-ignore-output"]
-explorer = InterpolationExplorer(model, schedule, candidate_seeds=seeds, n=n,
-                                 label=f"profile {profile.name}; {how}")
+explorer = InterpolationExplorer(model, schedule, candidate_seeds=seeds, n=n, label=f"profile {profile.name}; {course.how}")
 explorer.candidates = samples  # already sampled above
 explorer.choose_ends(horse_seed, bird_seed)
-explorer.set_row(row[0])  # the row of section 3; the compute button samples a new one
+explorer.set_row(row, ks=row_ks)
 explorer.show_k(k)
 print(explorer.status)
 

@@ -26,15 +26,13 @@ if "google.colab" in sys.modules:
 # %% tags=["nbval-ignore-output"]
 import torch
 
-from pegasus_course import checkpoints, classifier, data, evaluation, plotting, profiles
-from pegasus_course.generate import Guidance, generate, pegasus_batch, schedule_from_meta
+from pegasus_course import checkpoints, classifier, data, evaluation, plotting, workflow
+from pegasus_course.generate import Guidance, colour_probe, generate, pegasus_batch, pegasus_k
+from pegasus_course.interpolation import spread_ks
 
-profile, g = profiles.start(seed=0)
-model, ckpt, how = checkpoints.load_or_train(profile)
-schedule = schedule_from_meta(ckpt.meta, n_steps_each=profile.n_steps_each, num_scales=profile.num_scales)
-clf, how_clf = classifier.load_or_train_classifier("horse-bird", profile)
-judge, how_judge = classifier.load_or_train_classifier("ten-class", profile)
-print(how, f"| sampling with L = {schedule.num_scales}, T = {schedule.n_steps_each}", how_clf, how_judge, sep="\n")
+course = workflow.setup(seed=0, classifiers=("horse-bird", "ten-class"))
+profile, g, model, ckpt, schedule = course.profile, course.generator, course.model, course.checkpoint, course.schedule
+clf, judge = course.classifiers["horse-bird"], course.classifiers["ten-class"]
 
 # %% [markdown]
 # Two classifiers, with two different jobs:
@@ -69,11 +67,13 @@ fig = plotting.plot_lines([max(s, 0.01) for s in levels], {"horse/bird classifie
 # with probability $q$, a random pair crosses with probability $2q(1-q)$: at best one half.
 
 # %%
-seeds = list(range(profile.eval_samples))
-samples = generate(model, seeds, schedule, progress=False).cpu()
+seeds = list(range(profile.n_samples))
+ema_run = colour_probe(schedule, seeds)(model)  # one sampling run, kept before and after the denoising step
+samples = ema_run["denoised"]  # the same images generate() gives for these seeds; reused in every section
 p_horse = evaluation.horse_probability(judge, samples)
 labels = [f"{'H' if p > 0.5 else 'B'} {p:.2f}" for p in p_horse]
-fig = plotting.show_images(samples, nrow=8, labels=labels, title="random samples: judged H(orse) or B(ird), p(horse)")
+fig = plotting.show_images(samples, nrow=8, labels=labels, title="random samples: judged H(orse) or B(ird), p(horse)",
+                           scale=1.3)
 
 # %% tags=["nbval-ignore-output"]
 rate_random = evaluation.pegasus_rate(p_horse[0::2], p_horse[1::2])
@@ -88,14 +88,20 @@ print(f"pegasus rate with random ends: {rate_random:.0%} of only {len(seeds) // 
 # Classify the clean samples with the horse/bird classifier and take the most confident horse and
 # the most confident bird as the ends (`classifier.select_pairs`). It costs nothing but a larger
 # batch, and it never changes a sample. It fails only when the batch holds no horse or no bird, and
-# then says so. The plot follows the row: both classifiers' $p(\text{horse})$ along $k$.
+# then says so. The ends are the batch's own images; only a few interpolants between them are
+# computed (`profile.row_interpolants`). The plot follows the row: both classifiers' $p(\text{horse})$
+# along $k$.
 
 # %% tags=["nbval-ignore-output"]
 horse_seed, bird_seed, how_ends = classifier.choose_horse_and_bird(clf, samples, seeds)
-n, ks = profile.n_interpolations, sorted({0, *range(1, profile.n_interpolations + 1, 3), profile.n_interpolations + 1})
-row = pegasus_batch(model, [(horse_seed, bird_seed)], n, ks, schedule, progress=False).cpu()
+n = 15
+middle = spread_ks(n, profile.row_interpolants, include=pegasus_k(32))
+mids = pegasus_batch(model, [(horse_seed, bird_seed)], n, middle, schedule, progress=False).cpu()
+ks = [0, *middle, n + 1]
+row = torch.cat([samples[seeds.index(horse_seed)][None], mids[0], samples[seeds.index(bird_seed)][None]])[None]
 print(how_ends)
-fig = plotting.show_rows(row, title=f"selected ends: seed {horse_seed} -> seed {bird_seed}, k = {ks}")
+fig = plotting.show_rows(row, title=f"selected ends: seed {horse_seed} -> seed {bird_seed}",
+                         col_labels=[f"k = {k}" for k in ks], scale=1.3)
 
 # %%
 fig = plotting.plot_lines(ks, {"horse/bird classifier": classifier.predict_proba(clf, row[0])[:, 0],
@@ -152,17 +158,20 @@ assert exercises.check_guided_score(my_guided_score).passed
 
 # %% [markdown]
 # Now guided samples from the trained network: horses on the left, birds on the right of each row,
-# the same seeds at every scale, so only the guidance changes.
+# the same seeds at every scale, so only the guidance changes. Scale $w = 0$ is the unguided sampler,
+# so its row is section 2's samples of the same seeds, not drawn again.
 
 # %%
-per_class = max(2, profile.eval_samples // 4)
-guided = {}
+per_class = max(1, profile.eval_samples // 8)
+guided_seeds = seeds[: 2 * per_class]
+classes = ["horse"] * per_class + ["bird"] * per_class
+guided = {0.0: samples[: 2 * per_class]}
 for w in profile.guidance_scales:
-    classes = ["horse"] * per_class + ["bird"] * per_class
-    guided[w] = generate(model, list(range(100, 100 + 2 * per_class)), schedule, progress=False,
-                         guidance=Guidance(clf, w), classes=classes).cpu()
-fig = plotting.show_rows(torch.stack(list(guided.values())), row_labels=[f"w = {w:g}" for w in guided],
-                         title=f"{per_class} asked-for horses | {per_class} asked-for birds")
+    if w > 0:
+        guided[w] = generate(model, guided_seeds, schedule, progress=False, guidance=Guidance(clf, w),
+                             classes=classes).cpu()
+fig = plotting.show_rows(torch.stack(list(guided.values())), row_labels=[f"w = {w:g}" for w in guided], scale=1.3,
+                         title=f"seeds {guided_seeds}: {per_class} asked-for horse(s) | {per_class} bird(s)")
 
 # %% tags=["nbval-ignore-output"]
 rates = {}
@@ -175,10 +184,9 @@ for w, imgs in guided.items():
           f"judged bird {(p[per_class:] < 0.5).float().mean():.0%} of asked-for birds, pegasus rate {rates[w]:.0%}")
 
 # %% [markdown]
-# With a briefly trained score model and a small classifier, guidance helps most where the classifier is
-# sure; large scales push the samples towards whatever the classifier finds most "horse" or "bird",
-# which is not always what a person would call one. Selection and guidance combine: guide, then
-# select among guided samples.
+# Guidance helps most where the classifier is sure. Large scales (try $w = 10$ in the cell above) push
+# the samples towards whatever this small classifier finds most "horse" or "bird", which is not always
+# what a person would call one. Selection and guidance combine: guide, then select among guided samples.
 #
 # ## 5. Measured quality: a Fréchet distance in a classifier's feature space
 #
@@ -199,7 +207,8 @@ real_a, real_b = test.images[pick[:m]], test.images[pick[m:2 * m]]
 noise = torch.rand(samples.shape, generator=g)
 fd = {"real vs real (floor)": evaluation.feature_frechet_distance(judge, real_a, real_b),
       "samples, random ends": evaluation.feature_frechet_distance(judge, samples, real_b),
-      f"guided samples, w = {max(guided):g}": evaluation.feature_frechet_distance(judge, guided[max(guided)], real_b),
+      f"guided, w = {max(guided):g} ({len(guided[max(guided)])} images)":
+          evaluation.feature_frechet_distance(judge, guided[max(guided)], real_b),
       "uniform noise (ceiling)": evaluation.feature_frechet_distance(judge, noise, real_b)}
 print(f"from only {m} images per set (too few to compare models; the recorded figures follow):")
 for name, v in fd.items():
@@ -223,17 +232,15 @@ print(evaluation.quality_summary())
 # spurious spread. Same seeds everywhere, so only the weights and the step differ.
 
 # %%
-from pegasus_course.generate import colour_probe
-
 reference = evaluation.colour_stats(data.default_data().load("train", classes=("horse", "bird")).images)
-probe = colour_probe(schedule, seeds[: max(2, profile.eval_samples // 2)])
+few = seeds[: max(2, profile.n_samples // 3)]  # the live weights are sampled for a few seeds only
 live_path = checkpoints.LIVE_CHECKPOINT  # the shipped run's live weights, float16
 live = checkpoints.load_score_model(live_path, use_ema=False)[0] if live_path.is_file() else model
-entries = {}
-for name, net in (("EMA", model), ("live", live)):
-    for variant, imgs in probe(net).items():
-        entries[f"{name}, {variant}"] = evaluation.colour_stats(imgs)
+runs = {"EMA": {k: v[: len(few)] for k, v in ema_run.items()}, "live": colour_probe(schedule, few)(live)}
+entries = {f"{name}, {variant}": evaluation.colour_stats(imgs) for name, run in runs.items()
+           for variant, imgs in run.items()}
 fig = plotting.plot_colour_stats(reference, entries)
+print(f"colour statistics of {len(few)} samples per entry: a demonstration of the check, not a measurement")
 
 # %% [markdown]
 # Colour shift grows *during* training, so it has to be watched during training:
@@ -245,10 +252,12 @@ fig = plotting.plot_colour_stats(reference, entries)
 from pegasus_course import training
 from pegasus_course.nn import ScoreUNet, ScoreUNetConfig
 
-train_set = data.default_data().load("train", classes=("horse", "bird"), max_images=profile.max_train_images)
+train_set = workflow.training_images(profile)
 small = ScoreUNet(ScoreUNetConfig.for_image_size(32, profile.base_channels, num_res_blocks=profile.num_res_blocks))
-tracker = evaluation.ColourTracker(reference, colour_probe(schedule, [0, 1, 2, 3]), every=profile.sample_every)
-cfg = training.TrainConfig(steps=profile.train_steps, batch_size=profile.batch_size, log_every=min(25, profile.sample_every))
+steps = max(2, profile.notebook_train_steps // 2)
+every = steps // 2  # two looks at the colours: each samples the EMA and the live weights
+tracker = evaluation.ColourTracker(reference, colour_probe(schedule, [0]), every=every)
+cfg = training.TrainConfig(steps=steps, batch_size=max(4, profile.batch_size // 4), log_every=min(25, every))
 state = training.train(small, train_set.images, schedule.sigmas(), cfg, on_step=tracker, progress=False)
 fig = plotting.plot_colour_history(tracker)
 
