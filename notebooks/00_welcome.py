@@ -19,9 +19,9 @@
 # | 01 | score matching | scores, Langevin dynamics, denoising vs sliced score matching on 2-D toys |
 # | 02 | noise scales | why many noise levels; NCSNv2's rules for $\sigma_1$, $L$ and the step size $\epsilon$ |
 # | 03 | the U-Net | Fourier noise embedding, InstanceNorm++, ELU ResNet blocks, linear attention with ReZero |
-# | 04 | training | denoising score matching on horses and birds, EMA, checkpoints |
-# | 05 | sampling | annealed Langevin dynamics step by step, the denoising step, cost vs quality |
-# | 06 | pegasus | interpolating the noise (eq. 4) and the interactive explorer |
+# | 04 | training | a training step you write and train with; loss curves; EMA, checkpoints |
+# | 05 | sampling | annealed Langevin dynamics you write; Tweedie estimates, the denoising step, cost vs quality |
+# | 06 | pegasus | eq. 4 you write on two noise tapes; why not blend the images; the interactive explorer |
 # | 07 | beyond the paper | a guaranteed horse and bird at the ends, measured quality, colour shift |
 #
 # What is a pegasus sample? A score model turns noise into an image by many small random steps.
