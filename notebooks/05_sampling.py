@@ -163,8 +163,8 @@ print(f"mean absolute change: {(after - before).abs().mean():.4f} (sigma_L = {sc
 # %% [markdown]
 # The step changes each pixel by about $\sigma_L$ on average: invisible side by side, and a fine,
 # grainy pattern when amplified - the noise of the last level, which the sampler's own $\sqrt{2\alpha_L}\, z$
-# keeps adding until the end. Notebook 04 found $\sigma_L$ to be the level the network knows least, so
-# the step removes only part of that noise; notebook 07 measures its effect on colour.
+# keeps adding until the end. It relies on the network at $\sigma_L$, the level notebook 04 found it
+# knows least well (its loss is highest there); notebook 07 looks at the step's effect on colour.
 #
 # ## 4. Technique 4, felt: the base step $\epsilon$
 #

@@ -153,7 +153,7 @@ assert exercises.check_interpolate(my_interpolate).passed
 # %% [markdown]
 # **Your function against the package, with the course's network.** With a short schedule (8 levels,
 # 2 steps each) your interpolation and the package's `pegasus_rows` give the same row for the same
-# two seeds, ends included:
+# two seeds, and its ends are the two samples drawn alone from their seeds:
 
 # %% tags=["nbval-ignore-output"]
 short = replace(schedule, num_scales=8, n_steps_each=2)
@@ -162,8 +162,11 @@ tapes = [record_tape(SeededNoise([seed]), (1, 3, 32, 32), short_draws, device=co
          for seed in (horse_seed, bird_seed)]
 yours = my_interpolate(score, *tapes, n, list(range(n + 2)), short.sigmas(), 2, short.step_lr()).clamp(0, 1)
 package = pegasus_rows(model, [(horse_seed, bird_seed)], n, short, progress=False)[0]
-print(f"largest difference over the {n + 2} images: {(yours - package).abs().max():.2e}")
+alone = generate(model, [horse_seed, bird_seed], short, progress=False)  # the two ends, each drawn on its own
+print(f"largest difference over the {n + 2} images: {(yours - package).abs().max():.2e}; ends against the "
+      f"samples drawn alone: {max((yours[0] - alone[0]).abs().max(), (yours[-1] - alone[1]).abs().max()):.2e}")
 assert torch.allclose(yours, package, atol=1e-4)
+assert torch.allclose(yours[0], alone[0], atol=1e-4) and torch.allclose(yours[-1], alone[1], atol=1e-4)
 
 # %% [markdown]
 # ## 5. The row from the horse to the bird, with your function

@@ -233,7 +233,7 @@ print(evaluation.quality_summary())
 
 # %%
 reference = evaluation.colour_stats(data.default_data().load("train", classes=("horse", "bird")).images)
-few = seeds[: max(2, profile.n_samples // 3)]  # the live weights are sampled for a few seeds only
+few = seeds[: max(1, profile.n_samples // 4)]  # the live weights are sampled for a few seeds only
 live_path = checkpoints.LIVE_CHECKPOINT  # the shipped run's live weights, float16
 live = checkpoints.load_score_model(live_path, use_ema=False)[0] if live_path.is_file() else model
 runs = {"EMA": {k: v[: len(few)] for k, v in ema_run.items()}, "live": colour_probe(schedule, few)(live)}
@@ -254,7 +254,7 @@ from pegasus_course.nn import ScoreUNet, ScoreUNetConfig
 
 train_set = workflow.training_images(profile)
 small = ScoreUNet(ScoreUNetConfig.for_image_size(32, profile.base_channels, num_res_blocks=profile.num_res_blocks))
-steps = max(2, profile.notebook_train_steps // 2)
+steps = max(2, profile.notebook_train_steps // 4)
 every = steps // 2  # two looks at the colours: each samples the EMA and the live weights
 tracker = evaluation.ColourTracker(reference, colour_probe(schedule, [0]), every=every)
 cfg = training.TrainConfig(steps=steps, batch_size=max(4, profile.batch_size // 4), log_every=min(25, every))
