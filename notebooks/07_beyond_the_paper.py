@@ -231,7 +231,7 @@ print(evaluation.quality_summary())
 # and without the final denoising step, which removes the last bit of noise and with it some
 # spurious spread. Same seeds everywhere, so only the weights and the step differ.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 reference = evaluation.colour_stats(data.default_data().load("train", classes=("horse", "bird")).images)
 few = seeds[: max(1, profile.n_samples // 4)]  # the live weights are sampled for a few seeds only
 live_path = checkpoints.LIVE_CHECKPOINT  # the shipped run's live weights, float16
