@@ -105,16 +105,18 @@ def _run(name: str, general_hint: str, cases, mistakes: dict[str, Callable | lis
     return result
 
 
+def _first_mismatch(g: torch.Tensor, w: torch.Tensor) -> tuple[int, ...] | None:
+    """Index of the first element where ``g`` and ``w`` differ by :func:`_close`'s tolerances, or None."""
+    bad = ~torch.isclose(g, w, rtol=1e-4, atol=1e-6 * float(w.abs().max()))
+    return tuple(int(i) for i in torch.nonzero(bad)[0]) if bool(bad.any()) else None
+
+
 def _where(got, want) -> str:
     """The first element that differs: a tensor's first value alone can agree (a row's first image)."""
     g, w = torch.as_tensor(got, dtype=torch.float64), torch.as_tensor(want, dtype=torch.float64)
-    if g.numel() <= 1:
+    idx = _first_mismatch(g, w) if g.numel() > 1 else None
+    if idx is None:
         return f"got {_summary(g)}, expected {_summary(w)}"
-    atol = 1e-6 * float(w.abs().max())
-    bad = ~torch.isclose(g, w, rtol=1e-4, atol=atol)
-    if not bool(bad.any()):
-        return f"got {_summary(g)}, expected {_summary(w)}"
-    idx = tuple(int(i) for i in torch.nonzero(bad)[0])
     return (f"at index {list(idx)} got {float(g[idx]):.5g}, expected {float(w[idx]):.5g} "
             f"(largest difference {float((g - w).abs().max()):.3g})")
 
@@ -214,14 +216,14 @@ def check_langevin_step(fn, verbose: bool = True) -> CheckResult:
 
 
 # ----- 02: the noise schedule -----
-def _levels_for(sigma_1, sigma_L, dim, target, exponent_offset=1, strict=False, one_less=False):
+def _levels_for(sigma_1, sigma_L, dim, target, exponent_offset=1, one_less=False):
     """The smallest L whose geometric ratio (sigma_1 / sigma_L)^(1 / (L - 1)) gives an overlap >= target
     (technique 2), found by counting up; switches plant the common mistakes."""
     L = 2
     while True:
         gamma = (sigma_1 / sigma_L) ** (1.0 / (L - exponent_offset))
         overlap = sig.technique2_overlap(gamma, dim)
-        if (overlap > target) if strict else (overlap >= target):
+        if overlap >= target:
             return L - 1 if one_less else L
         L += 1
 
@@ -364,8 +366,7 @@ def _explain_fingerprint(steps: int, n_weights: int):
         for name, sl in parts:
             if not _close(got[sl], want[sl]):
                 if name == "the loss":
-                    bad = ~torch.isclose(got[sl], want[sl], rtol=1e-4, atol=1e-6 * float(want[sl].abs().max()))
-                    i = int(torch.nonzero(bad)[0])
+                    (i,) = _first_mismatch(got[sl], want[sl])
                     return (f"{name} differs (step {i + 1}: got {float(got[i]):.5g}, expected {float(want[i]):.5g}); "
                             "the other parts follow from it")
                 return f"the losses match, {name} differ"
@@ -374,7 +375,8 @@ def _explain_fingerprint(steps: int, n_weights: int):
 
 
 def _mistake_step(kind: str):
-    """A planted training step with one named mistake (for the checker's diagnosis)."""
+    """A learner-style training step with one named mistake planted (for the checker's diagnosis); ``"none"``
+    plants none."""
     def step(model, ema, optimizer, x, sigma, z, decay):
         s = sigma.view(-1, 1, 1, 1)
         residual = s * model(x + s * z, sigma) + z
@@ -494,21 +496,20 @@ def _interp_reference(score_fn, tape1, tape2, n, ks, sigmas, T, eps, weights="eq
     from .sampling import TapeNoise, annealed_langevin
 
     def w(k):
-        t = k * math.pi / (2 * (n + 1))
-        if weights == "linear":
-            return 1 - k / (n + 1), k / (n + 1)
+        if weights in interpolation.MIXES:  # "eq4" (the reference) and "linear"
+            return tuple(float(v) for v in interpolation.MIXES[weights](k, n))
+        c, s = (float(v) for v in interpolation.mix_weights(k, n))
         if weights == "swapped":
-            return math.sin(t), math.cos(t)
-        if weights == "angle N":
-            return math.cos(k * math.pi / (2 * n)), math.sin(k * math.pi / (2 * n))
-        return math.cos(t), math.sin(t)
+            return s, c
+        return math.cos(k * math.pi / (2 * n)), math.sin(k * math.pi / (2 * n))  # "angle N"
 
+    pairs = [w(k) for k in ks]
     mixed = {}
     for i in tape1:
         if i == 0 and not mix_start:
             mixed[i] = torch.cat([tape1[0]] * len(ks))
         else:
-            mixed[i] = torch.cat([w(k)[0] * tape1[i] + w(k)[1] * tape2[i] for k in ks])
+            mixed[i] = torch.cat([c * tape1[i] + s * tape2[i] for c, s in pairs])
     return annealed_langevin(score_fn, (len(ks), *tape1[0].shape[1:]), sigmas, T, eps, noise=TapeNoise(mixed),
                              progress=False)
 

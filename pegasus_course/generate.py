@@ -81,6 +81,21 @@ def sampling_score_fn(model: torch.nn.Module, batch: int, graphs: bool | None = 
     return cuda_graph_score_fn(score, example, torch.ones(batch, device=device))
 
 
+def _score_fns(model: torch.nn.Module, graphs: bool | None, guidance: Guidance | None):
+    """``score_for(batch)``: the unguided sampling score_fn for a batch size, made (and graph-captured) once per
+    size; with guidance, the plain eager score_fn that guidance wraps."""
+    made: dict[int, object] = {}
+
+    def score_for(batch: int):
+        if guidance is not None:
+            return model_score_fn(model)
+        if batch not in made:
+            made[batch] = sampling_score_fn(model, batch, graphs)
+        return made[batch]
+
+    return score_for
+
+
 @torch.no_grad()
 def generate(model: torch.nn.Module, seeds, schedule: Schedule, *, denoise: bool = True, progress: bool = True,
              batch_size: int = 256, guidance: Guidance | None = None, classes: Sequence[str] | None = None,
@@ -98,12 +113,9 @@ def generate(model: torch.nn.Module, seeds, schedule: Schedule, *, denoise: bool
         raise ValueError("Guided sampling needs one class name per seed (classes=[...]).")
     out = []
     eps = schedule.step_lr()
-    plain: dict[int, object] = {}  # one score_fn (one graph capture) per batch size
+    score_for = _score_fns(model, graphs, guidance)
     for start in range(0, len(seeds), batch_size):
-        chunk = len(seeds[start:start + batch_size])
-        if guidance is None and chunk not in plain:
-            plain[chunk] = sampling_score_fn(model, chunk, graphs)
-        score = plain[chunk] if guidance is None else model_score_fn(model)
+        score = score_for(len(seeds[start:start + batch_size]))
         if guidance is not None:
             score = guidance.score_fn(score, [guidance.index(c) for c in classes[start:start + batch_size]])
         out.append(sample_seeds(score, seeds[start:start + batch_size], schedule.sigmas(),
@@ -192,15 +204,12 @@ def pegasus_batch(model: torch.nn.Module, pairs, n: int, ks, schedule: Schedule,
     out = torch.empty(len(pairs), len(ks), 3, size, size, device=device)
     rows_per = max(1, batch_size // max(len(ks), 1))
     k_per = min(len(ks), batch_size)
-    plain: dict[int, object] = {}  # one score_fn (one graph capture) per batch size
+    score_for = _score_fns(model, graphs, guidance)
     for a in range(0, len(pairs), rows_per):
         chunk = pairs[a:a + rows_per]
         for b in range(0, len(ks), k_per):
             kc = ks[b:b + k_per]
-            images = len(chunk) * len(kc)
-            if guidance is None and images not in plain:
-                plain[images] = sampling_score_fn(model, images, graphs)
-            score = plain[images] if guidance is None else model_score_fn(model)
+            score = score_for(len(chunk) * len(kc))
             if guidance is not None:
                 k = guidance.classifier.config.num_classes
                 score = guidance.score_fn(score, interpolant_targets(kc, n, len(chunk), guidance.index(ends[0]),

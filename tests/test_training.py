@@ -235,16 +235,9 @@ def test_step_draws_are_seeded_by_step_and_flip_half_the_batch():
 
 
 def test_a_learners_step_fn_drives_the_loop_like_the_package_step(tiny_config):
-    def mine(model, ema, opt, x, sigma, z, decay):
-        s = sigma.view(-1, 1, 1, 1)
-        loss = 0.5 * (s * model(x + s * z, sigma) + z).pow(2).flatten(1).sum(1).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        with torch.no_grad():
-            for e, p in zip(ema.parameters(), model.parameters()):
-                e.mul_(decay).add_(p, alpha=1 - decay)
-        return loss
+    from pegasus_course.exercises import _mistake_step
+
+    mine = _mistake_step("none")  # a learner-style step, written out, with no mistake planted
 
     data = _images(24)
     cfg = T.TrainConfig(steps=3, batch_size=8, log_every=1, ema_decay=0.9)
