@@ -104,3 +104,22 @@ def check_k(k, n: int, where: str = "mix_weights") -> None:
     bad = [v for v in ks if v < 0 or v > n + 1]
     if bad:
         raise ValueError(f"{where}: k must lie in 0..n + 1 = 0..{n + 1} (0 and n + 1 are the two ends), got {bad[0]}.")
+
+
+FLOAT32_EPS = float(torch.finfo(torch.float32).eps)  # 2^-23 = 1.19e-7: one float32 rounding, relative
+
+
+def float32_tolerance(scale: float, evaluations: int = 1, roundings: int = 64) -> float:
+    """How far two float32 computations of one quantity may drift apart when only the order of their
+    arithmetic differs: another batch shape, the other SIMD kernel family (AVX-512 vs AVX2), another
+    thread count. Each reordered reduction can move a result by about one rounding, ``FLOAT32_EPS`` times
+    the magnitude it works at (``scale``: the largest value in play, e.g. sigma_1 for a sampler that starts
+    at sigma_1 z). ``roundings`` such reductions may differ per evaluation of the network or score (64: the
+    chain of convolutions, norms and attention sums of the course's U-Net, rounded up), and the
+    errors of ``evaluations`` chained evaluations (a Langevin chain feeds each step to the next) add up at
+    most linearly. Results that differ by more than this are computed differently, not just rounded
+    differently.
+    """
+    if not (scale > 0 and evaluations >= 1 and roundings >= 1):
+        raise ValueError("float32_tolerance: scale must be positive, evaluations and roundings at least 1.")
+    return FLOAT32_EPS * float(scale) * int(roundings) * int(evaluations)

@@ -2,6 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from pegasus_course.checks import float32_tolerance
 from pegasus_course.nn import (FourierEmbedding, InstanceNormPlusPlus, LinearAttention, ResBlock, ScoreUNet,
                                ScoreUNetConfig, count_parameters, parameter_table)
 
@@ -63,7 +64,8 @@ def test_linear_attention_permutation_equivariant():
     perm = torch.randperm(16)
     out = att.attend(x).flatten(2)[:, :, perm]
     out_perm = att.attend(x.flatten(2)[:, :, perm].view(1, 8, 4, 4)).flatten(2)
-    assert torch.allclose(out, out_perm, atol=1e-5)
+    # permuting the positions reorders the attention's sums: equal up to float32 rounding
+    assert torch.allclose(out, out_perm, rtol=0, atol=float32_tolerance(float(out.detach().abs().max())))
 
 
 def test_output_norm_scales_as_one_over_sigma(tiny_config):
@@ -104,7 +106,9 @@ def test_channels_last_matches(tiny_config):
     x, s = torch.rand(2, 3, 32, 32), torch.full((2,), 0.5)
     ref = net(x, s)
     net = net.to(memory_format=torch.channels_last)
-    assert torch.allclose(net(x.contiguous(memory_format=torch.channels_last), s), ref, atol=1e-4)
+    # channels-last runs other convolution kernels: the same sums in another order, so float32 rounding apart
+    tol = float32_tolerance(float(ref.abs().max()))
+    assert torch.allclose(net(x.contiguous(memory_format=torch.channels_last), s), ref, rtol=0, atol=tol)
 
 
 def test_fourier_embedding_fixed_frequencies():
@@ -129,7 +133,8 @@ def test_traces_under_torch_compile(tiny_config):
     net = ScoreUNet(tiny_config)
     x, s = torch.rand(2, 3, 32, 32), torch.full((2,), 0.5)
     compiled = torch.compile(net, backend="aot_eager", fullgraph=True)  # fullgraph: no graph breaks
-    assert torch.allclose(compiled(x, s), net(x, s), atol=1e-5)
+    ref = net(x, s)
+    assert torch.allclose(compiled(x, s), ref, rtol=0, atol=float32_tolerance(float(ref.abs().max())))
 
 
 def test_stage_shapes_follow_the_u(tiny_config):

@@ -1,0 +1,60 @@
+"""The ``pegasus-course`` command: train, sample, pegasus, export, train-classifier.
+
+One module per subcommand (``add_parser`` and ``run``); ``common`` holds the option types, the checks and the
+loading they share, and ``main`` turns every error a command line can meet into one line that says what to do.
+Every subcommand prints where it wrote what; ``pegasus-course SUBCOMMAND --help`` lists every option with its
+default and an example.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import export, pegasus, sample, train, train_classifier
+from .common import UsageError, is_out_of_memory
+
+__all__ = ["COMMANDS", "UsageError", "build_parser", "main"]
+
+COMMANDS = {"train": train, "sample": sample, "pegasus": pegasus, "export": export,
+            "train-classifier": train_classifier}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pegasus-course",
+        description="Score-based generative models that make winged horses: train a noise-conditional score "
+        "network on horses and birds, sample with annealed Langevin dynamics, interpolate (eq. 4).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}")
+    sub.required = True
+    for module in COMMANDS.values():
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; every error the command line can meet ends in one line that says what to do."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted (Ctrl-C): nothing more was written; `train` keeps its last checkpoint and continues with "
+              "--resume", file=sys.stderr)
+        return 130
+    except FloatingPointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    except (FileNotFoundError, ValueError, TypeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        if is_out_of_memory(exc):
+            print(f"error: out of memory ({str(exc).splitlines()[0][:160]}): lower --batch-size (train) or --n "
+                  "(sample), or use --device cpu", file=sys.stderr)
+            return 4
+        raise
+    except OSError as exc:  # permissions, a full disk, a path that is not a folder
+        print(f"error: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''} ({exc.__class__.__name__}); "
+              "check the paths given to --out, --data-root and --checkpoint", file=sys.stderr)
+        return 2

@@ -1,0 +1,50 @@
+"""`pegasus-course export`: the EMA (or live) weights of a checkpoint in float16, for sharing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .common import HelpFormatter, UsageError, check_out_dir, check_out_file, positive_float
+
+
+def add_parser(sub):
+    p = sub.add_parser("export", help="keep only the EMA weights of a checkpoint, in float16, for sharing",
+                       formatter_class=HelpFormatter,
+                       epilog=("example:\n"
+                               "  pegasus-course export runs/mine/checkpoint.safetensors runs/mine/ema-fp16.safetensors"))
+    p.add_argument("checkpoint", help="training checkpoint (file or shard folder)")
+    p.add_argument("out", help="output .safetensors file")
+    p.add_argument("--weights", choices=["ema", "live"], default="ema",
+                   help="which weights to keep: the EMA (for sampling) or the live, optimised ones")
+    p.add_argument("--resume-shards", default=None, metavar="DIR",
+                   help="also write live (float32) and EMA (float16) weights as shards of at most "
+                   "--max-shard-mib each into DIR, enough for `train --resume DIR` (Adam restarts)")
+    p.add_argument("--max-shard-mib", type=positive_float, default=15.0, help="largest shard size in MiB")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..training import export_ema
+
+    src, dst = Path(args.checkpoint), Path(args.out)
+    if dst.exists() and src.exists() and dst.resolve() == src.resolve():
+        raise UsageError(f"export would write over its input {src}: give another output file.")
+    if args.resume_shards and Path(args.resume_shards).resolve() in (src.resolve(), dst.resolve()):
+        raise UsageError(f"--resume-shards {args.resume_shards} is the input or the output: give another folder.")
+    check_out_file(dst, "the output")
+    if args.resume_shards:
+        check_out_dir(Path(args.resume_shards), "--resume-shards")
+    out = export_ema(args.checkpoint, args.out, weights=args.weights)
+    print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB, {args.weights.upper() if args.weights == 'ema' else 'live'} "
+          "weights in float16)")
+    if args.resume_shards:
+        from ..checkpoints import load_checkpoint, save_checkpoint
+
+        ckpt = load_checkpoint(args.checkpoint)
+        tensors = {k: v for k, v in ckpt.tensors.items() if k.startswith(("model.", "history."))}
+        tensors.update({k: v.half() if v.is_floating_point() else v for k, v in ckpt.tensors.items()
+                        if k.startswith("ema.")})
+        meta = {k: v for k, v in ckpt.meta.items() if k not in ("format", "format_version")}
+        files = save_checkpoint(tensors, meta, args.resume_shards, max_shard_bytes=int(args.max_shard_mib * 2**20))
+        print(f"wrote {len(files)} shards in {args.resume_shards} (resume with --resume {args.resume_shards})")
+    return 0

@@ -1,0 +1,105 @@
+"""`pegasus-course pegasus`: rows of winged horses interpolated between two samples (eq. 4)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .common import (HelpFormatter, UsageError, check_out_dir, device_name, finite_float, load_classifier_for,
+                     load_score, non_negative_int, num_scales, positive_int, value_or)
+
+
+def add_parser(sub):
+    p = sub.add_parser("pegasus", help="interpolate between two samples (eq. 4) to make winged horses",
+                       formatter_class=HelpFormatter,
+                       epilog=("example:\n"
+                               "  pegasus-course pegasus --seeds 8 3 --n 7 --out outputs/first-pegasus\n"
+                               "  pegasus-course pegasus --auto --ends guidance --pairs 4"))
+    p.add_argument("--checkpoint", default=None, help="checkpoint file or folder (default: the shipped model)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--seeds", type=non_negative_int, nargs=2, metavar=("SEED1", "SEED2"), help="the two end samples' seeds")
+    g.add_argument("--auto", action="store_true", help="choose the ends automatically (the default), see --ends")
+    p.add_argument("--ends", choices=["selection", "guidance", "random"], default=None,
+                   help="how --auto chooses the ends: `selection` samples --candidates images and takes the most "
+                   "confident horse and bird; `guidance` asks for a horse and a bird with classifier guidance; "
+                   "`random` takes seeded random pairs (may be horse-horse). Default: selection when a classifier "
+                   "is available, else random")
+    p.add_argument("--pairs", type=positive_int, default=4, help="rows to make with --auto")
+    p.add_argument("--candidates", type=positive_int, default=None, help="samples to choose from with --ends selection "
+                   "(default: 4 per row, at least 8)")
+    p.add_argument("--classifier", default=None, help="noise-conditional classifier checkpoint (default: the shipped one)")
+    p.add_argument("--guidance-scale", type=finite_float, default=3.0, help="classifier guidance scale for --ends guidance")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="first seed used by --auto")
+    p.add_argument("--n", type=positive_int, default=15, help="N of eq. 4: each row has N + 2 images")
+    p.add_argument("--steps-each", type=positive_int, default=5, help="T, Langevin steps per noise level")
+    p.add_argument("--num-scales", type=num_scales, default=None, help="use a coarser schedule of L levels (default: trained)")
+    p.add_argument("--device", type=device_name, default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--out", default="outputs/pegasus", help="output folder")
+    p.set_defaults(func=run)
+
+
+def _choose_ends(args, model, schedule):
+    """The --auto ends: (pairs of seeds, guidance or None, a sentence saying how they were chosen, the candidate
+    samples that selection chose from or None)."""
+    from ..classifier import DEFAULT_CLASSIFIER, class_index, predict_proba, select_pairs
+    from ..generate import Guidance, generate
+
+    ends = args.ends
+    have_classifier = args.classifier is not None or DEFAULT_CLASSIFIER.is_file()
+    if ends is None:
+        ends = "selection" if have_classifier else "random"
+        if not have_classifier:
+            print("no classifier checkpoint, so the ends are random pairs (train one with "
+                  "`pegasus-course train-classifier` to guarantee a horse and a bird)")
+    seeds = [(args.seed + 2 * i, args.seed + 2 * i + 1) for i in range(args.pairs)]
+    if ends == "random":
+        return (seeds, None, f"--ends random: {len(seeds)} seeded random pairs (ends may be horse-horse or bird-bird)",
+                None)
+    clf = load_classifier_for(args, model)
+    if ends == "guidance":
+        return seeds, Guidance(clf, args.guidance_scale), (
+            f"--ends guidance: each row asks for a horse at k = 0 and a bird at k = N + 1 (classifier guidance, "
+            f"scale {args.guidance_scale:g})"), None
+    n_cand = value_or(args.candidates, max(8, 4 * args.pairs))
+    cand = list(range(args.seed, args.seed + n_cand))
+    print(f"--ends selection: sampling {n_cand} candidates (seeds {cand[0]}..{cand[-1]}) to choose the ends from")
+    candidates = generate(model, cand, schedule)
+    probs = predict_proba(clf, candidates)
+    chosen = select_pairs(probs, clf.config.class_names, args.pairs, "horse", "bird")
+    h, b = class_index(clf, "horse"), class_index(clf, "bird")
+    detail = ", ".join(f"horse seed {cand[i]} (p={probs[i, h]:.2f}) -> bird seed {cand[j]} (p={probs[j, b]:.2f})"
+                       for i, j in chosen)
+    return [(cand[i], cand[j]) for i, j in chosen], None, f"--ends selection: {detail}", candidates
+
+
+def run(args) -> int:
+    from ..generate import pegasus_k, pegasus_rows, schedule_from_meta
+    from ..plotting import save_grid, save_images
+
+    if args.seeds and args.seeds[0] == args.seeds[1]:
+        raise UsageError(f"--seeds {args.seeds[0]} {args.seeds[1]}: the two ends must be different samples (eq. 4 "
+                         "mixes two independent noise tapes); pick two different seeds.")
+    out = check_out_dir(Path(args.out))
+    model, ckpt, path = load_score(args)
+    schedule = schedule_from_meta(ckpt.meta, args.steps_each, args.num_scales)
+    guidance, candidates = None, None
+    if args.seeds:
+        pairs = [tuple(args.seeds)]
+        how = f"seeds {args.seeds[0]} and {args.seeds[1]}"
+    else:
+        pairs, guidance, how, candidates = _choose_ends(args, model, schedule)
+        if candidates is not None:
+            cand_grid = save_grid(candidates, out / "candidates.png", nrow=8)
+            print(f"wrote {cand_grid} (the candidates, seeds {args.seed} onwards, row by row)")
+    print(f"pegasus rows from {path} (step {ckpt.step}), {how}; N={args.n}, L={schedule.num_scales}, "
+          f"T={schedule.n_steps_each}")
+    t0 = time.perf_counter()
+    rows = pegasus_rows(model, pairs, args.n, schedule, guidance=guidance)  # (P, N + 2, 3, H, W)
+    print(f"{rows.shape[0] * rows.shape[1]} images took {time.perf_counter() - t0:.1f} s")
+    grid = save_grid(rows.flatten(0, 1), out / "rows.png", nrow=args.n + 2)
+    k = min(pegasus_k(model.config.image_size), args.n)
+    chosen = save_grid(rows[:, k], out / "pegasus.png", nrow=min(8, len(pairs)))
+    files = save_images(rows[:, k], out / "images", prefix=f"pegasus-k{k}")
+    print(f"wrote {grid} (whole rows, k = 0..{args.n + 1}), {chosen} (k = {k} of N = {args.n}) and "
+          f"{len(files)} images in {out / 'images'}")
+    return 0

@@ -1,0 +1,58 @@
+"""`pegasus-course sample`: images from a checkpoint by annealed Langevin dynamics."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .common import (HelpFormatter, check_out_dir, device_name, finite_float, load_classifier_for, load_score,
+                     non_negative_int, num_scales, positive_int)
+
+
+def add_parser(sub):
+    p = sub.add_parser("sample", help="sample images from a checkpoint with annealed Langevin dynamics",
+                       formatter_class=HelpFormatter,
+                       epilog=("example:\n"
+                               "  pegasus-course sample --n 64 --out outputs/samples          # the shipped model\n"
+                               "  pegasus-course sample --checkpoint runs/mine --class horse --n 16"))
+    p.add_argument("--checkpoint", default=None, help="checkpoint file or folder (default: the shipped model)")
+    p.add_argument("--n", type=positive_int, default=16, help="number of samples")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="sample i uses seed SEED + i")
+    p.add_argument("--steps-each", type=positive_int, default=5, help="T, Langevin steps per noise level")
+    p.add_argument("--num-scales", type=num_scales, default=None, help="use a coarser schedule of L levels (default: trained)")
+    p.add_argument("--no-denoise", action="store_true", help="skip the final denoising step")
+    p.add_argument("--live", action="store_true", help="use the live weights instead of the EMA")
+    p.add_argument("--class", dest="cls", default=None, metavar="NAME",
+                   help="ask for this class (horse or bird) with classifier guidance")
+    p.add_argument("--classifier", default=None, help="noise-conditional classifier checkpoint (default: the shipped one)")
+    p.add_argument("--guidance-scale", type=finite_float, default=3.0, help="classifier guidance scale for --class")
+    p.add_argument("--device", type=device_name, default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--out", default="outputs/samples", help="output folder")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..generate import generate, schedule_from_meta
+    from ..plotting import save_grid, save_images
+
+    out = check_out_dir(Path(args.out))
+    model, ckpt, path = load_score(args)
+    schedule = schedule_from_meta(ckpt.meta, args.steps_each, args.num_scales)
+    print(f"sampling {args.n} images from {path} (step {ckpt.step}) on {next(model.parameters()).device}: "
+          f"L={schedule.num_scales}, T={schedule.n_steps_each}")
+    guidance, classes = None, None
+    if args.cls:
+        from ..generate import Guidance
+
+        guidance = Guidance(load_classifier_for(args, model), args.guidance_scale)
+        guidance.index(args.cls)
+        classes = [args.cls] * args.n
+        print(f"classifier guidance towards {args.cls!r}, scale {args.guidance_scale:g}")
+    t0 = time.perf_counter()
+    imgs = generate(model, range(args.seed, args.seed + args.n), schedule, denoise=not args.no_denoise,
+                    guidance=guidance, classes=classes)
+    print(f"{args.n} samples took {time.perf_counter() - t0:.1f} s")
+    grid = save_grid(imgs, out / "grid.png", nrow=min(8, args.n))
+    files = save_images(imgs, out / "images", prefix="seed")
+    print(f"wrote {grid} and {len(files)} images in {out / 'images'}")
+    return 0

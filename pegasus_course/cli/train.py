@@ -1,0 +1,214 @@
+"""`pegasus-course train`: DSM training of the score U-Net, with checkpoints, resume and previews."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from .common import (HelpFormatter, CKPT_NAME, UsageError, check_out_dir, data_source, ema_rate, non_negative_int,
+                     num_scales, positive_float, positive_int, value_or)
+
+
+def add_parser(sub):
+    p = sub.add_parser("train", help="train the score U-Net with DSM on horses and birds",
+                       description="Train the score U-Net with denoising score matching (paper eq. 2). Sizes "
+                       "default to the profile's; any option given overrides them. Works under "
+                       "`torchrun --nproc_per_node N` (DistributedDataParallel).",
+                       formatter_class=HelpFormatter,
+                       epilog=("example:\n"
+                               "  pegasus-course train --dataset folder --data-root data/cifar10-jpg --profile cpu --out runs/mine\n"
+                               "  pegasus-course train --out runs/mine --resume --steps 20000   # continue the same run"))
+    p.add_argument("--dataset", choices=["cifar10", "stl10", "folder"], default=None,
+                   help="image source (default: PEGASUS_DATA_SOURCE or cifar10)")
+    p.add_argument("--data-root", default=None, help="where the data lives (default: PEGASUS_DATA_ROOT or the cache)")
+    p.add_argument("--download", action="store_true", help="let torchvision download CIFAR-10 / STL-10")
+    p.add_argument("--classes", nargs="+", default=["horse", "bird"], help="class names to train on")
+    p.add_argument("--image-size", type=int, choices=[32, 48, 64], default=None,
+                   help="image side (default: 32 for CIFAR-10, 48 for STL-10, native for folders)")
+    p.add_argument("--profile", default=None, help="gpu | cpu | ci (default: PEGASUS_PROFILE or by device)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--steps", type=positive_int, default=None, help="optimisation steps (default: the profile's)")
+    g.add_argument("--epochs", type=positive_float, default=None, help="passes over the data instead of --steps")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="batch size (paper: 128 CIFAR-10, 64 STL-10)")
+    p.add_argument("--lr", type=positive_float, default=1e-4, help="Adam learning rate")
+    p.add_argument("--ema-decay", type=ema_rate, default=0.999, help="EMA rate, in [0, 1)")
+    p.add_argument("--grad-clip", type=positive_float, default=None, help="clip the gradient norm to this value")
+    p.add_argument("--base-channels", type=positive_int, default=None, help="U-Net width (default: the profile's)")
+    p.add_argument("--num-res-blocks", type=positive_int, default=None, help="ResBlocks per level (default: the profile's)")
+    p.add_argument("--num-scales", type=num_scales, default=None, help="L, noise levels (default: the profile's)")
+    p.add_argument("--sigma-max", type=positive_float, default=None, help="sigma_1 (default: the profile's, 50)")
+    p.add_argument("--sigma-min", type=positive_float, default=None, help="sigma_L (default: the profile's, 0.01)")
+    p.add_argument("--out", default="runs/train", help="output folder (checkpoint, losses, sample grids)")
+    p.add_argument("--resume", nargs="?", const="auto", default=None,
+                   help="continue from a checkpoint (no value: OUT/checkpoint.safetensors)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start from scratch in an --out that already holds a checkpoint (replaced at the first new one)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the initial weights, data order and noise")
+    p.add_argument("--compile", action="store_true", help="torch.compile the network")
+    p.add_argument("--compile-mode", choices=("default", "reduce-overhead", "max-autotune"), default="default",
+                   help="torch.compile mode with --compile: reduce-overhead replays the step's kernels as CUDA graphs")
+    p.add_argument("--channels-last", action="store_true", help="use the channels_last memory format")
+    p.add_argument("--no-bf16", action="store_true", help="train in float32 on CUDA instead of bf16 autocast")
+    p.add_argument("--max-minutes", type=positive_float, default=None,
+                   help="stop cleanly with a checkpoint when this much time has passed")
+    p.add_argument("--sample-every", type=positive_int, default=None, help="steps between EMA sample grids")
+    p.add_argument("--checkpoint-every", type=positive_int, default=2000, help="steps between checkpoints")
+    p.add_argument("--track-colour", action="store_true",
+                   help="every --sample-every steps, record the per-channel colour statistics of 16 samples from "
+                   "the EMA and the live weights, with and without the denoising step (OUT/colour.json)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=run)
+
+
+def _resume_checks(prev, schedule, cfg, say) -> list[dict]:
+    """Compare a resumed run with its checkpoint: refuse another schedule, note other settings.
+
+    Returns the history of legs to store in the new checkpoint (one entry per run that wrote it).
+    """
+    old = prev.meta.get("schedule")
+    if old and {k: old[k] for k in ("sigma_max", "sigma_min", "num_scales")} != schedule.to_dict():
+        raise UsageError(
+            f"{prev.path} was trained with the schedule {old}, this run asks for {schedule.to_dict()}: a network "
+            "conditioned on other noise levels cannot continue. Drop --sigma-max/--sigma-min/--num-scales (the "
+            "checkpoint's schedule is used when resuming) or start a new run with another --out.")
+    legs = list(prev.meta.get("legs") or [])
+    if not legs and "train_config" in prev.meta:  # written before legs were recorded: keep what it knew
+        tc = prev.meta["train_config"]
+        legs = [{"start_step": None, "end_step": prev.step, "batch_size": tc.get("batch_size"), "lr": tc.get("lr"),
+                 "seed": tc.get("seed"), "note": "last leg before legs were recorded"}]
+    last = legs[-1] if legs else {}
+    changed = [f"{name} {last.get(name)} -> {getattr(cfg, name)}" for name in ("batch_size", "lr", "seed")
+               if name in last and last.get(name) != getattr(cfg, name)]
+    if changed:
+        say(f"note: resuming with other settings than the checkpoint's last leg ({'; '.join(changed)}); recorded in "
+            "the checkpoint's history of legs")
+    return legs
+
+
+def run(args) -> int:
+    from .. import data as data_mod
+    from ..checkpoints import load_checkpoint
+    from ..generate import Schedule, generate
+    from ..nn import ScoreUNet, ScoreUNetConfig, count_parameters
+    from ..plotting import save_grid
+    from ..profiles import get_profile
+    from ..training import TrainConfig, TrainingInterrupted, resume_state, setup_distributed, train
+
+    profile = get_profile(args.profile)
+    out = check_out_dir(Path(args.out))
+    ckpt_path = out / CKPT_NAME
+    prev = None
+    if args.resume:
+        src = ckpt_path if args.resume == "auto" else Path(args.resume)
+        if args.resume == "auto" and not ckpt_path.is_file():
+            raise UsageError(f"--resume: no checkpoint in --out {out} to continue ({ckpt_path} is missing). Start a "
+                             "new run without --resume, or pass --resume PATH to continue another checkpoint.")
+        prev = load_checkpoint(src)
+    elif ckpt_path.is_file() and not args.overwrite:
+        raise UsageError(f"--out {out} already holds a checkpoint ({ckpt_path}). Add --resume to continue it, "
+                         "--overwrite to start again from scratch (it is replaced at the first new checkpoint), or "
+                         "choose another --out.")
+    rank, world, device = setup_distributed()
+    say = print if rank == 0 else (lambda *a, **k: None)
+    if profile.num_threads:
+        torch.set_num_threads(profile.num_threads)
+    root, split = data_source(args)
+    ds = data_mod.load_dataset(args.dataset, root, split=split, classes=args.classes, image_size=args.image_size,
+                               download=args.download, max_images=None)
+    if profile.max_train_images:  # the quick profiles' cut keeps every class
+        ds = data_mod.balanced_subset(ds, max(1, profile.max_train_images // len(ds.classes)))
+    for line in data_mod.class_balance_notes(ds):
+        say(line)
+    size = ds.image_size
+    batch = value_or(args.batch_size, 64 if args.dataset == "stl10" and profile.name == "gpu" else profile.batch_size)
+    old = (prev.meta.get("schedule") or {}) if prev is not None else {}
+    schedule = Schedule(value_or(args.sigma_max, old.get("sigma_max", profile.sigma_max)),
+                        value_or(args.sigma_min, old.get("sigma_min", profile.sigma_min)),
+                        value_or(args.num_scales, old.get("num_scales", profile.num_scales)), profile.n_steps_each)
+    if not schedule.sigma_max > schedule.sigma_min:
+        raise UsageError(f"--sigma-max ({schedule.sigma_max:g}) must be above --sigma-min ({schedule.sigma_min:g}).")
+    torch.manual_seed(args.seed)
+    if prev is not None and "model_config" in prev.meta:
+        config = ScoreUNetConfig.from_dict(prev.model_config)
+        if args.base_channels is not None or args.num_res_blocks is not None:
+            wanted = ScoreUNetConfig.for_image_size(size, value_or(args.base_channels, profile.base_channels),
+                                                    num_res_blocks=value_or(args.num_res_blocks, profile.num_res_blocks))
+            if wanted != config:
+                raise UsageError(f"--base-channels/--num-res-blocks differ from the checkpoint's network "
+                                 f"({config.base_channels} channels, {config.num_res_blocks} ResBlocks): drop them "
+                                 "to continue, or start a new run with another --out.")
+    else:
+        config = ScoreUNetConfig.for_image_size(size, value_or(args.base_channels, profile.base_channels),
+                                                num_res_blocks=value_or(args.num_res_blocks, profile.num_res_blocks))
+    if config.image_size != size:
+        raise UsageError(f"The checkpoint's network makes {config.image_size}px images but the data is {size}px: "
+                         f"pass --image-size {config.image_size}.")
+    model = ScoreUNet(config).to(device)
+    per_epoch = (len(ds) // world) // batch
+    if per_epoch == 0:
+        raise UsageError(f"{len(ds)} images cannot fill one batch of {batch}{f' per process ({world})' if world > 1 else ''}: "
+                         "lower --batch-size.")
+    steps = args.steps if args.steps is not None else (
+        max(1, int(round(args.epochs * per_epoch))) if args.epochs is not None else profile.train_steps)
+    cfg = TrainConfig(steps=steps, batch_size=batch, lr=args.lr, ema_decay=args.ema_decay, grad_clip=args.grad_clip,
+                      seed=args.seed, bf16=not args.no_bf16, compile=args.compile, compile_mode=args.compile_mode,
+                      channels_last=args.channels_last,
+                      checkpoint_every=args.checkpoint_every, max_minutes=args.max_minutes,
+                      log_every=min(25, max(1, steps // 4)))
+    state = None
+    legs: list[dict] = []
+    if prev is not None:
+        legs = _resume_checks(prev, schedule, cfg, say)
+        state = resume_state(prev, model, cfg)
+        say(f"resumed from {prev.path} at step {state.step}")
+        if state.step >= steps:
+            raise UsageError(f"the checkpoint is already at step {state.step} and --steps is {steps}: pass a larger "
+                             "--steps (the total to reach, not the steps to add) to continue.")
+    legs.append({"start_step": state.step if state is not None else 0, "batch_size": batch, "lr": args.lr,
+                 "seed": args.seed, "world_size": world, "device": str(device.type),
+                 "profile": profile.name, "compile": args.compile_mode if args.compile else False})
+    meta = {"schedule": schedule.to_dict(), "profile": profile.name, "legs": legs,
+            "data": {"source": args.dataset, "classes": list(args.classes), "image_size": size,
+                     "num_images": len(ds), "split": split}}
+    say(f"{profile.name} profile on {device} (x{world}); {len(ds)} images {size}x{size}; "
+        f"{count_parameters(model):,} parameters; L={schedule.num_scales}; {steps} steps of batch {batch}")
+    sample_every = value_or(args.sample_every, profile.sample_every)
+    preview = schedule  # annealed Langevin needs the full schedule: coarse ones leave the samples noisy
+
+    tracker = None
+    if args.track_colour and rank == 0:
+        from ..evaluation import ColourTracker, colour_stats
+        from ..generate import colour_probe
+
+        tracker = ColourTracker(colour_stats(ds.images), colour_probe(preview, range(16)), sample_every)
+
+    def on_step(st):
+        if rank == 0 and sample_every and st.step % sample_every < cfg.log_every and st.step < cfg.steps:
+            imgs = generate(st.ema, range(16), preview, progress=False)
+            save_grid(imgs, out / "samples" / f"step-{st.step:07d}.png", nrow=8)
+        if tracker is not None:
+            tracker(st)
+            tracker.save(out / "colour.json")
+
+    t0 = time.time()
+    try:
+        state = train(model, ds.images, schedule.sigmas(), cfg, state=state, on_step=on_step,
+                      checkpoint_path=ckpt_path, meta=meta, progress=not args.no_progress)
+    except TrainingInterrupted as stop:
+        say(f"interrupted at step {stop.step}: {stop.saved or 'no checkpoint written'}; continue with "
+            f"`pegasus-course train --out {out} --resume` and the same options")
+        return 130
+    if rank == 0:
+        (out / "losses.json").write_text(json.dumps(state.losses))
+        final = generate(state.ema, range(16), preview, progress=False)
+        grid = save_grid(final, out / "samples" / f"step-{state.step:07d}.png", nrow=8)
+        tail = state.losses[-100:]
+        say(f"step {state.step}: mean loss of the last {len(tail)} steps {sum(tail) / max(len(tail), 1):.4f}; "
+            f"{state.images_per_second:.0f} images/s; {time.time() - t0:.0f} s")
+        if state.stop_reason:
+            say(f"stopped early: {state.stop_reason}")
+        say(f"wrote {ckpt_path} (resume with --resume), {out / 'losses.json'}, {grid}")
+    return 0
