@@ -4,13 +4,16 @@ Loading runs no code (safetensors holds tensors and strings only). A checkpoint 
 ``.safetensors`` file, or a folder of ``part-NN.safetensors`` shards with the same
 metadata (for size-limited transfers). Tensor names are prefixed: ``model.*`` (live
 weights), ``ema.*`` (exponential moving average, used for sampling), ``optim.*`` (Adam's
-moments) and ``history.loss``. Files are written atomically: temporary file, fsync, rename.
+moments), ``history.loss`` and, after fp16 training, ``scaler.*`` (the gradient scaler's scale and growth
+count, and the steps it skipped). Files are written atomically: temporary file, fsync, rename.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,7 +69,12 @@ def atomic_save(tensors: dict[str, torch.Tensor], meta: dict[str, Any], path: Pa
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     str_meta = {k: json.dumps(v) for k, v in meta.items()}
     try:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=str_meta)
+        try:
+            save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=str_meta)
+        except OSError:
+            raise
+        except Exception as exc:  # safetensors reports a full disk or a file-size limit as its own error type
+            raise _write_error(exc, path) from None
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # readable like any other file the user writes
@@ -76,6 +84,15 @@ def atomic_save(tensors: dict[str, torch.Tensor], meta: dict[str, Any], path: Pa
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _write_error(exc: Exception, path: Path) -> OSError:
+    """An OSError (errno, reason, file) for a failed write, so callers see a full disk as the OSError it is."""
+    found = re.search(r"os error (\d+)", str(exc))
+    if found:
+        code = int(found.group(1))
+        return OSError(code, os.strerror(code), str(path))
+    return OSError(f"could not write {path} ({exc.__class__.__name__}: {exc})")
 
 
 def save_checkpoint(tensors: dict[str, torch.Tensor], meta: dict[str, Any], path: str | os.PathLike,
@@ -143,9 +160,69 @@ def _read_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
             f"{path} is a safetensors file but not a pegasus-course checkpoint (its metadata has no "
             f"format={FORMAT!r}). Train one with `pegasus-course train` or use the shipped one."
         )
+    check_meta(meta, path)
     if int(meta.get("format_version", 0)) > FORMAT_VERSION:
         raise CheckpointError(f"{path} was written by a newer pegasus-course (format {meta['format_version']}).")
     return tensors, meta
+
+
+def _whole(v, minimum: int = 0) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= minimum
+
+
+def _positive(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+
+
+def check_meta(meta: dict, path: Path | str | None = None) -> None:
+    """The metadata fields the course reads, checked once when a file is read, so a malformed or edited
+    checkpoint ends in one :class:`CheckpointError` that names the field instead of failing later."""
+
+    def bad(name: str, expected: str, value) -> CheckpointError:
+        return CheckpointError(f"{path} has malformed metadata: {name} must be {expected}, got {value!r}. The file "
+                               "was edited or not written by the course: re-train or re-download it.")
+
+    if "format_version" in meta and not _whole(meta["format_version"]):
+        raise bad("format_version", "a whole number", meta["format_version"])
+    if "step" in meta and not _whole(meta["step"]):
+        raise bad("step", "a whole number of 0 or more", meta["step"])
+    for name in ("model_config", "classifier_config", "train_config", "data", "training"):
+        if name in meta and not isinstance(meta[name], dict):
+            raise bad(name, "a mapping", meta[name])
+    if "legs" in meta and not (isinstance(meta["legs"], list) and all(isinstance(g, dict) for g in meta["legs"])):
+        raise bad("legs", "a list of mappings (one per training leg)", meta["legs"])
+    if "clean_sigma" in meta and not _positive(meta["clean_sigma"]):
+        raise bad("clean_sigma", "a positive finite number", meta["clean_sigma"])
+    sched = meta.get("schedule")
+    if sched is not None:
+        if not isinstance(sched, dict):
+            raise bad("schedule", "a mapping {sigma_max, sigma_min, num_scales}", sched)
+        for name in ("sigma_max", "sigma_min"):
+            if name in sched and not _positive(sched[name]):
+                raise bad(f"schedule.{name}", "a positive finite number", sched[name])
+        if "num_scales" in sched:
+            if not _whole(sched["num_scales"], 2):
+                raise bad("schedule.num_scales", "a whole number of at least 2", sched["num_scales"])
+            if not sched.get("sigma_max", 50.0) > sched.get("sigma_min", 0.01):
+                raise bad("schedule", "sigma_max > sigma_min", sched)
+        if "num_levels" in sched and not _whole(sched["num_levels"], 1):
+            raise bad("schedule.num_levels", "a whole number of at least 1", sched["num_levels"])
+    if "model_config" in meta:
+        from .nn import ScoreUNetConfig
+
+        try:
+            ScoreUNetConfig.from_dict(meta["model_config"])
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path} has a malformed model_config ({exc}) The file was edited or not written "
+                                  "by the course: re-train or re-download it.") from None
+    if "classifier_config" in meta:
+        from .classifier import ClassifierConfig
+
+        try:
+            ClassifierConfig.from_dict(meta["classifier_config"])
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path} has a malformed classifier_config ({exc}) The file was edited or not "
+                                  "written by the course: re-train or re-download it.") from None
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
@@ -250,9 +327,12 @@ def load_score_model(path: str | os.PathLike | None = None, use_ema: bool = True
 
     ckpt = load_checkpoint(DEFAULT_CHECKPOINT if path is None else path)
     if "model_config" not in ckpt.meta:
+        kind = ckpt.meta.get("kind", "unknown")
+        hint = (" It is a classifier: give it where a classifier is asked for (--classifier)."
+                if kind == "noise-conditional-classifier" else "")
         raise CheckpointError(
-            f"{ckpt.path} is a pegasus-course checkpoint but not a score network's (kind: "
-            f"{ckpt.meta.get('kind', 'unknown')}). Pass a checkpoint written by `pegasus-course train`."
+            f"{ckpt.path} is a pegasus-course checkpoint but not a score network's (kind: {kind}).{hint} Pass a "
+            "checkpoint written by `pegasus-course train`."
         )
     config = ScoreUNetConfig.from_dict(ckpt.model_config)
     if expected_config is not None:
@@ -281,6 +361,16 @@ def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], path:
         if wrong:
             details.append(f"shape differs for {wrong[:3]}")
         raise CheckpointError(f"Weights in {path or 'checkpoint'} do not fit this model: " + "; ".join(details))
+    not_float = [k for k, v in weights.items() if own[k].is_floating_point() and not v.is_floating_point()]
+    if not_float:
+        raise CheckpointError(f"Weights in {path or 'checkpoint'} are not floating point ({not_float[0]} is "
+                              f"{weights[not_float[0]].dtype}): a network's weights are floats, so the file was not "
+                              "written by the course's training. Re-train or re-download it.")
+    not_finite = [k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if not_finite:
+        raise CheckpointError(f"Weights in {path or 'checkpoint'} are not finite ({not_finite[0]} holds NaN or inf): "
+                              "the run diverged before this file was written, or it is damaged. Use an earlier "
+                              "checkpoint or re-train.")
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in weights.items()})
 
 

@@ -7,6 +7,7 @@ GPU synchronisation inside a training or sampling loop.
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Sequence
 
@@ -49,6 +50,8 @@ def check_image_batch(x: torch.Tensor, where: str, channels: int = 3, size: int 
     if x.ndim != 4:
         raise ValueError(f"{where}: expected a batch of images (B, {channels}, H, W), got shape {tuple(x.shape)}"
                          + (" (add the batch axis: x[None])" if x.ndim == 3 else "") + ".")
+    if x.shape[0] == 0:
+        raise ValueError(f"{where}: the batch is empty (0 images, shape {tuple(x.shape)}): pass at least one image.")
     if x.shape[1] != channels:
         hint = (f" It looks like channels-last (NHWC): use x.permute(0, 3, 1, 2)." if x.shape[-1] == channels else "")
         raise ValueError(f"{where}: expected {channels} channels on axis 1 (B, C, H, W), got shape "
@@ -82,10 +85,38 @@ def check_seeds(seeds, where: str, count: int | None = None) -> list[int]:
             raise TypeError(f"{where}: seeds must be integers, got {s!r} ({type(s).__name__}).")
         if int(s) < 0:
             raise ValueError(f"{where}: seeds must be non-negative, got {int(s)}.")
+        if int(s) > MAX_SEED:
+            raise ValueError(f"{where}: seeds must be at most 2^63 - 1 = {MAX_SEED} (they are int64), got {int(s)}.")
         out.append(int(s))
     if count is not None and len(out) != count:
         raise ValueError(f"{where}: expected {count} seed(s), got {len(out)}.")
+    if not out:
+        raise ValueError(f"{where}: no seeds given (an empty batch): pass at least one seed, e.g. range(4).")
     return out
+
+
+MAX_SEED = 2**63 - 1  # seeds are stored as int64
+
+
+def check_score_shape(score: torch.Tensor, x: torch.Tensor, where: str) -> torch.Tensor:
+    """A score_fn's output must have its input's shape (a score is a gradient of log p in x's space);
+    broadcasting a (B,) or (C, H, W) output would give a silently wrong loss or sample. Reads shapes only."""
+    if not torch.is_tensor(score) or tuple(score.shape) != tuple(x.shape):
+        got = tuple(score.shape) if torch.is_tensor(score) else type(score).__name__
+        raise ValueError(f"{where}: score_fn returned {got} for an input of shape {tuple(x.shape)}: a score has "
+                         "its input's shape, one value per pixel (s(x, sigma) = grad_x log p_sigma(x)).")
+    return score
+
+
+def check_labels(labels, n: int, where: str) -> torch.Tensor:
+    """Integer class labels, one per image: a (n,) tensor."""
+    t = torch.as_tensor(labels)
+    if t.is_floating_point() or t.dtype == torch.bool:
+        raise TypeError(f"{where}: labels must be integer class indices, got {t.dtype}.")
+    if tuple(t.shape) != (n,):
+        raise ValueError(f"{where}: expected one label per image, shape ({n},), got {tuple(t.shape)}: the labels do "
+                         "not match the images.")
+    return t.long()
 
 
 def check_positive_int(value, name: str, minimum: int = 1) -> int:
@@ -101,7 +132,7 @@ def check_k(k, n: int, where: str = "mix_weights") -> None:
     """Eq. 4's interpolant index: 0 <= k <= n + 1 for n >= 1 interpolants."""
     check_positive_int(n, f"{where}: n (the number of interpolants)")
     ks: Sequence = torch.as_tensor(k).flatten().tolist()
-    bad = [v for v in ks if v < 0 or v > n + 1]
+    bad = [v for v in ks if not math.isfinite(v) or v < 0 or v > n + 1]
     if bad:
         raise ValueError(f"{where}: k must lie in 0..n + 1 = 0..{n + 1} (0 and n + 1 are the two ends), got {bad[0]}.")
 

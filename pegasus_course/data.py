@@ -3,12 +3,20 @@
 Images come out as float tensors in [0, 1] of shape (3, H, W) (no centring), labels
 re-indexed 0..k-1 in the order the classes were asked for. Decoded images are kept
 as one uint8 tensor, so training can move the whole set to the GPU and index it.
+
+An image folder is read as it is when its images are squares of one size the course trains at
+(``FOLDER_SIZES``); otherwise ``image_size`` resizes every image as it is decoded (non-square ones
+cropped to their centre square first), or the folder is refused with the sizes found. Grey, 16-bit
+and transparent images become 8-bit RGB; what was converted or resized is said once, in
+``ImageDataset.notes``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -22,22 +30,29 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 STL10_CLASSES = ("airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 CACHE_ENV = "PEGASUS_CACHE"
+FOLDER_SIZES = (32, 48, 64)  # square sides a folder is trained at as it is; others need image_size (resized)
+CACHE_VERSION = 2  # bumped when the decoded tensors change meaning (v2: RGB conversion, resize at decode)
 
 
 class ImageDataset(Dataset):
     """A set of images held as one uint8 tensor (N, 3, H, W) with integer labels.
 
     ``dataset[i]`` is ``(image, label)``: image float32 in [0, 1], shape (3, H, W),
-    flipped left-right with probability 1/2 when ``flip`` is on (training).
+    flipped left-right with probability 1/2 when ``flip`` is on (training). ``notes`` are lines
+    saying what the loader converted or resized (shown once, before training).
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, classes: Sequence[str], flip: bool):
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, classes: Sequence[str], flip: bool,
+                 notes: Sequence[str] = ()):
+        from .checks import check_labels
+
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be uint8 of shape (N, 3, H, W), got {images.dtype} {tuple(images.shape)}")
         self.images = images
-        self.labels = labels.long()
+        self.labels = check_labels(labels, images.shape[0], "ImageDataset")
         self.classes = tuple(classes)
         self.flip = flip
+        self.notes = tuple(notes)
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -159,7 +174,65 @@ def _load_stl10(root: Path, split: str, download: bool) -> tuple[torch.Tensor, t
     return torch.cat(images), torch.cat(labels), STL10_CLASSES
 
 
-def _load_folder(root: Path, split: str, classes: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
+def _to_rgb(im) -> tuple["np.ndarray", str | None]:
+    """A PIL image as an 8-bit RGB array (H, W, 3), and what was converted (None for plain RGB or palette).
+
+    PIL's ``convert("RGB")`` clips 16-bit grey to white, so those are scaled (65535 -> 255) here; transparent
+    images are composited on white (their hidden colour under alpha 0 is arbitrary, often black).
+    """
+    import numpy as np
+    from PIL import Image
+
+    mode = im.mode
+    if mode.startswith("I"):  # 16-bit grey PNG (I;16, I;16B, or I in older Pillow): 0..65535
+        grey = np.clip(np.rint(np.asarray(im, dtype=np.float64) / 257.0), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2), "16-bit grey"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.array(Image.alpha_composite(white, rgba).convert("RGB")), "transparent"
+    if mode == "RGB":
+        return np.array(im), None
+    how = {"L": "grey", "1": "black-and-white", "CMYK": "CMYK"}.get(mode)
+    return np.array(im.convert("RGB")), how
+
+
+def _crop_resize(x: torch.Tensor, image_size: int) -> tuple[torch.Tensor, bool, bool]:
+    """(3, H, W) uint8 to (3, image_size, image_size): the centre square, then resized. Returns (image,
+    cropped, resized)."""
+    h, w = x.shape[-2:]
+    side = min(h, w)
+    cropped = h != w
+    if cropped:
+        top, left = (h - side) // 2, (w - side) // 2
+        x = x[:, top:top + side, left:left + side]
+    resized = side != image_size
+    if resized:
+        x = resize_uint8(x[None].contiguous(), image_size)[0]
+    return x.contiguous(), cropped, resized
+
+
+def _sizes_message(split_dir: Path, sizes: Counter, example: dict) -> str:
+    found = ", ".join(f"{w}x{h} ({n} image{'s' if n > 1 else ''}, e.g. {example[(w, h)].relative_to(split_dir)})"
+                      for (w, h), n in sizes.most_common())
+    allowed = ", ".join(map(str, FOLDER_SIZES[:-1])) + f" or {FOLDER_SIZES[-1]}"
+    fix = (f"Pass --image-size {allowed} to resize them all as they are read (image_size= in Python; non-square "
+           "images are cropped to their centre square first)")
+    if len(sizes) > 1:
+        return f"The image folder {split_dir} holds images of several sizes: {found}. {fix}, or remove the odd ones."
+    (w, h), = sizes
+    shape = "not square" if w != h else f"the course trains squares of {allowed} px"
+    return f"The images in {split_dir} are {found} ({shape}). {fix}."
+
+
+def _load_folder(root: Path, split: str, classes: Sequence[str], image_size: int | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...], list[str]]:
+    """Decode ``<root>/<split>/<class>/*`` as uint8 (N, 3, S, S). Returns (images, labels, class names, notes).
+
+    Sizes are read from each file's header before it is decoded: without ``image_size`` a folder whose
+    images are not all one square size of ``FOLDER_SIZES`` is refused with the sizes found, and nothing
+    after the first odd image is decoded (a 512 px photo among 32 px images cannot grow the set).
+    """
     from PIL import Image
 
     split_dir = root / split
@@ -171,6 +244,10 @@ def _load_folder(root: Path, split: str, classes: Sequence[str]) -> tuple[torch.
     valid = tuple(sorted(p.name for p in split_dir.iterdir() if p.is_dir()))
     wanted = _select_classes(classes, valid, f"the image folder {split_dir}")
     images, labels = [], []
+    sizes: Counter = Counter()
+    example: dict = {}
+    converted: Counter = Counter()
+    cropped = resized = 0
     for label, index in enumerate(wanted):
         class_dir = split_dir / valid[index]
         files = sorted(p for p in class_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -180,19 +257,38 @@ def _load_folder(root: Path, split: str, classes: Sequence[str]) -> tuple[torch.
         for path in files:
             try:
                 with Image.open(path) as im:
-                    arr = torch.frombuffer(bytearray(im.convert("RGB").tobytes()), dtype=torch.uint8)
-                    images.append(arr.view(im.size[1], im.size[0], 3).permute(2, 0, 1))
+                    sizes[im.size] += 1  # (W, H), from the header: nothing decoded yet
+                    example.setdefault(im.size, path)
+                    if image_size is None and (len(sizes) > 1 or im.size[0] != im.size[1]
+                                               or im.size[0] not in FOLDER_SIZES):
+                        continue  # refused below, with every size found; nothing more is decoded
+                    arr, how = _to_rgb(im)
             except (OSError, SyntaxError, ValueError) as exc:  # PIL's errors for damaged files
                 raise ValueError(f"{path} is not a readable image ({exc.__class__.__name__}: {exc}): remove or "
                                  "replace that file.") from None
+            if how:
+                converted[how] += 1
+            x = torch.from_numpy(arr).permute(2, 0, 1)  # (H, W, 3) -> (3, H, W)
+            if image_size is not None:
+                x, was_cropped, was_resized = _crop_resize(x, image_size)
+                cropped += was_cropped
+                resized += was_resized
+            images.append(x.contiguous())
             labels.append(label)
-    if not images:
+    if not sizes:
         raise FileNotFoundError(f"No .jpg or .png images in the class folders of {split_dir}.")
-    sizes = {tuple(im.shape) for im in images}
-    if len(sizes) > 1:
-        side = max(max(s[1:]) for s in sizes)
-        images = [resize_uint8(im[None], side)[0] for im in images]
-    return torch.stack(images), torch.tensor(labels), tuple(valid[i] for i in wanted)
+    if image_size is None and len(images) != sum(sizes.values()):
+        raise ValueError(_sizes_message(split_dir, sizes, example))
+    notes = []
+    if converted:
+        detail = {"16-bit grey": " (scaled to 8 bits)", "transparent": " (composited on white)"}
+        notes.append(f"note: converted to 8-bit RGB in {split_dir}: " + ", ".join(
+            f"{n} {how} image{'s' if n > 1 else ''}{detail.get(how, '')}" for how, n in converted.most_common()))
+    if resized or cropped:
+        notes.append(f"note: resized {resized} of {len(images)} images in {split_dir} to {image_size}x{image_size}"
+                     + (f" ({cropped} non-square cropped to the centre square first)" if cropped else "")
+                     + "; sizes found: " + ", ".join(f"{w}x{h}" for (w, h), _ in sizes.most_common()))
+    return torch.stack(images), torch.tensor(labels), tuple(valid[i] for i in wanted), notes
 
 
 def cache_dir() -> Path:
@@ -200,37 +296,56 @@ def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "pegasus-course"))
 
 
-def _folder_cache_key(root: Path, split: str, classes: Sequence[str]) -> str:
+def _folder_cache_key(root: Path, split: str, classes: Sequence[str], image_size: int | None = None) -> str:
+    """A key that changes when any image file of the chosen classes is added, removed or replaced (name, size
+    and modification time of every file), or when the classes, the target size or the cache format change."""
     split_dir = root / split
-    stamp = [str(split_dir.resolve()), *classes]
+    stamp = [f"v{CACHE_VERSION}", str(split_dir.resolve()), f"size={image_size}", *classes]
     for c in classes:
         d = split_dir / c
         if d.is_dir():
-            stamp.append(f"{c}:{d.stat().st_mtime_ns}:{sum(1 for _ in d.iterdir())}")
+            with os.scandir(d) as entries:
+                for e in sorted(entries, key=lambda e: e.name):
+                    st = e.stat()
+                    stamp.append(f"{c}/{e.name}:{st.st_size}:{st.st_mtime_ns}")
     return hashlib.sha1("|".join(stamp).encode()).hexdigest()[:16]
 
 
-def _load_folder_cached(root: Path, split: str, classes: Sequence[str], use_cache: bool):
-    from safetensors.torch import load_file, save_file
+def _load_folder_cached(root: Path, split: str, classes: Sequence[str], use_cache: bool,
+                        image_size: int | None = None):
+    """:func:`_load_folder` through the decoded-image cache; a cache that cannot be read or written is
+    skipped with a note (training goes on, decoding again next time)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
 
     if not use_cache:
-        return _load_folder(root, split, classes)
-    path = cache_dir() / f"folder-{_folder_cache_key(root, split, classes)}.safetensors"
-    if path.is_file():
+        return _load_folder(root, split, classes, image_size)
+    path = cache_dir() / f"folder-{_folder_cache_key(root, split, classes, image_size)}.safetensors"
+    try:
+        if path.is_file():
+            with safe_open(str(path), framework="pt") as f:
+                notes = json.loads((f.metadata() or {}).get("notes", "[]"))
+                return f.get_tensor("images"), f.get_tensor("labels"), tuple(classes), list(notes)
+    except Exception:  # a damaged cache is rebuilt, never trusted
         try:
-            t = load_file(str(path))
-            return t["images"], t["labels"], tuple(classes)
-        except Exception:  # a damaged cache is rebuilt, never trusted
             path.unlink(missing_ok=True)
-    images, labels, names = _load_folder(root, split, classes)
+        except OSError:
+            pass
+    images, labels, names, notes = _load_folder(root, split, classes, image_size)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        save_file({"images": images.contiguous(), "labels": labels}, str(tmp))
+        save_file({"images": images.contiguous(), "labels": labels}, str(tmp), metadata={"notes": json.dumps(notes)})
         os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only home is no reason to fail; we just decode again next time
-    return images, labels, names
+    except Exception as exc:  # read-only, full or missing cache: no reason to stop, we decode again next time
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0][:120]
+        notes = [*notes, f"note: could not write the decoded-image cache in {path.parent} ({reason}); going on "
+                         f"without it (set {CACHE_ENV} to a writable folder to load faster next time)"]
+    return images, labels, names, notes
 
 
 def load_dataset(
@@ -264,6 +379,7 @@ def load_dataset(
     if image_size is not None:
         check_image_size(image_size)
     root = Path(root).expanduser()
+    notes: list[str] = []
     if source == "cifar10":
         wanted = _select_classes(classes, CIFAR10_CLASSES, "CIFAR-10")
         images, labels, _ = _load_cifar10(root, split, download)
@@ -274,7 +390,7 @@ def load_dataset(
         images, labels = _relabel(images, labels, wanted)
         image_size = image_size or 48
     else:
-        images, labels, _ = _load_folder_cached(root, split, classes, use_cache)
+        images, labels, _, notes = _load_folder_cached(root, split, classes, use_cache, image_size)
     if max_images is not None:
         images, labels = images[:max_images], labels[:max_images]
     if image_size is not None:
@@ -282,7 +398,7 @@ def load_dataset(
     elif images.shape[-1] % 8 != 0:
         check_image_size(int(images.shape[-1]))
     return ImageDataset(images.contiguous(), labels, tuple(classes) if not isinstance(classes, str) else (classes,),
-                        flip=train)
+                        flip=train, notes=notes)
 
 
 def folder_classes(root: str | os.PathLike, split: str = "train") -> list[str]:
@@ -294,10 +410,11 @@ def folder_classes(root: str | os.PathLike, split: str = "train") -> list[str]:
 
 
 def class_balance_notes(ds: ImageDataset, ratio: float = 0.25) -> list[str]:
-    """Lines to show before training: a class with no images, or far fewer than the largest class."""
+    """Lines to show before training: what the loader converted or resized (``ds.notes``), and a class with
+    no images (an error) or far fewer than the largest class."""
     counts = torch.bincount(ds.labels, minlength=len(ds.classes)).tolist()
     most = max(counts) if counts else 0
-    notes = []
+    notes = list(getattr(ds, "notes", ()))
     for name, n in zip(ds.classes, counts):
         if n == 0:
             raise ValueError(f"The class {name!r} has no images in this data: check the class folder or --classes.")
@@ -311,7 +428,7 @@ def balanced_subset(ds: ImageDataset, per_class: int) -> ImageDataset:
     """The first ``per_class`` images of every class (a quick profile's cut that keeps every class)."""
     keep = torch.cat([torch.nonzero(ds.labels == c).flatten()[:per_class] for c in range(len(ds.classes))])
     keep = keep.sort().values
-    return ImageDataset(ds.images[keep].contiguous(), ds.labels[keep], ds.classes, ds.flip)
+    return ImageDataset(ds.images[keep].contiguous(), ds.labels[keep], ds.classes, ds.flip, ds.notes)
 
 
 @dataclass(frozen=True)

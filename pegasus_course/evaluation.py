@@ -34,6 +34,9 @@ def gaussian_stats(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     f = features.double()
     if f.ndim != 2 or f.shape[0] < 2:
         raise ValueError(f"Need at least two feature vectors (N, F), got shape {tuple(features.shape)}.")
+    if not bool(torch.isfinite(f).all()):
+        raise ValueError("gaussian_stats: the features contain NaN or inf: check the images (finite, in [0, 1]) and "
+                         "the feature network's weights.")
     mu = f.mean(0)
     d = f - mu
     return mu, d.T @ d / (f.shape[0] - 1)
@@ -118,9 +121,13 @@ def pegasus_rate(p_first_end: torch.Tensor, p_second_end: torch.Tensor, threshol
 
 def colour_stats(images: torch.Tensor) -> dict[str, list[float]]:
     """Per-channel mean and standard deviation over all pixels of images (N, 3, H, W) in [0, 1] (or uint8)."""
+    from .checks import check_image_batch, check_unit_images
+
+    if torch.is_tensor(images) and images.dtype == torch.uint8:
+        check_image_batch(images.float(), "colour_stats")
+    else:
+        check_unit_images(images, "colour_stats")  # 0-255 floats would give statistics 255 times too large
     x = as_float_images(images)
-    if x.ndim != 4 or x.shape[1] != 3:
-        raise ValueError(f"Expected RGB images (N, 3, H, W), got {tuple(images.shape)}.")
     per_channel = x.transpose(0, 1).reshape(3, -1)
     return {"mean": per_channel.mean(1).tolist(), "std": per_channel.std(1).tolist()}
 

@@ -53,11 +53,15 @@ def mix_noise(z1: torch.Tensor, z2: torch.Tensor, k: int | torch.Tensor, n: int)
 
     ``k`` may be an int or a tensor of ks broadcast against the leading axis of z1/z2.
     """
-    c, s = mix_weights(k, n)
+    if not (torch.is_tensor(z1) and torch.is_tensor(z2)) or z1.shape != z2.shape:
+        shapes = [tuple(z.shape) if torch.is_tensor(z) else type(z).__name__ for z in (z1, z2)]
+        raise ValueError(f"mix_noise: the two tapes' draws must have one shape, got {shapes[0]} and {shapes[1]}: "
+                         "record both tapes with the same sample shape (and the same L and T).")
+    c, s = mix_weights(k, n)  # float64 on the CPU: cast there, then moved (MPS has no float64)
     if c.ndim:
         c = c.view(-1, *([1] * (z1.ndim - 1)))
         s = s.view(-1, *([1] * (z1.ndim - 1)))
-    return (c.to(z1.dtype) * z1 + s.to(z1.dtype) * z2)
+    return c.to(z1.dtype).to(z1.device) * z1 + s.to(z1.dtype).to(z1.device) * z2
 
 
 class InterpolatedNoise:
@@ -84,7 +88,7 @@ class InterpolatedNoise:
         if mix not in MIXES:
             raise ValueError(f"mix must be one of {sorted(MIXES)}, got {mix!r}.")
         c, s = MIXES[mix](self.ks, n)
-        self._c, self._s = c.float(), s.float()
+        self._c, self._s = c.float(), s.float()  # computed in float64 on the CPU, kept in float32 for any device
 
     @property
     def batch_size(self) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .checks import check_sigmas
+from .checks import check_score_shape, check_sigmas
 from .sampling import ScoreFn
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -63,7 +63,7 @@ def dsm_loss_given(score_fn: ScoreFn, x: torch.Tensor, sigma: torch.Tensor, z: t
     s = _bcast(sigma, x)
     x_tilde = x + s * z
     # sigma * score + (x~ - x) / sigma = sigma * score + z: the sigma^2-weighted residual.
-    residual = s * score_fn(x_tilde, sigma) + z
+    residual = s * check_score_shape(score_fn(x_tilde, sigma), x_tilde, "dsm_loss") + z
     per_example = 0.5 * residual.pow(2).flatten(1).sum(1)  # (B,)
     if reduction == "mean":
         return per_example.mean()
@@ -100,7 +100,7 @@ def sliced_score_matching_loss(
     x_rep = x_tilde.repeat_interleave(n_projections, 0).requires_grad_(True)  # (B*P, ...)
     sigma_rep = sigma.repeat_interleave(n_projections, 0)
     v = torch.randn(x_rep.shape, generator=generator, device=x.device, dtype=x.dtype)
-    score = score_fn(x_rep, sigma_rep)
+    score = check_score_shape(score_fn(x_rep, sigma_rep), x_rep, "sliced_score_matching_loss")
     sv = (score * v).flatten(1).sum(1)  # (B*P,) = v^T s
     (grad_sv,) = torch.autograd.grad(sv.sum(), x_rep, create_graph=True)
     jvp = (grad_sv * v).flatten(1).sum(1)  # v^T (ds/dx) v

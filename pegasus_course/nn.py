@@ -15,6 +15,7 @@ would shadow ``torch.nn``.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass
 
 import torch
@@ -140,10 +141,23 @@ class ScoreUNetConfig:
     attn_dim_head: int = 32
 
     def __post_init__(self):
+        for name in ("image_size", "in_channels", "base_channels", "num_res_blocks", "emb_dim", "fourier_dim",
+                     "attn_heads", "attn_dim_head"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+                raise ValueError(f"ScoreUNetConfig: {name} must be a positive whole number, got {v!r}.")
+            object.__setattr__(self, name, int(v))
+        if self.fourier_dim % 2:
+            raise ValueError(f"ScoreUNetConfig: fourier_dim must be even (sin and cos features), got {self.fourier_dim}.")
+        if isinstance(self.fourier_scale, bool) or not isinstance(self.fourier_scale, numbers.Real) or not (
+                math.isfinite(self.fourier_scale) and self.fourier_scale > 0):
+            raise ValueError(f"ScoreUNetConfig: fourier_scale must be a positive finite number, got {self.fourier_scale!r}.")
         if self.image_size % 8 != 0:
             raise ValueError(f"image_size={self.image_size} is not divisible by 8 (three 2x poolings).")
-        if len(self.channel_mults) != 3:
-            raise ValueError(f"channel_mults needs three entries (three levels), got {self.channel_mults}.")
+        mults = self.channel_mults
+        if isinstance(mults, (str, bytes)) or not hasattr(mults, "__len__") or len(mults) != 3 or any(
+                isinstance(m, bool) or not isinstance(m, numbers.Integral) or m < 1 for m in mults):
+            raise ValueError(f"channel_mults needs three positive whole numbers (three levels), got {mults!r}.")
         object.__setattr__(self, "channel_mults", tuple(int(m) for m in self.channel_mults))
 
     @classmethod
@@ -162,8 +176,13 @@ class ScoreUNetConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ScoreUNetConfig":
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+        """The config a checkpoint stored; refuses keys it does not know (another network, or a typo)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"ScoreUNetConfig.from_dict: expected a mapping of sizes, got {type(d).__name__}.")
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"ScoreUNetConfig: unknown key(s) {unknown}; known: {', '.join(cls.__dataclass_fields__)}.")
+        return cls(**d)
 
 
 class _Level(tnn.Module):

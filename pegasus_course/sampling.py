@@ -15,13 +15,15 @@ device, dtype) -> z``. Draw 0 is the start z_0, draw ``1 + i * T + j`` is z_ij
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 from dataclasses import dataclass
 from typing import Callable, Iterator, Protocol, Sequence
 
 import torch
 
-from .checks import check_positive_int, check_seeds, check_sigmas
+from .checks import check_positive_int, check_score_shape, check_seeds, check_sigmas
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -135,6 +137,26 @@ def progress_disabled(progress: bool) -> bool:
     return (not progress) or os.environ.get("TQDM_DISABLE", "").lower() not in ("", "0", "false")
 
 
+# Events set by a signal handler (training.train's Ctrl-C and SIGTERM): while one is registered, a sampling run
+# started inside (a preview grid) stops between two noise levels instead of running to its end.
+_STOP_EVENTS: list[threading.Event] = []
+
+
+@contextlib.contextmanager
+def stop_between_levels(event: threading.Event):
+    """While inside, annealed Langevin raises KeyboardInterrupt at the next noise level once ``event`` is set."""
+    _STOP_EVENTS.append(event)
+    try:
+        yield event
+    finally:
+        _STOP_EVENTS.remove(event)
+
+
+def _check_stop() -> None:
+    if any(e.is_set() for e in _STOP_EVENTS):  # host-side flags: no device sync
+        raise KeyboardInterrupt("stopped between two noise levels")
+
+
 def _as_source(generator: torch.Generator | None, noise: NoiseSource | None) -> NoiseSource:
     if noise is not None and generator is not None:
         raise ValueError("Pass either generator= or noise=, not both.")
@@ -158,7 +180,7 @@ def langevin(
     sigma_vec = torch.full((x.shape[0],), float(sigma), device=x.device, dtype=x.dtype)
     for t in range(n_steps):
         z = source(1 + t, x.shape, x.device, x.dtype)
-        x = x + step_size * score_fn(x, sigma_vec) + math.sqrt(2.0 * step_size) * z
+        x = x + step_size * check_score_shape(score_fn(x, sigma_vec), x, "langevin") + math.sqrt(2.0 * step_size) * z
     return x
 
 
@@ -244,14 +266,15 @@ def iter_annealed_langevin(
         x = float(sig[0]) * source(0, shape, device, dtype)
     yield LangevinState(-1, 0, float(sig[0]), x)
     for i in tqdm(range(sig.numel()), desc="annealed Langevin", unit="level", disable=progress_disabled(progress), leave=False):
+        _check_stop()
         alpha = step_lr * (float(sig[i]) / s_last) ** 2
         noise_scale = math.sqrt(2.0 * alpha)
         for j in range(n_steps_each):
             z = source(1 + i * n_steps_each + j, shape, device, dtype)
-            x = x + alpha * score_fn(x, sigma_vecs[i]) + noise_scale * z
+            x = x + alpha * check_score_shape(score_fn(x, sigma_vecs[i]), x, "annealed Langevin") + noise_scale * z
             yield LangevinState(i, j, float(sig[i]), x)
     if denoise:
-        x = x + s_last**2 * score_fn(x, sigma_vecs[-1])
+        x = x + s_last**2 * check_score_shape(score_fn(x, sigma_vecs[-1]), x, "annealed Langevin")
         yield LangevinState(sig.numel(), 0, s_last, x)
 
 
@@ -302,7 +325,7 @@ def tweedie(score_fn: ScoreFn, x: torch.Tensor, sigma: float) -> torch.Tensor:
 
     The final denoising step is this formula at sigma_L; at larger sigma it shows what the state "means"."""
     sig = torch.full((x.shape[0],), float(sigma), device=x.device, dtype=x.dtype)
-    return x + float(sigma) ** 2 * score_fn(x, sig)
+    return x + float(sigma) ** 2 * check_score_shape(score_fn(x, sig), x, "tweedie")
 
 
 def cuda_graph_score_fn(score_fn: ScoreFn, example_x: torch.Tensor, example_sigma: torch.Tensor,

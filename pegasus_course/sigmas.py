@@ -24,8 +24,36 @@ def geometric_sigmas(sigma_max: float, sigma_min: float, num_scales: int) -> tor
     from .checks import check_positive_int
 
     num_scales = check_positive_int(num_scales, "num_scales (L, the number of noise levels)", minimum=2)
+    check_float32_level(sigma_max, "sigma_max")
+    check_float32_level(sigma_min, "sigma_min")
     logs = torch.linspace(math.log(sigma_max), math.log(sigma_min), num_scales, dtype=torch.float64)
     return logs.exp().float()
+
+
+# Noise levels whose square still fits a float32 without overflow or underflow: the loss weights by sigma^2.
+SIGMA_RANGE = (1e-18, 1e18)
+
+
+def check_float32_level(value: float, name: str) -> float:
+    """A noise level the float32 training and sampling can hold: sigma and sigma^2 neither overflow nor
+    underflow (``SIGMA_RANGE``)."""
+    lo, hi = SIGMA_RANGE
+    if not (math.isfinite(value) and lo <= value <= hi):
+        raise ValueError(f"{name}={value!r} is outside {lo:g}..{hi:g}: float32 (which training and sampling use) "
+                         "would overflow or underflow at it or its square. The paper uses 50 and 0.01.")
+    return float(value)
+
+
+def _checked_schedule(sigmas, where: str, minimum: int = 1) -> torch.Tensor:
+    """A float64 copy of a schedule that is positive, finite, largest first and at least ``minimum`` long."""
+    from .checks import check_sigmas
+
+    s = torch.as_tensor(sigmas).detach().to("cpu", torch.float64)  # read on the host: not inside a loop
+    check_sigmas(s, where, descending=True)
+    if s.ndim != 1 or s.numel() < minimum:
+        raise ValueError(f"{where}: needs a 1-D schedule of at least {minimum} noise level(s), got shape "
+                         f"{tuple(s.shape)}.")
+    return s
 
 
 @torch.no_grad()
@@ -97,7 +125,11 @@ def num_noise_scales(sigma_max: float, sigma_min: float, dim: int) -> int:
     The smallest L whose ratio (sigma_max / sigma_min) ** (1 / (L - 1)) is at most the
     ratio gamma that gives an overlap of 0.5 for data of dimension ``dim``.
     """
-    gamma = noise_scale_ratio(dim)
+    from .checks import check_positive_int
+
+    if not (math.isfinite(sigma_max) and math.isfinite(sigma_min) and sigma_max > sigma_min > 0):
+        raise ValueError(f"num_noise_scales: need finite sigma_max > sigma_min > 0, got {sigma_max} and {sigma_min}.")
+    gamma = noise_scale_ratio(check_positive_int(dim, "num_noise_scales: dim (the data's dimension D)"))
     return int(math.ceil(1.0 + math.log(sigma_max / sigma_min) / math.log(gamma)))
 
 
@@ -119,7 +151,10 @@ def langevin_step_size(sigmas: torch.Tensor, n_steps_each: int) -> float:
     Minimises |objective - 1| over 0 < eps < sigma_L^2 by a log-spaced scan, then a
     golden-section refinement around the best grid point.
     """
-    sigmas = torch.as_tensor(sigmas, dtype=torch.float64)
+    from .checks import check_positive_int
+
+    sigmas = _checked_schedule(sigmas, "langevin_step_size", minimum=2)
+    check_positive_int(n_steps_each, "langevin_step_size: n_steps_each (T)")
     gamma = float(sigmas[0] / sigmas[1])
     s_min = float(sigmas[-1])
 
@@ -142,5 +177,12 @@ def langevin_step_size(sigmas: torch.Tensor, n_steps_each: int) -> float:
 
 def step_sizes(sigmas: torch.Tensor, eps: float) -> torch.Tensor:
     """alpha_i = eps * sigma_i^2 / sigma_L^2 for every level (annealed Langevin dynamics)."""
-    sigmas = torch.as_tensor(sigmas, dtype=torch.float64)
-    return (eps * (sigmas / sigmas[-1]) ** 2).float()
+    device = torch.as_tensor(sigmas).device
+    sigmas = _checked_schedule(sigmas, "step_sizes")
+    try:
+        e = float(eps)
+    except (TypeError, ValueError, RuntimeError):
+        e = math.nan
+    if not (math.isfinite(e) and e >= 0):
+        raise ValueError(f"step_sizes: eps must be a finite number >= 0, got {eps!r} (langevin_step_size gives it).")
+    return (e * (sigmas / sigmas[-1]) ** 2).float().to(device)

@@ -7,14 +7,18 @@ import hashlib
 import os
 import shutil
 import signal
+import socket
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 import torch
 
-from pegasus_course import cli
+from pegasus_course import cli, data
 from pegasus_course.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
-from tests.conftest import make_image_folder
+from tests.conftest import REPO, make_image_folder
 
 
 def run(argv, capsys):
@@ -47,7 +51,15 @@ BAD_OPTIONS = [
     (["train", "--lr", "0"], "--lr", "positive finite number"),
     (["train", "--lr", "nan"], "--lr", "positive finite number"),
     (["train", "--max-minutes", "0"], "--max-minutes", "positive finite number"),
-    (["train", "--sigma-max", "-5"], "--sigma-max", "positive finite number"),
+    (["train", "--sigma-max", "-5"], "--sigma-max", "noise level from 1e-18 to 1e+18"),
+    (["train", "--sigma-max", "1e39"], "--sigma-max", "float32 would overflow"),
+    (["train", "--sigma-min", "1e-46"], "--sigma-min", "float32 would overflow or underflow"),
+    (["train-classifier", "--sigma-max", "1e39"], "--sigma-max", "float32 would overflow"),
+    (["train", "--num-scales", "100000000"], "--num-scales", "at most 10000"),
+    (["sample", "--num-scales", "10001"], "--num-scales", "at most 10000"),
+    (["train", "--seed", str(2**63)], "--seed", "beyond 2^63 - 1"),
+    (["sample", "--seed", "99999999999999999999"], "--seed", "beyond 2^63 - 1"),
+    (["pegasus", "--seeds", "1", str(2**64)], "--seeds", "beyond 2^63 - 1"),
     (["train", "--seed", "-1"], "--seed", "0 or more"),
     (["train", "--steps", "ten"], "--steps", "not a whole number"),
     (["sample", "--n", "0"], "--n", "positive whole number"),
@@ -119,6 +131,8 @@ def test_train_into_a_folder_with_a_checkpoint_needs_resume_or_overwrite(folder,
     assert digest(out / "checkpoint.safetensors") == before
     code, out_text, _ = run(train_args(folder, out, "--steps", "3", "--overwrite"), capsys)
     assert code == 0 and load_checkpoint(out / "checkpoint.safetensors").step == 3
+    assert "removed the earlier run's checkpoint.safetensors, losses.json, 1 file in samples/" in out_text
+    assert [p.name for p in (out / "samples").iterdir()] == ["step-0000003.png"]  # nothing of the old run remains
 
 
 def test_resume_in_an_empty_folder_says_what_to_do(folder, tmp_path, capsys):
@@ -282,8 +296,11 @@ def test_resume_shards_replace_stale_ones_and_mixed_shards_are_refused(run_dir, 
     shards = tmp_path / "shards"
     shards.mkdir()
     (shards / "part-99.safetensors").write_bytes(b"an older checkpoint's shard")
-    code, _, _ = run(["export", ck, tmp_path / "e.safetensors", "--resume-shards", shards, "--max-shard-mib", "0.05"],
-                     capsys)
+    argv = ["export", ck, tmp_path / "e.safetensors", "--resume-shards", shards, "--max-shard-mib", "0.05"]
+    code, _, err = run(argv, capsys)  # another checkpoint's shards are not replaced without consent
+    assert code == 2 and "already holds the shards" in err and "--overwrite" in err
+    assert (shards / "part-99.safetensors").exists() and not (tmp_path / "e.safetensors").exists()
+    code, _, _ = run(argv + ["--overwrite"], capsys)
     assert code == 0 and not (shards / "part-99.safetensors").exists()
     assert load_checkpoint(shards).step == 2
     other = tmp_path / "other"
@@ -473,3 +490,476 @@ def test_pegasus_rows_are_batched_without_changing_them(tiny_config):
     whole = pegasus_batch(model, [(1, 2), (3, 4)], 4, range(6), sched, progress=False)
     pieces = pegasus_batch(model, [(1, 2), (3, 4)], 4, range(6), sched, progress=False, batch_size=4)
     assert whole.shape == (2, 6, 3, 32, 32) and torch.allclose(whole, pieces, atol=1e-5)
+
+
+# ---------------------------------------------------------------- no run replaced without consent
+
+
+def test_train_classifier_and_export_replace_a_file_only_with_overwrite(folder, run_dir, tmp_path, capsys):
+    from pegasus_course.classifier import load_classifier
+
+    score = tmp_path / "score.safetensors"
+    shutil.copy(run_dir / "checkpoint.safetensors", score)
+    before = digest(score)
+    argv = ["train-classifier", "--dataset", "folder", "--data-root", folder, "--profile", "ci", "--steps", "1",
+            "--out", score, "--no-progress"]
+    code, text, err = run(argv, capsys)
+    assert code == 2 and "already exists (a score network's checkpoint (step 2))" in err and "--overwrite" in err
+    assert digest(score) == before and "steps of batch" not in text
+    other = tmp_path / "other.safetensors"
+    shutil.copy(score, other)
+    code, _, err = run(["export", run_dir / "checkpoint.safetensors", other], capsys)
+    assert code == 2 and "--overwrite" in err and digest(other) == before
+    assert run(["export", run_dir / "checkpoint.safetensors", other, "--overwrite"], capsys)[0] == 0
+    assert not load_checkpoint(other).part("optim")  # the export replaced it, on consent
+    assert run(argv + ["--overwrite"], capsys)[0] == 0
+    assert load_classifier(score)[0].config.class_names == ("horse", "bird")
+
+
+def test_resume_into_a_folder_of_another_run_needs_overwrite_and_then_nothing_of_it_remains(folder, run_dir, tmp_path,
+                                                                                            capsys):
+    a = copy_run(run_dir, tmp_path)  # another run: checkpoint, losses.json, samples/step-0000002.png
+    (a / "colour.json").write_text("{}")
+    b = tmp_path / "b.safetensors"
+    shutil.copy(run_dir / "checkpoint.safetensors", b)
+    before = digest(a / "checkpoint.safetensors")
+    args = train_args(folder, a, "--steps", "3", "--resume", b)
+    args[args.index("--num-scales"):args.index("--num-scales") + 2] = []
+    code, _, err = run(args, capsys)
+    assert code == 2 and f"another run's files, not those of --resume {b}" in err
+    assert digest(a / "checkpoint.safetensors") == before and (a / "samples" / "step-0000002.png").is_file()
+    code, text, _ = run(args + ["--overwrite"], capsys)
+    assert code == 0 and ("--overwrite: removed the earlier run's checkpoint.safetensors, colour.json, losses.json, "
+                          "1 file in samples/") in text
+    assert [p.name for p in (a / "samples").iterdir()] == ["step-0000003.png"] and not (a / "colour.json").exists()
+    assert load_checkpoint(a / "checkpoint.safetensors").step == 3
+
+
+def test_another_runs_outputs_without_a_checkpoint_are_refused(folder, tmp_path, capsys):
+    out = tmp_path / "r"
+    (out / "samples").mkdir(parents=True)
+    (out / "losses.json").write_text("[1.0]")
+    (out / "samples" / "step-0000100.png").write_bytes(b"an old preview")
+    code, text, err = run(train_args(folder, out, "--steps", "1"), capsys)
+    assert code == 2 and "losses.json, 1 file in samples/" in err and "steps of batch" not in text
+    assert (out / "losses.json").read_text() == "[1.0]" and not (out / ".lock").exists()
+
+
+def test_images_of_another_run_are_not_mixed_in(run_dir, tmp_path, capsys):
+    out = tmp_path / "s"
+    common = ["--checkpoint", run_dir / "checkpoint.safetensors", "--steps-each", "1", "--device", "cpu", "--out", out]
+    assert run(["sample", "--n", "3", *common], capsys)[0] == 0
+    before = digest(out / "grid.png")
+    for argv in (["sample", "--n", "1", *common], ["pegasus", "--seeds", "1", "2", "--n", "1", *common]):
+        code, _, err = run(argv, capsys)
+        assert code == 2 and "grid.png, 3 files in images/" in err and "--overwrite" in err, err
+    assert digest(out / "grid.png") == before
+    code, text, _ = run(["sample", "--n", "1", *common, "--overwrite"], capsys)
+    assert code == 0 and "removed the earlier run's grid.png, 3 files in images/" in text
+    assert [p.name for p in (out / "images").iterdir()] == ["seed-000.png"]
+
+
+EMPTY_PATHS = [["train", "--out", ""], ["sample", "--out", " "], ["pegasus", "--out", ""],
+               ["train-classifier", "--out", ""], ["export", "a.safetensors", ""],
+               ["train", "--data-root", "", "--out", "r"], ["sample", "--checkpoint", "", "--out", "s"]]
+
+
+@pytest.mark.parametrize("argv", EMPTY_PATHS, ids=[" ".join(a) for a in EMPTY_PATHS])
+def test_an_empty_path_is_refused(argv, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(argv, capsys)
+    assert code == 2 and "is empty (" in err and "give a path" in err
+    assert not any(tmp_path.iterdir()), "an empty path wrote into the current folder"
+
+
+def test_a_folder_another_command_writes_is_refused_and_a_stale_lock_is_taken_over(folder, run_dir, tmp_path, capsys):
+    out = tmp_path / "r"
+    out.mkdir()
+    lock = out / ".lock"
+    lock.write_text(f"{os.getppid()} {socket.gethostname()}")  # a process that is alive holds it
+    export = ["export", run_dir / "checkpoint.safetensors", out / "e.safetensors"]
+    for argv in (train_args(folder, out, "--steps", "1"), export):
+        code, _, err = run(argv, capsys)
+        assert code == 2 and "in use by another pegasus-course command" in err and f"pid {os.getppid()}" in err
+    assert lock.is_file() and sorted(p.name for p in out.iterdir()) == [".lock"]
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    lock.write_text(f"{gone.pid} {socket.gethostname()}")  # left by a command that was killed
+    code, text, _ = run(train_args(folder, out, "--steps", "1"), capsys)
+    assert code == 0 and f"removed a stale lock {lock} (pid {gone.pid} is no longer running)" in text
+    assert not lock.exists() and load_checkpoint(out / "checkpoint.safetensors").step == 1
+
+
+# ---------------------------------------------------------------- stopping keeps the work
+
+
+def test_sigterm_during_a_preview_stops_between_levels_with_a_checkpoint_and_the_resume_line(folder, tmp_path):
+    out = tmp_path / "run"
+    # The preview after step 1 samples 16 images over 10,000 noise levels: minutes, unless stopped between levels.
+    argv = train_args(folder, out, "--steps", "4", "--sample-every", "1", "--num-scales", "10000")
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "pegasus_course.cli", *argv], cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        for line in proc.stdout:
+            if "steps of batch" in line:  # training starts now
+                break
+        time.sleep(3)  # step 1, then its preview
+        proc.send_signal(signal.SIGTERM)
+        text, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    assert "interrupted at step 1" in text and f"--out {out} --resume" in text and "Traceback" not in err
+    assert load_checkpoint(out / "checkpoint.safetensors").step == 1
+    assert not (out / "samples").exists() and not (out / ".lock").exists()  # the preview stopped, the lock went
+
+
+def test_sigterm_outside_training_is_one_line_and_exit_143(run_dir, tmp_path, capsys, monkeypatch):
+    from pegasus_course import generate
+
+    def terminated(*a, **k):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises before this ends
+        raise AssertionError("SIGTERM was not handled")
+
+    monkeypatch.setattr(generate, "sample_seeds", terminated)
+    before = signal.getsignal(signal.SIGTERM)
+    argv = ["sample", "--checkpoint", run_dir / "checkpoint.safetensors", "--n", "1", "--out", tmp_path / "s"]
+    code, _, err = run(argv, capsys)
+    assert code == 143 and "interrupted (SIGTERM)" in err and not (tmp_path / "s" / ".lock").exists()
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler is the command's only
+
+
+def test_checkpoint_every_is_honoured_as_given(folder, tmp_path, capsys, monkeypatch):
+    from pegasus_course import training
+
+    saved = []
+    real = training.save_train_state
+
+    def recording(state, *a, **k):
+        saved.append(state.step)
+        return real(state, *a, **k)
+
+    monkeypatch.setattr(training, "save_train_state", recording)
+    code, _, _ = run(train_args(folder, tmp_path / "r", "--steps", "10", "--checkpoint-every", "3"), capsys)
+    assert code == 0 and saved == [3, 6, 9, 10]  # every 3 steps as asked (not every host sync), then the last step
+
+
+# ---------------------------------------------------------------- no picture silently wrong
+
+
+def _broken_copy(run_dir, tmp_path, tensors=None, **meta_changes):
+    ck = load_checkpoint(run_dir / "checkpoint.safetensors")
+    meta = {k: v for k, v in ck.meta.items() if k != "format"}
+    for key, value in meta_changes.items():
+        meta[key] = {**meta[key], **value} if key == "model_config" and isinstance(value, dict) else value
+    path = tmp_path / "broken.safetensors"
+    save_checkpoint(tensors or ck.tensors, meta, path)
+    return path
+
+
+@pytest.mark.parametrize("kind,message", [("nan", "are not finite"), ("int32", "are not floating point")])
+def test_weights_that_are_not_finite_or_not_float_are_refused(run_dir, tmp_path, capsys, kind, message):
+    tensors = dict(load_checkpoint(run_dir / "checkpoint.safetensors").tensors)
+    name = "ema.conv_out.weight"
+    tensors[name] = (torch.full_like(tensors[name], float("nan")) if kind == "nan"
+                     else (tensors[name] * 100).to(torch.int32))  # NaN wrote black images, int32 truncated ones
+    path = _broken_copy(run_dir, tmp_path, tensors)
+    for argv in (["sample", "--n", "1"], ["pegasus", "--seeds", "1", "2", "--n", "1"]):
+        code, _, err = run([*argv, "--checkpoint", path, "--out", tmp_path / argv[0]], capsys)
+        assert code == 2 and message in err and "conv_out.weight" in err and "Traceback" not in err
+        assert not list((tmp_path / argv[0]).rglob("*.png"))
+
+
+PEGASUS_ENDS = [(["--seeds", "1", "2", "--ends", "guidance"], "--ends choose the ends with --auto"),
+                (["--seeds", "1", "2", "--pairs", "3"], "--pairs choose the ends with --auto"),
+                (["--seeds", "1", "2", "--candidates", "8"], "--candidates choose the ends"),
+                (["--auto", "--ends", "random", "--candidates", "8"], "--candidates applies to --ends selection only")]
+
+
+@pytest.mark.parametrize("extra,message", PEGASUS_ENDS, ids=[" ".join(e) for e, _ in PEGASUS_ENDS])
+def test_pegasus_end_options_that_would_be_ignored_are_refused(run_dir, tmp_path, capsys, extra, message):
+    code, _, err = run(["pegasus", "--checkpoint", run_dir / "checkpoint.safetensors", *extra, "--n", "1",
+                        "--out", tmp_path / "p"], capsys)
+    assert code == 2 and message in err and not (tmp_path / "p" / "rows.png").exists()
+
+
+def test_pegasus_pairs_makes_that_many_rows(run_dir, tmp_path, capsys):
+    code, text, _ = run(["pegasus", "--checkpoint", run_dir / "checkpoint.safetensors", "--auto", "--ends", "random",
+                         "--pairs", "3", "--n", "1", "--steps-each", "1", "--out", tmp_path / "p"], capsys)
+    assert code == 0 and "3 seeded random pairs" in text
+    assert len(list((tmp_path / "p" / "images").glob("pegasus-k*.png"))) == 3
+
+
+def test_grey_sixteen_bit_and_transparent_images_decode_to_the_right_colours(tmp_path, capsys):
+    from PIL import Image
+
+    root = make_image_folder(tmp_path / "d", classes=("horse", "bird"), per_class=2)
+    bird = root / "train" / "bird"
+    Image.fromarray(np.full((32, 32), 30000, np.uint16)).save(bird / "g16.png")  # 16-bit grey: was all white
+    Image.fromarray(np.full((32, 32), 100, np.uint8)).save(bird / "grey.png")
+    rgba = np.zeros((32, 32, 4), np.uint8)
+    rgba[..., 0], rgba[:16, :, 3] = 255, 255  # red, opaque in the top half, transparent below
+    Image.fromarray(rgba).save(bird / "rgba.png")
+    ds = data.load_dataset("folder", root, classes=("bird",), train=False)  # 0000, 0001, g16, grey, rgba
+    assert ds.images[2].unique().tolist() == [117]  # round(30000 / 257): 16 bits to 8
+    assert ds.images[3].unique().tolist() == [100]
+    assert ds.images[4][:, 0, 0].tolist() == [255, 0, 0] and ds.images[4][:, 31, 0].tolist() == [255, 255, 255]
+    assert len(ds.notes) == 1 and all(part in ds.notes[0] for part in (
+        "1 16-bit grey image (scaled to 8 bits)", "1 grey image", "1 transparent image (composited on white)"))
+    assert data.load_dataset("folder", root, classes=("bird",)).notes == ds.notes  # the cache keeps the note
+    code, text, _ = run(train_args(root, tmp_path / "r", "--steps", "1"), capsys)
+    assert code == 0 and text.count("note: converted to 8-bit RGB") == 1
+    assert text.index("converted to 8-bit RGB") < text.index("steps of batch")
+
+
+def test_mixed_sizes_are_refused_with_the_sizes_found_or_resized_with_a_note(tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    root = make_image_folder(tmp_path / "d", classes=("horse", "bird"), per_class=4)
+    Image.fromarray(np.zeros((512, 512, 3), np.uint8)).save(root / "train" / "bird" / "big.png")
+    decoded = []
+    real = data._to_rgb
+    monkeypatch.setattr(data, "_to_rgb", lambda im: decoded.append(im.size) or real(im))
+    argv = ["train", "--dataset", "folder", "--data-root", root, "--profile", "ci", "--out", tmp_path / "r"]
+    code, _, err = run(argv, capsys)
+    sizes = "several sizes: 32x32 (8 images, e.g. horse/0000.png), 512x512 (1 image, e.g. bird/big.png)"
+    assert code == 2 and sizes in err
+    assert "--image-size 32, 48 or 64" in err and set(decoded) == {(32, 32)}  # the 512 px image was never decoded
+    code, text, _ = run(train_args(root, tmp_path / "r2", "--steps", "1", "--image-size", "32"), capsys)
+    assert code == 0 and "note: resized 1 of 9 images" in text and "9 images 32x32" in text
+    assert load_checkpoint(tmp_path / "r2" / "checkpoint.safetensors").meta["data"]["image_size"] == 32
+
+
+@pytest.mark.parametrize("size,message", [((40, 30), "are 40x30 (2 images, e.g. horse/0000.png) (not square)"),
+                                          ((96, 96), "the course trains squares of 32, 48 or 64 px")])
+def test_a_folder_of_odd_sizes_is_refused_or_cropped_and_resized(tmp_path, size, message):
+    from PIL import Image
+
+    root = tmp_path / "d"
+    (root / "train" / "horse").mkdir(parents=True)
+    for i in range(2):
+        image = np.full((size[1], size[0], 3), 50 * i, np.uint8)  # (H, W, 3)
+        Image.fromarray(image).save(root / "train" / "horse" / f"{i:04d}.png")
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        data.load_dataset("folder", root, classes=("horse",))
+    ds = data.load_dataset("folder", root, classes=("horse",), image_size=48, train=False)
+    assert ds.images.shape == (2, 3, 48, 48) and ds.images[1].unique().tolist() == [50]
+    assert "resized 2 of 2" in ds.notes[-1]
+
+
+def test_the_image_cache_notices_an_image_replaced_in_place(tmp_path):
+    from PIL import Image
+
+    root = make_image_folder(tmp_path / "d", classes=("horse",), per_class=2)
+    first = data.load_dataset("folder", root, classes=("horse",), train=False)
+    folder_stamp = (root / "train" / "horse").stat().st_mtime_ns
+    Image.fromarray(np.full((32, 32, 3), 7, np.uint8)).save(root / "train" / "horse" / "0000.png")  # same name, count
+    os.utime(root / "train" / "horse", ns=(folder_stamp, folder_stamp))  # and the folder's time as before
+    again = data.load_dataset("folder", root, classes=("horse",), train=False)
+    assert again.images[0].unique().tolist() == [7] and torch.equal(again.images[1], first.images[1])
+
+
+def test_train_classifier_refuses_a_batch_it_would_not_use_and_a_non_finite_loss(folder, tmp_path, capsys, monkeypatch):
+    from pegasus_course import classifier
+
+    out = tmp_path / "c.safetensors"
+    argv = ["train-classifier", "--dataset", "folder", "--data-root", folder, "--profile", "ci", "--steps", "2",
+            "--no-progress", "--out", out]
+    code, _, err = run(argv + ["--batch-size", "64"], capsys)
+    assert code == 2 and "--batch-size 64 is more than the 16 training images" in err and not out.exists()
+    monkeypatch.setattr(classifier, "noisy_classification_loss",
+                        lambda *a, **k: torch.tensor(float("nan"), requires_grad=True))
+    code, _, err = run(argv + ["--batch-size", "4"], capsys)
+    assert code == 3 and "loss became nan at step 1" in err and not out.exists()
+
+
+# ---------------------------------------------------------------- one clear line, never a traceback
+
+MALFORMED = [({"model_config": {"base_channels": -4}}, "base_channels must be a positive whole number, got -4"),
+             ({"model_config": {"base_channels": "wide"}}, "base_channels must be a positive whole number, got 'wide'"),
+             ({"model_config": {"widht": 8}}, "unknown key(s) ['widht']"),
+             ({"model_config": "64 channels"}, "model_config must be a mapping"),
+             ({"step": "abc"}, "step must be a whole number"), ({"step": 3.5}, "step must be a whole number"),
+             ({"format_version": "x"}, "format_version must be a whole number"),
+             ({"schedule": [50, 0.01, 3]}, "schedule must be a mapping"),
+             ({"schedule": {"sigma_max": "big", "sigma_min": 0.01, "num_scales": 3}}, "schedule.sigma_max must be"),
+             ({"legs": "three"}, "legs must be a list")]
+
+
+@pytest.mark.parametrize("change,message", MALFORMED, ids=[str(c) for c, _ in MALFORMED])
+def test_malformed_checkpoint_metadata_is_one_line(folder, run_dir, tmp_path, capsys, change, message):
+    path = _broken_copy(run_dir, tmp_path, **change)
+    for argv in (["sample", "--checkpoint", path, "--n", "1", "--out", tmp_path / "s"],
+                 train_args(folder, tmp_path / "r", "--steps", "3", "--resume", path)):
+        code, _, err = run(argv, capsys)
+        assert code == 2 and "malformed" in err and message in err and "Traceback" not in err, err
+
+
+def test_a_classifier_where_a_score_model_is_expected_and_the_reverse(folder, run_dir, tmp_path, capsys):
+    from pegasus_course.classifier import ClassifierConfig, NoisyClassifier, save_classifier
+
+    clf = save_classifier(NoisyClassifier(ClassifierConfig(image_size=32, base_channels=8)),
+                          tmp_path / "clf.safetensors")
+    ck = run_dir / "checkpoint.safetensors"
+    cases = [(["sample", "--checkpoint", clf, "--n", "1"], "It is a classifier: give it where a classifier is asked"),
+             (["sample", "--checkpoint", ck, "--class", "horse", "--classifier", ck, "--n", "1"],
+              "is not a classifier checkpoint (it is a score network's: give it as --checkpoint)"),
+             (["pegasus", "--checkpoint", ck, "--ends", "guidance", "--classifier", ck, "--pairs", "1", "--n", "1"],
+              "is not a classifier checkpoint (it is a score network's: give it as --checkpoint)"),
+             (["export", clf, tmp_path / "e.safetensors"], "is a classifier checkpoint: export keeps"),
+             (train_args(folder, tmp_path / "r", "--steps", "3", "--resume", clf),
+              "is not a score network's checkpoint")]
+    for i, (argv, message) in enumerate(cases):
+        if argv[0] in ("sample", "pegasus"):
+            argv = [*argv, "--out", tmp_path / f"o{i}"]
+        code, _, err = run(argv, capsys)
+        assert code == 2 and message in err and "Traceback" not in err, (argv, err)
+
+
+def test_a_full_disk_while_writing_keeps_the_last_checkpoint(folder, run_dir, tmp_path, capsys, monkeypatch):
+    import safetensors.torch
+
+    out = copy_run(run_dir, tmp_path)
+    before = digest(out / "checkpoint.safetensors")
+
+    def full(*a, **k):  # what safetensors raises when the disk fills (its own error type, not an OSError)
+        raise Exception("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full)
+    args = train_args(folder, out, "--steps", "4", "--resume", "--checkpoint-every", "1")
+    args[args.index("--num-scales"):args.index("--num-scales") + 2] = []
+    code, text, err = run(args, capsys)
+    assert code == 2 and "No space left on device while writing" in err and "is kept" in err, err
+    assert "could not write the decoded-image cache" in text  # the cache could not be written either: training went on
+    assert digest(out / "checkpoint.safetensors") == before and not list(out.glob(".*.tmp"))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs resource limits (POSIX)")
+def test_a_file_size_limit_while_writing_is_one_line(run_dir, tmp_path):
+    import resource
+
+    def limit():  # 50 kB: the float16 export is about 200 kB
+        resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, 50_000))
+
+    res = subprocess.run([sys.executable, "-m", "pegasus_course.cli", "export", str(run_dir / "checkpoint.safetensors"),
+                          str(tmp_path / "e.safetensors")], cwd=REPO, capture_output=True, text=True, preexec_fn=limit)
+    assert res.returncode == 2 and "File too large while writing" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr and not list(tmp_path.iterdir())
+
+
+def test_an_unwritable_cache_is_skipped_and_training_goes_on(folder, tmp_path, capsys, monkeypatch):
+    blocker = tmp_path / "cache-is-a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("PEGASUS_CACHE", str(blocker))
+    code, text, _ = run(train_args(folder, tmp_path / "r", "--steps", "1"), capsys)
+    assert code == 0 and "could not write the decoded-image cache" in text
+    assert load_checkpoint(tmp_path / "r" / "checkpoint.safetensors").step == 1
+
+
+def test_a_folder_in_place_of_the_checkpoint_file_is_refused(folder, tmp_path, capsys):
+    out = tmp_path / "r"
+    (out / "checkpoint.safetensors").mkdir(parents=True)
+    code, text, err = run(train_args(folder, out, "--steps", "1"), capsys)
+    assert code == 2 and "is a folder, not a checkpoint file" in err and "steps of batch" not in text
+
+
+# ---------------------------------------------------------------- the package's public functions refuse bad input
+
+
+def _tiny_model():
+    from pegasus_course.nn import ScoreUNet, ScoreUNetConfig
+
+    return ScoreUNet(ScoreUNetConfig.for_image_size(32, 8, num_res_blocks=1, attn_heads=2, attn_dim_head=8))
+
+
+def _tiny_classifier():
+    from pegasus_course.classifier import ClassifierConfig, NoisyClassifier
+
+    return NoisyClassifier(ClassifierConfig(image_size=32, base_channels=8))
+
+
+def _library_cases():
+    from pegasus_course import classifier, evaluation, generate, interpolation, losses, sampling, sigmas, training
+    from pegasus_course.nn import ScoreUNetConfig
+
+    levels = torch.tensor([1.0, 0.5])
+    flat = lambda x, s: x.flatten(1).sum(1)  # noqa: E731 - one value per example: not a score
+    return [
+        ("dsm_loss: a score of another shape", lambda: losses.dsm_loss(flat, torch.randn(4, 3), levels),
+         ValueError, r"score_fn returned \(4,\) for an input of shape \(4, 3\)"),
+        ("sliced_score_matching_loss: a score of another shape",
+         lambda: losses.sliced_score_matching_loss(lambda x, s: x[:, :1], torch.randn(4, 3), levels),
+         ValueError, "score_fn returned"),
+        ("annealed_langevin: a score of another shape",
+         lambda: sampling.annealed_langevin(lambda x, s: x[:1], (2, 3), levels, 1, 0.1, progress=False),
+         ValueError, r"score_fn returned \(1, 3\)"),
+        ("langevin_step_size: ascending", lambda: sigmas.langevin_step_size(torch.tensor([0.1, 1.0]), 5),
+         ValueError, "largest first"),
+        ("langevin_step_size: NaN", lambda: sigmas.langevin_step_size(torch.tensor([1.0, float("nan")]), 5),
+         ValueError, "positive and finite"),
+        ("step_sizes: a negative level", lambda: sigmas.step_sizes(torch.tensor([1.0, -0.1]), 1e-5),
+         ValueError, "positive and finite"),
+        ("num_noise_scales: reversed", lambda: sigmas.num_noise_scales(0.01, 50.0, 3072),
+         ValueError, "sigma_max > sigma_min"),
+        ("geometric_sigmas: beyond float32", lambda: sigmas.geometric_sigmas(1e39, 0.01, 3), ValueError, "float32"),
+        ("mix_weights: k NaN", lambda: interpolation.mix_weights(float("nan"), 15), ValueError, r"0..n \+ 1"),
+        ("mix_noise: tapes of two shapes", lambda: interpolation.mix_noise(torch.zeros(2, 3), torch.zeros(1, 3), 1, 3),
+         ValueError, "one shape"),
+        ("ScoreUNetConfig: width 0", lambda: ScoreUNetConfig(base_channels=0), ValueError, "base_channels must be"),
+        ("ScoreUNetConfig: heads -2", lambda: ScoreUNetConfig(attn_heads=-2), ValueError, "attn_heads must be"),
+        ("ScoreUNetConfig: unknown key", lambda: ScoreUNetConfig.from_dict({**ScoreUNetConfig().to_dict(), "widht": 3}),
+         ValueError, "unknown key"),
+        ("TrainConfig: ema_decay 1", lambda: training.TrainConfig(steps=1, ema_decay=1.0), ValueError, "ema_decay"),
+        ("TrainConfig: grad_clip -1", lambda: training.TrainConfig(steps=1, grad_clip=-1.0), ValueError, "grad_clip"),
+        ("TrainConfig: steps 0", lambda: training.TrainConfig(steps=0), ValueError, "steps must be at least 1"),
+        ("TrainConfig: batch 0", lambda: training.TrainConfig(steps=1, batch_size=0), ValueError, "batch_size"),
+        ("ImageDataset: labels of another length",
+         lambda: data.ImageDataset(torch.zeros(3, 3, 8, 8, dtype=torch.uint8), torch.zeros(2, dtype=torch.long), ("a",),
+                                   False), ValueError, "do not match"),
+        ("accuracy: labels of another length",
+         lambda: classifier.accuracy(_tiny_classifier(), torch.rand(3, 3, 32, 32), torch.tensor([0, 1])),
+         ValueError, "do not match"),
+        ("train_classifier: labels of another length",
+         lambda: classifier.train_classifier(_tiny_classifier(), torch.zeros(4, 3, 32, 32, dtype=torch.uint8),
+                                             torch.zeros(3, dtype=torch.long), levels, steps=1, batch_size=2),
+         ValueError, "do not match"),
+        ("generate: no seeds", lambda: generate.generate(_tiny_model(), [], generate.Schedule(5.0, 0.5, 3, 1)),
+         ValueError, "no seeds given"),
+        ("predict_proba: an empty batch",
+         lambda: classifier.predict_proba(_tiny_classifier(), torch.rand(0, 3, 32, 32)),
+         ValueError, "the batch is empty"),
+        ("frechet_distance: NaN features",
+         lambda: evaluation.frechet_distance(torch.full((4, 3), float("nan")), torch.rand(4, 3)),
+         ValueError, "features contain NaN"),
+        ("train: 0-255 floats", lambda: training.train(_tiny_model(), torch.rand(8, 3, 32, 32) * 255, levels,
+                                                       training.TrainConfig(steps=1, batch_size=4), progress=False),
+         TypeError, "expected uint8 images"),
+        ("colour_stats: 0-255 floats", lambda: evaluation.colour_stats(torch.rand(2, 3, 8, 8) * 255),
+         ValueError, r"expected images in \[0, 1\]"),
+        ("SeededNoise: a seed beyond int64", lambda: sampling.SeededNoise([2**63]), ValueError, r"2\^63 - 1"),
+    ]
+
+
+LIBRARY = _library_cases()
+
+
+@pytest.mark.parametrize("what,call,error,message", LIBRARY, ids=[case[0] for case in LIBRARY])
+def test_public_functions_refuse_what_the_probe_found_them_to_accept(what, call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_the_same_public_functions_accept_good_input():
+    """The refusals above are not blanket ones: the good version of each input passes (hand-worked values)."""
+    from pegasus_course import evaluation, interpolation, losses, sigmas
+
+    assert losses.dsm_loss(lambda x, s: -x, torch.zeros(4, 3), torch.tensor([1.0])).item() == pytest.approx(0.0)
+    assert torch.allclose(sigmas.step_sizes(torch.tensor([2.0, 1.0]), 0.5), torch.tensor([2.0, 0.5]))
+    c, s = interpolation.mix_weights(8, 15)
+    assert float(c) == pytest.approx(2**-0.5) and float(s) == pytest.approx(2**-0.5)
+    same = torch.eye(3).repeat(2, 1)
+    assert evaluation.frechet_distance(same, same) == pytest.approx(0, abs=1e-9)
+    stats = evaluation.colour_stats(torch.full((1, 3, 2, 2), 255, dtype=torch.uint8))
+    assert stats["mean"] == [1.0, 1.0, 1.0]
+

@@ -1,4 +1,4 @@
-"""The ``pegasus-course`` command: train, sample, pegasus, export, train-classifier.
+"""The ``pegasus-course`` command: train, sample, pegasus, export, train-classifier, schedule, doctor.
 
 One module per subcommand (``add_parser`` and ``run``); ``common`` holds the option types, the checks and the
 loading they share, and ``main`` turns every error a command line can meet into one line that says what to do.
@@ -9,15 +9,19 @@ default and an example.
 from __future__ import annotations
 
 import argparse
+import errno
+import os
+import signal
 import sys
+import threading
 
-from . import export, pegasus, sample, train, train_classifier
-from .common import UsageError, is_out_of_memory
+from . import doctor, export, pegasus, sample, schedule, train, train_classifier
+from .common import Terminated, UsageError, check_path_options, is_out_of_memory
 
 __all__ = ["COMMANDS", "UsageError", "build_parser", "main"]
 
 COMMANDS = {"train": train, "sample": sample, "pegasus": pegasus, "export": export,
-            "train-classifier": train_classifier}
+            "train-classifier": train_classifier, "schedule": schedule, "doctor": doctor}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,12 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; every error the command line can meet ends in one line that says what to do."""
     args = build_parser().parse_args(argv)
+    previous = None
+    if threading.current_thread() is threading.main_thread():  # SIGTERM (kill, a scheduler) stops like Ctrl-C
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
+        check_path_options(args)
         return args.func(args)
-    except KeyboardInterrupt:
-        print("interrupted (Ctrl-C): nothing more was written; `train` keeps its last checkpoint and continues with "
-              "--resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        name, code = ("SIGTERM", 143) if isinstance(exc, Terminated) else ("Ctrl-C", 130)
+        print(f"interrupted ({name}): nothing more was written; `train` keeps its last checkpoint and continues "
+              "with --resume", file=sys.stderr)
+        return code
     except FloatingPointError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
@@ -54,7 +63,25 @@ def main(argv: list[str] | None = None) -> int:
                   "(sample), or use --device cpu", file=sys.stderr)
             return 4
         raise
+    except BrokenPipeError:  # `pegasus-course schedule --json | head`: the reader has gone, which is no error
+        try:  # point stdout at nothing, so the interpreter's last flush does not complain either
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 0
     except OSError as exc:  # permissions, a full disk, a path that is not a folder
+        if exc.errno in (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", -1)):
+            print(f"error: {exc.strerror} while writing {exc.filename or 'a file'}: free some space (or raise the "
+                  "file-size limit, `ulimit -f`) and run again; what was written before, such as the last "
+                  "checkpoint, is kept (continue a training run with --resume)", file=sys.stderr)
+            return 2
         print(f"error: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''} ({exc.__class__.__name__}); "
               "check the paths given to --out, --data-root and --checkpoint", file=sys.stderr)
         return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum, frame):
+    raise Terminated()

@@ -4,8 +4,11 @@ the device, the data source and loading a score model or classifier."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
+import socket
+import time
 from pathlib import Path
 
 import torch
@@ -38,8 +41,15 @@ def positive_int(text: str) -> int:
     return _number(text, int, "a whole number", lambda v: v > 0, "a positive whole number (at least 1)")
 
 
+MAX_SEED = 2**63 - 1  # seeds are int64
+
+
 def non_negative_int(text: str) -> int:
-    return _number(text, int, "a whole number", lambda v: v >= 0, "a whole number of 0 or more")
+    """A seed: a whole number from 0 to 2^63 - 1."""
+    value = _number(text, int, "a whole number", lambda v: v >= 0, "a whole number of 0 or more")
+    if value > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{text} is beyond 2^63 - 1 = {MAX_SEED}, the largest seed (seeds are int64)")
+    return value
 
 
 def positive_float(text: str) -> float:
@@ -58,32 +68,55 @@ def ema_rate(text: str) -> float:
     return _number(text, float, "a number", lambda v: 0 <= v < 1, "in [0, 1) (0.999 is the paper's EMA rate)")
 
 
+MAX_NUM_SCALES = 10_000  # the paper uses 232 (CIFAR-10); every level costs T network evaluations per sample
+
+
 def num_scales(text: str) -> int:
-    return _number(text, int, "a whole number", lambda v: v >= 2, "at least 2 (L noise levels)")
+    return _number(text, int, "a whole number", lambda v: 2 <= v <= MAX_NUM_SCALES,
+                   f"at least 2 and at most {MAX_NUM_SCALES} (L noise levels; the paper uses 232)")
+
+
+def sigma_level(text: str) -> float:
+    """A noise level that float32 training and sampling can hold (``sigmas.SIGMA_RANGE``: sigma^2 must fit)."""
+    from ..sigmas import SIGMA_RANGE
+
+    lo, hi = SIGMA_RANGE
+    return _number(text, float, "a number", lambda v: math.isfinite(v) and lo <= v <= hi,
+                   f"a noise level from {lo:g} to {hi:g} (float32 would overflow or underflow beyond; the paper "
+                   "uses 50 and 0.01)")
 
 
 def device_name(text: str) -> str:
-    """cpu, cuda or cuda:N; says what to do when CUDA is asked for but absent (checked when parsed)."""
-    name = text.strip().lower()
-    if name == "gpu":
-        name = "cuda"
+    """cpu, cuda, cuda:N or mps (gpu: the GPU present); says what to do when the device is absent (checked
+    when parsed, by :func:`pegasus_course.device.parse_device`)."""
+    from ..device import parse_device
+
     try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a device: use cpu or cuda (cuda:N for the N-th GPU)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise argparse.ArgumentTypeError(
-            f"{text} asked for, but CUDA is not available here (torch {torch.__version__}): use --device cpu, or "
-            "leave --device out to use the best device present")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise argparse.ArgumentTypeError(f"{text}: this machine has {torch.cuda.device_count()} GPU(s)")
-    if dev.type not in ("cpu", "cuda"):
-        raise argparse.ArgumentTypeError(f"{text}: the course runs on cpu or cuda")
+        return str(parse_device(text, where=""))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+DEVICE_HELP = "cpu, cuda (cuda:N) or mps (default: PEGASUS_DEVICE, else cuda, then mps, then cpu)"
+
+
+def precision_name(text: str) -> str:
+    """auto, bf16, fp16 or fp32 (what --precision accepts)."""
+    from ..device import PRECISIONS
+
+    name = text.strip().lower()
+    if name not in PRECISIONS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a precision: use one of {', '.join(PRECISIONS)} (auto: bf16 "
+                                         "on GPUs that have it, fp16 on older CUDA GPUs, fp32 on the CPU and mps)")
     return name
 
 
 class UsageError(ValueError):
     """A command line that cannot be run as given; the message names the option to change."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C's KeyboardInterrupt (the command exits with 143)."""
 
 
 def check_out_dir(path: Path, option: str = "--out") -> Path:
@@ -113,7 +146,10 @@ def check_out_file(path: Path, option: str = "--out") -> Path:
 
 
 def resolve_device(name: str | None) -> torch.device:
-    return torch.device(name if name is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+    """--device when given, else PEGASUS_DEVICE, else CUDA, then MPS, then the CPU."""
+    from ..device import choose_device
+
+    return choose_device(name)
 
 
 def data_source(args) -> tuple[str, str]:
@@ -137,8 +173,10 @@ def load_score(args):
     if path is None:
         raise FileNotFoundError("No checkpoint given and no shipped checkpoint in this checkout: pass --checkpoint "
                                 "(train one with `pegasus-course train`).")
-    model, ckpt = load_score_model(path, use_ema=not getattr(args, "live", False), device=resolve_device(args.device))
-    return model, ckpt, Path(path)
+    from ..device import place_model
+
+    model, ckpt = load_score_model(path, use_ema=not getattr(args, "live", False), device="cpu")
+    return place_model(model, resolve_device(args.device)), ckpt, Path(path)
 
 
 def load_classifier_for(args, model):
@@ -148,7 +186,10 @@ def load_classifier_for(args, model):
     if not Path(path).exists():
         raise UsageError(f"No classifier at {path}: train one with `pegasus-course train-classifier --out {path}`, "
                          "or leave --classifier out to use the shipped one.")
-    clf, _ = load_classifier(path, device=next(model.parameters()).device)
+    from ..device import place_model
+
+    clf, _ = load_classifier(path, device="cpu")
+    clf = place_model(clf, next(model.parameters()).device)
     if clf.config.image_size != model.config.image_size:
         raise ValueError(f"The classifier {path} sees {clf.config.image_size}px images, the score model makes "
                          f"{model.config.image_size}px ones: train a classifier for this size.")
@@ -159,3 +200,159 @@ def is_out_of_memory(exc: BaseException) -> bool:
     oom = getattr(torch, "OutOfMemoryError", None)
     return (oom is not None and isinstance(exc, oom)) or (
         isinstance(exc, RuntimeError) and ("out of memory" in str(exc) or "can't allocate memory" in str(exc)))
+
+
+# ---------------------------------------------------------------- no run replaced without consent
+
+PATH_OPTIONS = ("out", "checkpoint", "classifier", "data_root", "resume", "resume_shards")
+
+
+def check_path_options(args) -> None:
+    """An empty path option would quietly mean the current folder (or the default data): refuse it."""
+    for name in PATH_OPTIONS:
+        value = getattr(args, name, None)
+        if isinstance(value, str) and not value.strip():
+            positional = getattr(args, "command", "") == "export" and name in ("out", "checkpoint")
+            option = {"out": "the output file", "checkpoint": "the checkpoint"}[name] if positional else (
+                "--" + name.replace("_", "-"))
+            raise UsageError(f"{option} is empty ({value!r}): give a path (an empty one would mean the current "
+                             "folder or the default).")
+
+
+LOCK_NAME = ".lock"
+
+
+def _lock_holder(lock: Path) -> tuple[int, str] | None:
+    try:
+        pid, host = lock.read_text().split()[:2]
+        return int(pid), host
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _clear_stale_lock(lock: Path, folder: Path, option: str) -> None:
+    """Raise UsageError while a live command holds ``lock``; remove it, with a note, when it is stale."""
+    held = f"{option} {folder} is in use by another pegasus-course command"
+    fix = f"wait for it to end, or choose another {option}. If no command is writing there, delete {lock}."
+    holder = _lock_holder(lock)
+    if holder is None:
+        try:
+            age = time.time() - lock.stat().st_mtime
+        except FileNotFoundError:
+            return  # released meanwhile
+        if age < 10:  # created this instant, its pid not written yet
+            raise UsageError(f"{held}: {fix}")
+        reason = "it names no process"
+    else:
+        pid, host = holder
+        if host != socket.gethostname() or (pid != os.getpid() and _alive(pid)):
+            raise UsageError(f"{held} (pid {pid} on {host}): {fix}")
+        reason = f"pid {pid} is no longer running"
+    print(f"note: removed a stale lock {lock} ({reason})")
+    lock.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path, option: str = "--out"):
+    """Hold ``folder/.lock`` (made with O_EXCL, holding the pid and host) while a command writes into ``folder``,
+    so a second command writing there at the same time is refused. A lock whose process is gone (killed before
+    it could remove it) is stale and taken over with a note; the lock is removed when the command ends."""
+    folder = Path(folder)
+    lock = folder / LOCK_NAME
+    me = f"{os.getpid()} {socket.gethostname()}"
+    for _ in range(3):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            _clear_stale_lock(lock, folder, option)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(me)
+        break
+    else:
+        raise UsageError(f"could not lock {option} {folder} ({lock} keeps coming back): choose another {option}.")
+    try:
+        yield lock
+    finally:
+        with contextlib.suppress(OSError):
+            if lock.read_text() == me:
+                lock.unlink()
+
+
+# What `sample` and `pegasus` write into --out: another run's images there are refused, or removed with --overwrite,
+# so a folder never mixes the images of two runs.
+IMAGE_OUTPUTS = ("grid.png", "rows.png", "pegasus.png", "candidates.png", "images/seed-*.png",
+                 "images/pegasus-k*-*.png")
+
+
+def earlier_outputs(folder: Path, patterns: tuple[str, ...]) -> list[Path]:
+    """The files under ``folder`` that match ``patterns`` (glob patterns relative to it): what an earlier run of
+    a command left there."""
+    folder = Path(folder)
+    return sorted({p for pattern in patterns for p in folder.glob(pattern) if p.is_file()})
+
+
+def describe_files(folder: Path, files: list[Path]) -> str:
+    """'checkpoint.safetensors, losses.json, 3 files in samples/': the files, by name or counted per subfolder."""
+    names, per_dir = [], {}
+    for f in files:
+        rel = f.relative_to(folder)
+        if len(rel.parts) == 1:
+            names.append(rel.name)
+        else:
+            per_dir[rel.parts[0]] = per_dir.get(rel.parts[0], 0) + 1
+    names += [f"{n} file{'s' if n > 1 else ''} in {d}/" for d, n in per_dir.items()]
+    return ", ".join(names)
+
+
+def refuse_or_clear(folder: Path, files: list[Path], overwrite: bool, option: str = "--out",
+                    what: str = "an earlier run's files") -> list[Path]:
+    """Outputs of an earlier run in ``folder``: refused without ``--overwrite`` (a UsageError naming them);
+    with it, returned so that the caller removes them (:func:`remove_files`) once its own checks have passed."""
+    if files and not overwrite:
+        raise UsageError(f"{option} {folder} holds {what}: {describe_files(folder, files)}. Add --overwrite to "
+                         f"remove them first (nothing of that run remains), or choose another {option}.")
+    return files
+
+
+def checkpoint_kind(path: Path) -> str:
+    """'a score network's checkpoint (step 2000)', 'a classifier', ... read from the header only."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception:  # noqa: BLE001 - not a safetensors file: still a file we would replace
+        return "a file"
+    if meta.get("kind") == '"noise-conditional-classifier"':
+        return "a classifier checkpoint"
+    if "model_config" in meta:
+        return f"a score network's checkpoint (step {meta.get('step', '?')})"
+    return "a checkpoint"
+
+
+def refuse_existing_file(path: Path, overwrite: bool, option: str = "--out") -> None:
+    """A command that writes one file does not replace one that is there without ``--overwrite``."""
+    path = Path(path)
+    if path.is_file() and not overwrite:
+        raise UsageError(f"{option} {path} already exists ({checkpoint_kind(path)}): add --overwrite to replace it, or "
+                         "give another file name.")
+
+
+def remove_files(folder: Path, files: list[Path], say=print) -> None:
+    """Remove an earlier run's files (``--overwrite``) and say which, so that nothing of it remains."""
+    if not files:
+        return
+    for f in files:
+        f.unlink(missing_ok=True)
+    say(f"--overwrite: removed the earlier run's {describe_files(folder, files)} from {folder}")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from .common import HelpFormatter, UsageError, check_out_dir, check_out_file, positive_float
+from .common import checkpoint_kind, folder_lock, refuse_existing_file
 
 
 def add_parser(sub):
@@ -20,20 +22,39 @@ def add_parser(sub):
                    help="also write live (float32) and EMA (float16) weights as shards of at most "
                    "--max-shard-mib each into DIR, enough for `train --resume DIR` (Adam restarts)")
     p.add_argument("--max-shard-mib", type=positive_float, default=15.0, help="largest shard size in MiB")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output file (and the shards of another checkpoint in --resume-shards)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from ..training import export_ema
-
+    """Check the paths (no file replaced without --overwrite), then export with the output folders locked."""
     src, dst = Path(args.checkpoint), Path(args.out)
     if dst.exists() and src.exists() and dst.resolve() == src.resolve():
         raise UsageError(f"export would write over its input {src}: give another output file.")
     if args.resume_shards and Path(args.resume_shards).resolve() in (src.resolve(), dst.resolve()):
         raise UsageError(f"--resume-shards {args.resume_shards} is the input or the output: give another folder.")
     check_out_file(dst, "the output")
+    refuse_existing_file(dst, args.overwrite, "the output")
     if args.resume_shards:
-        check_out_dir(Path(args.resume_shards), "--resume-shards")
+        shards = check_out_dir(Path(args.resume_shards), "--resume-shards")
+        if any(shards.glob("part-*.safetensors")) and not args.overwrite:
+            raise UsageError(f"--resume-shards {shards} already holds the shards of a checkpoint: add --overwrite to "
+                             "replace them (the old ones are removed once the new ones are written), or choose "
+                             "another folder.")
+    if src.is_file() and checkpoint_kind(src) == "a classifier checkpoint":
+        raise UsageError(f"{src} is a classifier checkpoint: export keeps the weights of a score network's training "
+                         "checkpoint (written by `pegasus-course train`).")
+    with contextlib.ExitStack() as locks:
+        locks.enter_context(folder_lock(dst.parent, "the folder of the output"))
+        if args.resume_shards and Path(args.resume_shards).resolve() != dst.parent.resolve():
+            locks.enter_context(folder_lock(Path(args.resume_shards), "--resume-shards"))
+        return _export(args)
+
+
+def _export(args) -> int:
+    from ..training import export_ema
+
     out = export_ema(args.checkpoint, args.out, weights=args.weights)
     print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB, {args.weights.upper() if args.weights == 'ema' else 'live'} "
           "weights in float16)")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .common import (HelpFormatter, UsageError, check_out_dir, device_name, finite_float, load_classifier_for,
-                     load_score, non_negative_int, num_scales, positive_int, value_or)
+from .common import (DEVICE_HELP, HelpFormatter, UsageError, check_out_dir, device_name, finite_float,
+                     load_classifier_for, load_score, non_negative_int, num_scales, positive_int, value_or)
+from .common import IMAGE_OUTPUTS, earlier_outputs, folder_lock, refuse_or_clear, remove_files
 
 
 def add_parser(sub):
@@ -24,7 +25,7 @@ def add_parser(sub):
                    "confident horse and bird; `guidance` asks for a horse and a bird with classifier guidance; "
                    "`random` takes seeded random pairs (may be horse-horse). Default: selection when a classifier "
                    "is available, else random")
-    p.add_argument("--pairs", type=positive_int, default=4, help="rows to make with --auto")
+    p.add_argument("--pairs", type=positive_int, default=None, help="rows to make with --auto (default: 4)")
     p.add_argument("--candidates", type=positive_int, default=None, help="samples to choose from with --ends selection "
                    "(default: 4 per row, at least 8)")
     p.add_argument("--classifier", default=None, help="noise-conditional classifier checkpoint (default: the shipped one)")
@@ -33,8 +34,10 @@ def add_parser(sub):
     p.add_argument("--n", type=positive_int, default=15, help="N of eq. 4: each row has N + 2 images")
     p.add_argument("--steps-each", type=positive_int, default=5, help="T, Langevin steps per noise level")
     p.add_argument("--num-scales", type=num_scales, default=None, help="use a coarser schedule of L levels (default: trained)")
-    p.add_argument("--device", type=device_name, default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--device", type=device_name, default=None, help=DEVICE_HELP)
     p.add_argument("--out", default="outputs/pegasus", help="output folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the images of an earlier pegasus or sample run in --out (removed, and listed)")
     p.set_defaults(func=run)
 
 
@@ -52,6 +55,9 @@ def _choose_ends(args, model, schedule):
             print("no classifier checkpoint, so the ends are random pairs (train one with "
                   "`pegasus-course train-classifier` to guarantee a horse and a bird)")
     seeds = [(args.seed + 2 * i, args.seed + 2 * i + 1) for i in range(args.pairs)]
+    if args.candidates is not None and ends != "selection":
+        raise UsageError(f"--candidates applies to --ends selection only; the ends here are chosen by {ends}"
+                         f"{' (no classifier checkpoint)' if args.ends is None else ''}: drop --candidates.")
     if ends == "random":
         return (seeds, None, f"--ends random: {len(seeds)} seeded random pairs (ends may be horse-horse or bird-bird)",
                 None)
@@ -73,15 +79,31 @@ def _choose_ends(args, model, schedule):
 
 
 def run(args) -> int:
-    from ..generate import pegasus_k, pegasus_rows, schedule_from_meta
-    from ..plotting import save_grid, save_images
-
+    """Check the options that choose the ends, refuse another run's images in --out without --overwrite, and
+    make the rows with --out locked."""
     if args.seeds and args.seeds[0] == args.seeds[1]:
         raise UsageError(f"--seeds {args.seeds[0]} {args.seeds[1]}: the two ends must be different samples (eq. 4 "
                          "mixes two independent noise tapes); pick two different seeds.")
+    unused = [f for f, v in (("--ends", args.ends), ("--pairs", args.pairs), ("--candidates", args.candidates))
+              if v is not None]
+    if args.seeds and unused:
+        raise UsageError(f"{' and '.join(unused)} choose the ends with --auto; with --seeds the one row goes from "
+                         f"seed {args.seeds[0]} to seed {args.seeds[1]}: drop {' and '.join(unused)}, or --seeds.")
+    args.pairs = value_or(args.pairs, 4)
     out = check_out_dir(Path(args.out))
+    stale = refuse_or_clear(out, earlier_outputs(out, IMAGE_OUTPUTS), args.overwrite,
+                            what="the images of an earlier run")
+    with folder_lock(out):
+        return _run(args, out, stale)
+
+
+def _run(args, out: Path, stale: list[Path]) -> int:
+    from ..generate import pegasus_k, pegasus_rows, schedule_from_meta
+    from ..plotting import save_grid, save_images
+
     model, ckpt, path = load_score(args)
     schedule = schedule_from_meta(ckpt.meta, args.steps_each, args.num_scales)
+    remove_files(out, stale)
     guidance, candidates = None, None
     if args.seeds:
         pairs = [tuple(args.seeds)]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .common import (HelpFormatter, check_out_dir, device_name, finite_float, load_classifier_for, load_score,
+from .common import (DEVICE_HELP, HelpFormatter, check_out_dir, device_name, finite_float, load_classifier_for, load_score,
                      non_negative_int, num_scales, positive_int)
+from .common import IMAGE_OUTPUTS, MAX_SEED, UsageError, earlier_outputs, folder_lock, refuse_or_clear, remove_files
 
 
 def add_parser(sub):
@@ -26,16 +27,28 @@ def add_parser(sub):
                    help="ask for this class (horse or bird) with classifier guidance")
     p.add_argument("--classifier", default=None, help="noise-conditional classifier checkpoint (default: the shipped one)")
     p.add_argument("--guidance-scale", type=finite_float, default=3.0, help="classifier guidance scale for --class")
-    p.add_argument("--device", type=device_name, default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--device", type=device_name, default=None, help=DEVICE_HELP)
     p.add_argument("--out", default="outputs/samples", help="output folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the images of an earlier sample or pegasus run in --out (removed, and listed)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    """Refuse another run's images in --out without --overwrite; sample with --out locked."""
+    if args.seed + args.n - 1 > MAX_SEED:
+        raise UsageError(f"--seed {args.seed} with --n {args.n} goes beyond 2^63 - 1, the largest seed: lower --seed.")
+    out = check_out_dir(Path(args.out))
+    stale = refuse_or_clear(out, earlier_outputs(out, IMAGE_OUTPUTS), args.overwrite,
+                            what="the images of an earlier run")
+    with folder_lock(out):
+        return _run(args, out, stale)
+
+
+def _run(args, out: Path, stale: list[Path]) -> int:
     from ..generate import generate, schedule_from_meta
     from ..plotting import save_grid, save_images
 
-    out = check_out_dir(Path(args.out))
     model, ckpt, path = load_score(args)
     schedule = schedule_from_meta(ckpt.meta, args.steps_each, args.num_scales)
     print(f"sampling {args.n} images from {path} (step {ckpt.step}) on {next(model.parameters()).device}: "
@@ -52,7 +65,8 @@ def run(args) -> int:
     imgs = generate(model, range(args.seed, args.seed + args.n), schedule, denoise=not args.no_denoise,
                     guidance=guidance, classes=classes)
     print(f"{args.n} samples took {time.perf_counter() - t0:.1f} s")
+    remove_files(out, stale)
     grid = save_grid(imgs, out / "grid.png", nrow=min(8, args.n))
-    files = save_images(imgs, out / "images", prefix="seed")
+    files = save_images(imgs, out / "images", prefix="seed", numbers=range(args.seed, args.seed + args.n))
     print(f"wrote {grid} and {len(files)} images in {out / 'images'}")
     return 0

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import torch
 
-from .common import (HelpFormatter, UsageError, check_out_file, data_source, device_name, non_negative_int,
+from .common import (DEVICE_HELP, HelpFormatter, UsageError, check_out_file, data_source, device_name, non_negative_int,
                      positive_float, positive_int, resolve_device, value_or)
+from .common import folder_lock, refuse_existing_file, sigma_level
 
 
 def add_parser(sub):
@@ -29,19 +30,29 @@ def add_parser(sub):
     p.add_argument("--clean", action="store_true", help="train on clean images only (sigma = sigma_min)")
     p.add_argument("--profile", default=None, help="gpu | cpu | ci (default: PEGASUS_PROFILE or by device)")
     p.add_argument("--steps", type=positive_int, default=None, help="optimisation steps (default: the profile's)")
-    p.add_argument("--batch-size", type=positive_int, default=128, help="batch size")
+    p.add_argument("--batch-size", type=positive_int, default=None,
+                   help="batch size (default: 128, or every training image when there are fewer)")
     p.add_argument("--lr", type=positive_float, default=2e-3, help="Adam learning rate (cosine-decayed to 0)")
     p.add_argument("--base-channels", type=positive_int, default=None, help="width (default: the profile's)")
-    p.add_argument("--sigma-max", type=positive_float, default=None, help="largest noise level (default: the profile's, 50)")
-    p.add_argument("--sigma-min", type=positive_float, default=None, help="smallest noise level (default: the profile's, 0.01)")
+    p.add_argument("--sigma-max", type=sigma_level, default=None, help="largest noise level (default: the profile's, 50)")
+    p.add_argument("--sigma-min", type=sigma_level, default=None, help="smallest noise level (default: the profile's, 0.01)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the weights, data order and noise")
-    p.add_argument("--device", type=device_name, default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--device", type=device_name, default=None, help=DEVICE_HELP)
     p.add_argument("--out", default="runs/classifier/classifier.safetensors", help="checkpoint file to write")
+    p.add_argument("--overwrite", action="store_true", help="replace the file at --out if there is one")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    """Refuse to replace an existing file without --overwrite; train with --out's folder locked."""
+    out_path = check_out_file(Path(args.out))
+    refuse_existing_file(out_path, args.overwrite)
+    with folder_lock(out_path.parent, "the folder of --out"):
+        return _run(args)
+
+
+def _run(args) -> int:
     from .. import data as data_mod
     from ..classifier import save_classifier
     from ..profiles import get_profile
@@ -64,6 +75,10 @@ def run(args) -> int:
         ds = data_mod.balanced_subset(ds, max(1, profile.max_train_images // len(classes)))
     for line in data_mod.class_balance_notes(ds):
         print(line)
+    batch_size = value_or(args.batch_size, min(128, len(ds)))
+    if batch_size > len(ds):
+        raise UsageError(f"--batch-size {batch_size} is more than the {len(ds)} training images, so no batch could be "
+                         f"that size: lower --batch-size to {len(ds)} or less.")
     test = None
     test_split = "test" if args.dataset != "stl10" else None
     if test_split is not None:  # checked before training, so a missing class does not waste the run
@@ -86,7 +101,7 @@ def run(args) -> int:
               else geometric_sigmas(sigma_max, sigma_min, profile.num_scales))
     model, result = fit_classifier(ds, sigmas, test=test, clean=args.clean,
                                    base_channels=value_or(args.base_channels, profile.classifier_base_channels),
-                                   steps=value_or(args.steps, profile.classifier_steps), batch_size=args.batch_size,
+                                   steps=value_or(args.steps, profile.classifier_steps), batch_size=batch_size,
                                    lr=args.lr, seed=args.seed, device=device, progress=not args.no_progress)
     meta = classifier_meta(profile, result, sigmas, ds, args.dataset)
     path = save_classifier(model, out_path, meta)
