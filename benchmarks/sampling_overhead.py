@@ -6,6 +6,8 @@ generator-driven noise and for the per-sample seeded noise that the pegasus
 interpolation replays. Overhead = sampler time / forward time - 1. On CUDA it also times the sampler with the network
 replayed as a CUDA graph (what `generate` and the pegasus rows use there), checks that the graphed
 run gives the eager run's images (bf16 tolerance), and prints 64 samples' wall time both ways.
+The network runs in --precision: by default the one training picks on the device (bf16 on compute
+capability 8.0+, fp16 on older CUDA GPUs, fp32 on the CPU and mps); the course samples in fp32.
 
     python benchmarks/sampling_overhead.py           # batch 64 at 32x32, full schedule
     python benchmarks/sampling_overhead.py --quick   # CPU: short schedule, small model
@@ -18,6 +20,7 @@ import time
 
 import torch
 
+from pegasus_course.device import choose_device, training_precision
 from pegasus_course.generate import model_score_fn
 from pegasus_course.nn import ScoreUNet, ScoreUNetConfig
 from pegasus_course.profiles import get_profile
@@ -29,6 +32,8 @@ from pegasus_course.sigmas import geometric_sigmas, langevin_step_size
 def _sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize()
+    elif device.type == "mps":
+        torch.mps.synchronize()
 
 
 @torch.no_grad()
@@ -39,15 +44,19 @@ def main() -> None:
     ap.add_argument("--num-scales", type=int, default=None)
     ap.add_argument("--steps-each", type=int, default=None)
     ap.add_argument("--base-channels", type=int, default=None)
+    ap.add_argument("--device", default=None, help="cpu, cuda or mps (default: the course's choice)")
+    ap.add_argument("--precision", choices=("auto", "bf16", "fp16", "fp32"), default="auto",
+                    help="auto: the precision training uses on the device")
     args = ap.parse_args()
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = choose_device(args.device)
+    precision = training_precision(device).name if args.precision == "auto" else args.precision
     prof = get_profile("cpu" if args.quick else "gpu")
     L = args.num_scales or (10 if args.quick else 232)
     T = args.steps_each or (1 if args.quick else 5)
     config = ScoreUNetConfig.for_image_size(32, args.base_channels or prof.base_channels,
                                             num_res_blocks=prof.num_res_blocks)
     model = ScoreUNet(config).to(device).eval()
-    score_fn = model_score_fn(model, autocast_bf16=True)
+    score_fn = model_score_fn(model, precision=precision)
     sigmas = geometric_sigmas(50.0, 0.01, L)
     eps = langevin_step_size(sigmas, T)
     shape = (args.batch, 3, 32, 32)
@@ -63,8 +72,8 @@ def main() -> None:
         score_fn(x, sig[min(i // T, L - 1)].expand(args.batch))
     _sync(device)
     bare = time.perf_counter() - t0
-    name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
-    print(f"device: {name}; batch {args.batch} at 32x32, base {config.base_channels}, L={L}, T={T}: "
+    name = torch.cuda.get_device_name() if device.type == "cuda" else device.type.upper()
+    print(f"device: {name}, {precision}; batch {args.batch} at 32x32, base {config.base_channels}, L={L}, T={T}: "
           f"{evals} network evaluations")
     print(f"| noise source | bare forwards s | sampler s | overhead |")
     print("|---|---|---|---|")

@@ -1,9 +1,11 @@
 """Training throughput of the score U-Net: images/second, peak memory, FLOPs, share of peak.
 
 For the default 32, 48 and 64 pixel configurations at the paper's batch sizes (128 for
-32x32, 64 for STL-10 sizes), on whatever device is present: float32 vs bf16 autocast
-(CUDA only), eager vs torch.compile. Runs the course's own training loop on random
-images. Prints a table; figures go to benchmarks/RESULTS.md by hand, with the device named.
+32x32, 64 for STL-10 sizes), on the device the course would use (``pegasus_course.device``:
+PEGASUS_DEVICE or --device, else cuda, mps, cpu): float32 vs the precision training chooses there
+(bf16 on compute capability 8.0+, fp16 with a gradient scaler on older CUDA GPUs), eager vs
+torch.compile. Runs the course's own training loop on random images. Prints a table; figures go to
+benchmarks/RESULTS.md by hand, with the device named.
 
     python benchmarks/train_throughput.py            # full
     python benchmarks/train_throughput.py --quick    # CPU: one size, a few steps (< 2 minutes)
@@ -18,6 +20,7 @@ import time
 
 import torch
 
+from pegasus_course.device import choose_device, describe, training_precision
 from pegasus_course.nn import ScoreUNet, ScoreUNetConfig, count_parameters
 from pegasus_course.profiles import get_profile
 from pegasus_course.sigmas import geometric_sigmas
@@ -45,15 +48,15 @@ def train_flops_per_image(config: ScoreUNetConfig, device: torch.device) -> floa
     return counter.get_total_flops() / 2
 
 
-def run(config: ScoreUNetConfig, batch: int, device: torch.device, bf16: bool, compiled: bool, warmup: int,
+def run(config: ScoreUNetConfig, batch: int, device: torch.device, precision: str, compiled: bool, warmup: int,
         steps: int, mode: str = "default") -> tuple[float, float]:
-    """(images/second, peak memory in MiB) of the course's training loop."""
+    """(images/second, peak memory in MiB) of the course's training loop in ``precision`` (bf16, fp16, fp32)."""
     torch.manual_seed(0)
     model = ScoreUNet(config).to(device)
     n = batch * (warmup + steps)
     images = torch.randint(0, 256, (n, 3, config.image_size, config.image_size), dtype=torch.uint8)
     sigmas = geometric_sigmas(50.0, 0.01, 232)
-    cfg = TrainConfig(steps=warmup, batch_size=batch, bf16=bf16, compile=compiled, compile_mode=mode,
+    cfg = TrainConfig(steps=warmup, batch_size=batch, precision=precision, compile=compiled, compile_mode=mode,
                       log_every=max(warmup, 1), channels_last=False)
     state = new_state(model, cfg)
     state = train(model, images, sigmas, cfg, state=state, progress=False)
@@ -61,8 +64,8 @@ def run(config: ScoreUNetConfig, batch: int, device: torch.device, bf16: bool, c
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    cfg2 = TrainConfig(steps=warmup + steps, batch_size=batch, bf16=bf16, compile=compiled, compile_mode=mode,
-                       log_every=steps)
+    cfg2 = TrainConfig(steps=warmup + steps, batch_size=batch, precision=precision, compile=compiled,
+                       compile_mode=mode, log_every=steps)
     train(model, images, sigmas, cfg2, state=state, progress=False)
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -83,17 +86,21 @@ def main() -> None:
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows")
     ap.add_argument("--batches", type=int, nargs="+", default=None,
                     help="batch sizes to sweep at 32x32 (default: 128; on CUDA 128 256 512 1024)")
+    ap.add_argument("--device", default=None, help="cpu, cuda or mps (default: the course's choice)")
     args = ap.parse_args()
 
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = choose_device(args.device)
     cuda = device.type == "cuda"
+    auto = training_precision(device)  # what `pegasus-course train` uses here
     prof = get_profile("gpu")
     sizes = args.sizes or ([32] if args.quick else [32, 48, 64])
     steps = args.steps or (2 if args.quick else (30 if cuda else 3))
     warmup = args.warmup or (1 if args.quick else (10 if cuda else 1))
-    name = torch.cuda.get_device_name() if cuda else f"CPU {platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"
+    name = torch.cuda.get_device_name() if cuda else (
+        "Apple GPU (mps)" if device.type == "mps" else
+        f"CPU {platform.processor() or platform.machine()} x{torch.get_num_threads()} threads")
     peak = peak_tflops(name) if cuda else None
-    print(f"device: {name}; torch {torch.__version__}")
+    print(f"device: {name}; torch {torch.__version__}; {describe(device, auto)} ({auto.reason})")
     header = f"| size | batch | params | GFLOP/img (train) | precision | mode | images/s | peak MiB | TFLOP/s |"
     if peak:
         header += " % of bf16 peak |"
@@ -105,15 +112,15 @@ def main() -> None:
                                                 num_res_blocks=args.num_res_blocks or prof.num_res_blocks)
         flops = train_flops_per_image(config, device)
         params = count_parameters(ScoreUNet(config))
-        settings = [("fp32", False, False, "default")]
-        if cuda:
-            settings += [("bf16", True, False, "default")]
+        settings = [("fp32", False, "default")]
+        if auto.name != "fp32":
+            settings += [(auto.name, False, "default")]
         if not args.no_compile and not args.quick:
-            settings += [("bf16" if cuda else "fp32", cuda, True, "default")]
+            settings += [(auto.name, True, "default")]
             if cuda:  # torch.compile's CUDA-graph mode: the step's kernels replayed in one launch
-                settings += [("bf16", True, True, "reduce-overhead")]
-        for precision, bf16, compiled, mode in settings:
-            ips, mem = run(config, batch, device, bf16, compiled, warmup, steps, mode)
+                settings += [(auto.name, True, "reduce-overhead")]
+        for precision, compiled, mode in settings:
+            ips, mem = run(config, batch, device, precision, compiled, warmup, steps, mode)
             tflops = ips * flops / 1e12
             label = "eager" if not compiled else ("compiled" if mode == "default" else "graphed (reduce-overhead)")
             row = (f"| {size} | {batch} | {params / 1e6:.2f} M | {flops / 1e9:.2f} | {precision} | "

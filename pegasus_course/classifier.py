@@ -59,6 +59,16 @@ class ClassifierConfig:
         object.__setattr__(self, "channel_mults", tuple(int(m) for m in self.channel_mults))
         if len(self.class_names) < 2:
             raise ValueError(f"A classifier needs at least two classes, got {self.class_names}.")
+        for name in ("image_size", "in_channels", "base_channels", "emb_dim", "fourier_dim"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"ClassifierConfig: {name} must be a positive whole number, got {v!r}.")
+        if not self.channel_mults or min(self.channel_mults) < 1:
+            raise ValueError(f"ClassifierConfig: channel_mults must be positive whole numbers, got {self.channel_mults}.")
+        for name in ("fourier_scale", "sigma_data"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
+                raise ValueError(f"ClassifierConfig: {name} must be a positive finite number, got {v!r}.")
         levels = len(self.channel_mults)
         if self.image_size % (2 ** (levels + 1)) != 0:
             raise ValueError(f"image_size={self.image_size} is not divisible by 2^{levels + 1}: {levels} poolings "
@@ -155,6 +165,9 @@ def sigma_vector(sigma: float | torch.Tensor, batch: int, device: torch.device |
 def noisy_classification_loss(model: tnn.Module, x: torch.Tensor, labels: torch.Tensor, sigmas: torch.Tensor,
                               generator: torch.Generator | None = None) -> torch.Tensor:
     """Cross-entropy of the labels given x + sigma z, one sigma drawn uniformly from ``sigmas`` per image."""
+    from .checks import check_labels
+
+    labels = check_labels(labels, x.shape[0], "noisy_classification_loss")
     idx = torch.randint(0, sigmas.numel(), (x.shape[0],), device=x.device, generator=generator)
     sigma = sigmas.to(x.device)[idx]
     z = torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)
@@ -186,11 +199,17 @@ def train_classifier(model: tnn.Module, images: torch.Tensor, labels: torch.Tens
 
     if images.dtype != torch.uint8 or images.ndim != 4:
         raise ValueError(f"images must be uint8 (N, 3, H, W), got {images.dtype} {tuple(images.shape)}.")
-    if labels.shape != (images.shape[0],):
-        raise ValueError(f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}.")
+    from .checks import check_labels, check_positive_int, check_sigmas
+
+    labels = check_labels(labels, images.shape[0], "train_classifier")
+    check_sigmas(sigmas, "train_classifier")
+    steps = check_positive_int(steps, "train_classifier: steps")
+    if check_positive_int(batch_size, "train_classifier: batch_size") > images.shape[0]:
+        raise ValueError(f"train_classifier: a batch of {batch_size} needs at least as many images, and there are "
+                         f"{images.shape[0]}: lower the batch size (--batch-size) to {images.shape[0]} or less.")
     device = next(model.parameters()).device
     data, targets, sigmas = images.to(device), labels.long().to(device), torch.as_tensor(sigmas).float().to(device)
-    batches = EpochBatches(data.shape[0], min(batch_size, data.shape[0]), seed)
+    batches = EpochBatches(data.shape[0], batch_size, seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 0.5 * (1 + math.cos(math.pi * min(t / steps, 1.0))))
     gen = make_generator(seed, device)
@@ -200,7 +219,7 @@ def train_classifier(model: tnn.Module, images: torch.Tensor, labels: torch.Tens
     bar = tqdm(range(steps), desc="classifier", unit="step", disable=progress_disabled(progress), dynamic_ncols=True)
     for step in bar:
         idx = batches(step).to(device)
-        gen.manual_seed(seed * 1_000_003 + step)
+        gen.manual_seed((seed * 1_000_003 + step) % 2**64)
         x = data[idx].float().div_(255.0)
         flips = (torch.rand(idx.numel(), device=device, generator=gen) < 0.5)[:, None, None, None]
         x = torch.where(flips, x.flip(-1), x)
@@ -210,6 +229,9 @@ def train_classifier(model: tnn.Module, images: torch.Tensor, labels: torch.Tens
         opt.step()
         sched.step()
         run.losses.append(loss.item())
+        if not math.isfinite(run.losses[-1]):
+            raise FloatingPointError(f"The classifier's loss became {run.losses[-1]} at step {step + 1}: training "
+                                     "stopped and nothing was written. Lower --lr.")
         if step % 25 == 0:
             bar.set_postfix(loss=f"{sum(run.losses[-25:]) / len(run.losses[-25:]):.3f}")
     run.seconds = time.perf_counter() - t0
@@ -250,6 +272,9 @@ def clean_sigma(model: tnn.Module) -> float:
 def accuracy(model: tnn.Module, images: torch.Tensor, labels: torch.Tensor, sigma: float = 0.0,
              generator: torch.Generator | None = None) -> float:
     """Share of images classified correctly after adding N(0, sigma^2) noise (sigma 0: clean)."""
+    from .checks import check_labels
+
+    labels = check_labels(labels, images.shape[0], "accuracy")
     x = as_float_images(images)
     if sigma > 0:
         x = x + sigma * torch.randn(x.shape, generator=generator)
@@ -396,9 +421,10 @@ def load_classifier(path: str | os.PathLike | None = None, device: str | torch.d
 
     ckpt = load_checkpoint(DEFAULT_CLASSIFIER if path is None else path)
     if ckpt.meta.get("kind") != KIND:
+        what = " (it is a score network's: give it as --checkpoint)" if "model_config" in ckpt.meta else ""
         raise CheckpointError(
-            f"{ckpt.path} is not a classifier checkpoint (it looks like a score network's). Train one with "
-            "`pegasus-course train-classifier`."
+            f"{ckpt.path} is not a classifier checkpoint{what}. Give a classifier written by "
+            "`pegasus-course train-classifier`, or leave --classifier out to use the shipped one."
         )
     model = NoisyClassifier(ClassifierConfig.from_dict(ckpt.meta["classifier_config"]))
     load_weights(model, ckpt.part("classifier"), ckpt.path)

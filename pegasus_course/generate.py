@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -39,11 +39,22 @@ def schedule_from_meta(meta: dict, n_steps_each: int = 5, num_scales: int | None
                     int(num_scales if num_scales is not None else s.get("num_scales", 232)), n_steps_each)
 
 
-def model_score_fn(model: torch.nn.Module, autocast_bf16: bool = False):
-    """Wrap a network as a score_fn(x, sigma) -> float32 score (bf16 autocast on CUDA if asked)."""
+def model_score_fn(model: torch.nn.Module, autocast_bf16: bool = False, precision: str | None = None):
+    """Wrap a network as a score_fn(x, sigma) -> float32 score.
+
+    Float32 unless asked: ``precision`` "bf16" or "fp16" autocasts on the input's device (checked by
+    :func:`pegasus_course.device.sampling_precision`: no emulated bf16 on GPUs without it);
+    ``autocast_bf16=True`` is the older spelling of bf16 on CUDA.
+    """
+    from .device import autocast, sampling_precision
+
+    chosen = {}
 
     def score_fn(x, sigma):
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast_bf16 and x.device.type == "cuda"):
+        if x.device.type not in chosen:
+            asked = precision or ("bf16" if autocast_bf16 and x.device.type == "cuda" else None)
+            chosen[x.device.type] = sampling_precision(x.device, asked)
+        with autocast(x.device.type, chosen[x.device.type]):
             return model(x, sigma).float()
 
     return score_fn
@@ -51,15 +62,28 @@ def model_score_fn(model: torch.nn.Module, autocast_bf16: bool = False):
 
 @dataclass(frozen=True)
 class Guidance:
-    """Classifier guidance for sampling: add ``scale`` * grad log p(class | x, sigma) to the score."""
+    """Classifier guidance for sampling: add ``scale`` * grad log p(class | x, sigma) to the score.
+
+    ``guided_score``, when given, computes the guided score instead of the package: a function
+    ``(score_fn, classifier, x, sigma, y, scale) -> score`` with one class index per image in ``y``, such
+    as notebook 07's exercise. It is called under ``torch.no_grad()``, as every score function of a sampler.
+    """
 
     classifier: torch.nn.Module
     scale: float = 3.0
+    guided_score: Callable | None = None
 
     def score_fn(self, score_fn, targets):
         from .classifier import guided_score_fn
 
-        return guided_score_fn(score_fn, self.classifier, targets, self.scale)
+        if self.guided_score is None:
+            return guided_score_fn(score_fn, self.classifier, targets, self.scale)
+        y = torch.as_tensor(targets)
+        if y.ndim != 1:
+            raise ValueError("Guidance(guided_score=...) takes one class index per image; the mixed targets of a "
+                             "guided pegasus row need the package's guidance (guided_score=None).")
+        fn, classifier, scale = self.guided_score, self.classifier, float(self.scale)
+        return lambda x, sigma: fn(score_fn, classifier, x, sigma, y.to(x.device), scale)
 
     def index(self, name: str) -> int:
         from .classifier import class_index

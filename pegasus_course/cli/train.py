@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import time
 from pathlib import Path
 
 import torch
 
-from .common import (HelpFormatter, CKPT_NAME, UsageError, check_out_dir, data_source, ema_rate, non_negative_int,
-                     num_scales, positive_float, positive_int, value_or)
+from .common import (DEVICE_HELP, HelpFormatter, CKPT_NAME, UsageError, check_out_dir, data_source, device_name,
+                     ema_rate, non_negative_int, num_scales, positive_float, positive_int, precision_name, value_or)
+from .common import earlier_outputs, folder_lock, refuse_or_clear, remove_files, sigma_level
 
 
 def add_parser(sub):
@@ -39,19 +42,30 @@ def add_parser(sub):
     p.add_argument("--base-channels", type=positive_int, default=None, help="U-Net width (default: the profile's)")
     p.add_argument("--num-res-blocks", type=positive_int, default=None, help="ResBlocks per level (default: the profile's)")
     p.add_argument("--num-scales", type=num_scales, default=None, help="L, noise levels (default: the profile's)")
-    p.add_argument("--sigma-max", type=positive_float, default=None, help="sigma_1 (default: the profile's, 50)")
-    p.add_argument("--sigma-min", type=positive_float, default=None, help="sigma_L (default: the profile's, 0.01)")
+    p.add_argument("--sigma-max", type=sigma_level, default=None, help="sigma_1 (default: the profile's, 50)")
+    p.add_argument("--sigma-min", type=sigma_level, default=None, help="sigma_L (default: the profile's, 0.01)")
+    p.add_argument("--schedule", choices=["profile", "data"], default="profile",
+                   help="profile: the profile's sigma_1 and L (the paper's 50 and 232 for CIFAR-10); data: sigma_1 "
+                   "and L computed from the training images (NCSNv2 techniques 1 and 2, as `pegasus-course schedule` "
+                   "prints them), written to the checkpoint")
     p.add_argument("--out", default="runs/train", help="output folder (checkpoint, losses, sample grids)")
     p.add_argument("--resume", nargs="?", const="auto", default=None,
                    help="continue from a checkpoint (no value: OUT/checkpoint.safetensors)")
     p.add_argument("--overwrite", action="store_true",
-                   help="start from scratch in an --out that already holds a checkpoint (replaced at the first new one)")
+                   help="start from scratch in an --out that holds another run: its checkpoint, losses.json, "
+                   "colour.json and sample grids are removed (and listed) just before training starts")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the initial weights, data order and noise")
     p.add_argument("--compile", action="store_true", help="torch.compile the network")
     p.add_argument("--compile-mode", choices=("default", "reduce-overhead", "max-autotune"), default="default",
                    help="torch.compile mode with --compile: reduce-overhead replays the step's kernels as CUDA graphs")
     p.add_argument("--channels-last", action="store_true", help="use the channels_last memory format")
-    p.add_argument("--no-bf16", action="store_true", help="train in float32 on CUDA instead of bf16 autocast")
+    p.add_argument("--device", type=device_name, default=None, help=DEVICE_HELP + "; torchrun: each process's GPU")
+    prec = p.add_mutually_exclusive_group()
+    prec.add_argument("--precision", type=precision_name, default="auto",
+                      help="auto | bf16 | fp16 | fp32. auto: bf16 autocast on GPUs with native bf16 (compute "
+                      "capability 8.0+), fp16 autocast with a gradient scaler on older CUDA GPUs (T4, V100), "
+                      "fp32 on the CPU and mps")
+    prec.add_argument("--no-bf16", action="store_true", help="the same as --precision fp32")
     p.add_argument("--max-minutes", type=positive_float, default=None,
                    help="stop cleanly with a checkpoint when this much time has passed")
     p.add_argument("--sample-every", type=positive_int, default=None, help="steps between EMA sample grids")
@@ -63,7 +77,7 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
-def _resume_checks(prev, schedule, cfg, say) -> list[dict]:
+def _resume_checks(prev, schedule, cfg, say, precision: str = "") -> list[dict]:
     """Compare a resumed run with its checkpoint: refuse another schedule, note other settings.
 
     Returns the history of legs to store in the new checkpoint (one entry per run that wrote it).
@@ -72,8 +86,8 @@ def _resume_checks(prev, schedule, cfg, say) -> list[dict]:
     if old and {k: old[k] for k in ("sigma_max", "sigma_min", "num_scales")} != schedule.to_dict():
         raise UsageError(
             f"{prev.path} was trained with the schedule {old}, this run asks for {schedule.to_dict()}: a network "
-            "conditioned on other noise levels cannot continue. Drop --sigma-max/--sigma-min/--num-scales (the "
-            "checkpoint's schedule is used when resuming) or start a new run with another --out.")
+            "conditioned on other noise levels cannot continue. Drop --sigma-max/--sigma-min/--num-scales/--schedule "
+            "data (the checkpoint's schedule is used when resuming) or start a new run with another --out.")
     legs = list(prev.meta.get("legs") or [])
     if not legs and "train_config" in prev.meta:  # written before legs were recorded: keep what it knew
         tc = prev.meta["train_config"]
@@ -82,20 +96,50 @@ def _resume_checks(prev, schedule, cfg, say) -> list[dict]:
     last = legs[-1] if legs else {}
     changed = [f"{name} {last.get(name)} -> {getattr(cfg, name)}" for name in ("batch_size", "lr", "seed")
                if name in last and last.get(name) != getattr(cfg, name)]
+    if precision and last.get("precision", precision) != precision:
+        changed.append(f"precision {last['precision']} -> {precision}")
     if changed:
         say(f"note: resuming with other settings than the checkpoint's last leg ({'; '.join(changed)}); recorded in "
             "the checkpoint's history of legs")
     return legs
 
 
+# What a run writes into --out: another run's files there are refused, or removed with --overwrite.
+RUN_OUTPUTS = (CKPT_NAME, "losses.json", "colour.json", "samples/step-*.png")
+
+
+def _data_schedule(args, ds, sigma_min: float, n_steps_each: int, say):
+    """--schedule data: sigma_1, L and eps from the training images (techniques 1, 2, 4), printed before training."""
+    from ..schedule_from_data import data_schedule
+
+    if args.sigma_max is not None or args.num_scales is not None:
+        raise UsageError("--schedule data computes sigma_1 and L from the images: drop --sigma-max/--num-scales, or "
+                         "drop --schedule data to set them yourself.")
+    ds_sched = data_schedule(ds.images, sigma_min=sigma_min, n_steps_each=n_steps_each)
+    bound = "exact" if ds_sched.distance.exact else f"a lower bound; at most {ds_sched.distance.upper:.2f}"
+    say(f"schedule from the {len(ds)} training images (NCSNv2 techniques 1, 2, 4): sigma_1 = {ds_sched.sigma_1:.2f} "
+        f"({bound}), sigma_L = {ds_sched.sigma_L:g}, L = {ds_sched.num_scales} (overlap {ds_sched.overlap:.2f}), "
+        f"eps = {ds_sched.eps:.3g} for T = {ds_sched.n_steps_each}; {ds_sched.evaluations:,} network evaluations "
+        "per sample")
+    return ds_sched
+
+
 def run(args) -> int:
+    """Train with --out locked (rank 0 under torchrun), so a second command writing there is refused."""
+    out = check_out_dir(Path(args.out))
+    with folder_lock(out) if int(os.environ.get("RANK", "0")) == 0 else contextlib.nullcontext():
+        return _run(args)
+
+
+def _run(args) -> int:
     from .. import data as data_mod
     from ..checkpoints import load_checkpoint
     from ..generate import Schedule, generate
     from ..nn import ScoreUNet, ScoreUNetConfig, count_parameters
     from ..plotting import save_grid
     from ..profiles import get_profile
-    from ..training import TrainConfig, TrainingInterrupted, resume_state, setup_distributed, train
+    from ..device import place_model, training_precision
+    from ..training import TrainConfig, TrainingInterrupted, resume_state, setup_distributed, train, train_precision
 
     profile = get_profile(args.profile)
     out = check_out_dir(Path(args.out))
@@ -109,10 +153,24 @@ def run(args) -> int:
         prev = load_checkpoint(src)
     elif ckpt_path.is_file() and not args.overwrite:
         raise UsageError(f"--out {out} already holds a checkpoint ({ckpt_path}). Add --resume to continue it, "
-                         "--overwrite to start again from scratch (it is replaced at the first new checkpoint), or "
-                         "choose another --out.")
-    rank, world, device = setup_distributed()
+                         "--overwrite to start again from scratch (the old run's checkpoint, losses and sample grids "
+                         "are removed first), or choose another --out.")
+    if ckpt_path.exists() and not ckpt_path.is_file():
+        raise UsageError(f"{ckpt_path} is a folder, not a checkpoint file: move it away or choose another --out.")
+    if prev is not None and "model_config" not in prev.meta:
+        raise UsageError(f"--resume {prev.path} is not a score network's checkpoint (kind: "
+                         f"{prev.meta.get('kind', 'unknown')}): resume from a checkpoint written by `train`.")
+    continuing = prev is not None and Path(prev.path).resolve() == ckpt_path.resolve()
+    stale = [] if continuing else refuse_or_clear(
+        out, earlier_outputs(out, RUN_OUTPUTS), args.overwrite,
+        what="another run's files" + (f", not those of --resume {prev.path}" if prev is not None else ""))
+    rank, world, device = setup_distributed(args.device)
     say = print if rank == 0 else (lambda *a, **k: None)
+    asked_precision = "fp32" if args.no_bf16 else args.precision
+    try:  # refused before any data is read
+        training_precision(device, asked_precision)
+    except ValueError as exc:
+        raise UsageError(f"--precision {asked_precision}: {exc}") from None
     if profile.num_threads:
         torch.set_num_threads(profile.num_threads)
     root, split = data_source(args)
@@ -125,9 +183,12 @@ def run(args) -> int:
     size = ds.image_size
     batch = value_or(args.batch_size, 64 if args.dataset == "stl10" and profile.name == "gpu" else profile.batch_size)
     old = (prev.meta.get("schedule") or {}) if prev is not None else {}
-    schedule = Schedule(value_or(args.sigma_max, old.get("sigma_max", profile.sigma_max)),
-                        value_or(args.sigma_min, old.get("sigma_min", profile.sigma_min)),
-                        value_or(args.num_scales, old.get("num_scales", profile.num_scales)), profile.n_steps_each)
+    from_data = _data_schedule(args, ds, value_or(args.sigma_min, old.get("sigma_min", profile.sigma_min)),
+                               profile.n_steps_each, say) if args.schedule == "data" else None
+    schedule = from_data.schedule() if from_data is not None else Schedule(
+        value_or(args.sigma_max, old.get("sigma_max", profile.sigma_max)),
+        value_or(args.sigma_min, old.get("sigma_min", profile.sigma_min)),
+        value_or(args.num_scales, old.get("num_scales", profile.num_scales)), profile.n_steps_each)
     if not schedule.sigma_max > schedule.sigma_min:
         raise UsageError(f"--sigma-max ({schedule.sigma_max:g}) must be above --sigma-min ({schedule.sigma_min:g}).")
     torch.manual_seed(args.seed)
@@ -146,7 +207,8 @@ def run(args) -> int:
     if config.image_size != size:
         raise UsageError(f"The checkpoint's network makes {config.image_size}px images but the data is {size}px: "
                          f"pass --image-size {config.image_size}.")
-    model = ScoreUNet(config).to(device)
+    model = place_model(ScoreUNet(config), device, say=say)
+    device = next(model.parameters()).device
     per_epoch = (len(ds) // world) // batch
     if per_epoch == 0:
         raise UsageError(f"{len(ds)} images cannot fill one batch of {batch}{f' per process ({world})' if world > 1 else ''}: "
@@ -154,27 +216,31 @@ def run(args) -> int:
     steps = args.steps if args.steps is not None else (
         max(1, int(round(args.epochs * per_epoch))) if args.epochs is not None else profile.train_steps)
     cfg = TrainConfig(steps=steps, batch_size=batch, lr=args.lr, ema_decay=args.ema_decay, grad_clip=args.grad_clip,
-                      seed=args.seed, bf16=not args.no_bf16, compile=args.compile, compile_mode=args.compile_mode,
+                      seed=args.seed, precision=asked_precision, compile=args.compile,
+                      compile_mode=args.compile_mode,
                       channels_last=args.channels_last,
                       checkpoint_every=args.checkpoint_every, max_minutes=args.max_minutes,
                       log_every=min(25, max(1, steps // 4)))
+    precision = train_precision(cfg, device)
     state = None
     legs: list[dict] = []
     if prev is not None:
-        legs = _resume_checks(prev, schedule, cfg, say)
+        legs = _resume_checks(prev, schedule, cfg, say, precision.name)
         state = resume_state(prev, model, cfg)
         say(f"resumed from {prev.path} at step {state.step}")
         if state.step >= steps:
             raise UsageError(f"the checkpoint is already at step {state.step} and --steps is {steps}: pass a larger "
                              "--steps (the total to reach, not the steps to add) to continue.")
     legs.append({"start_step": state.step if state is not None else 0, "batch_size": batch, "lr": args.lr,
-                 "seed": args.seed, "world_size": world, "device": str(device.type),
+                 "seed": args.seed, "world_size": world, "device": str(device.type), "precision": precision.name,
                  "profile": profile.name, "compile": args.compile_mode if args.compile else False})
     meta = {"schedule": schedule.to_dict(), "profile": profile.name, "legs": legs,
             "data": {"source": args.dataset, "classes": list(args.classes), "image_size": size,
                      "num_images": len(ds), "split": split}}
-    say(f"{profile.name} profile on {device} (x{world}); {len(ds)} images {size}x{size}; "
-        f"{count_parameters(model):,} parameters; L={schedule.num_scales}; {steps} steps of batch {batch}")
+    if from_data is not None:  # how sigma_1 and L were computed, for `pegasus-course doctor` and the learner
+        meta["data_schedule"] = from_data.to_dict()
+    say(f"{profile.name} profile on {device} (x{world}), {precision.describe()} ({precision.reason}); {len(ds)} images "
+        f"{size}x{size}; {count_parameters(model):,} parameters; L={schedule.num_scales}; {steps} steps of batch {batch}")
     sample_every = value_or(args.sample_every, profile.sample_every)
     preview = schedule  # annealed Langevin needs the full schedule: coarse ones leave the samples noisy
 
@@ -185,14 +251,19 @@ def run(args) -> int:
 
         tracker = ColourTracker(colour_stats(ds.images), colour_probe(preview, range(16)), sample_every)
 
-    def on_step(st):
-        if rank == 0 and sample_every and st.step % sample_every < cfg.log_every and st.step < cfg.steps:
+    previewed = [(state.step if state is not None else 0) // sample_every if sample_every else 0]
+
+    def on_step(st):  # one preview per sample_every steps, at the first host sync past each multiple
+        if rank == 0 and sample_every and st.step // sample_every > previewed[0] and st.step < cfg.steps:
+            previewed[0] = st.step // sample_every
             imgs = generate(st.ema, range(16), preview, progress=False)
             save_grid(imgs, out / "samples" / f"step-{st.step:07d}.png", nrow=8)
         if tracker is not None:
             tracker(st)
             tracker.save(out / "colour.json")
 
+    if rank == 0:
+        remove_files(out, stale, say)
     t0 = time.time()
     try:
         state = train(model, ds.images, schedule.sigmas(), cfg, state=state, on_step=on_step,
@@ -200,7 +271,7 @@ def run(args) -> int:
     except TrainingInterrupted as stop:
         say(f"interrupted at step {stop.step}: {stop.saved or 'no checkpoint written'}; continue with "
             f"`pegasus-course train --out {out} --resume` and the same options")
-        return 130
+        return 128 + stop.signum  # 130 for Ctrl-C, 143 for SIGTERM
     if rank == 0:
         (out / "losses.json").write_text(json.dumps(state.losses))
         final = generate(state.ema, range(16), preview, progress=False)
@@ -208,6 +279,9 @@ def run(args) -> int:
         tail = state.losses[-100:]
         say(f"step {state.step}: mean loss of the last {len(tail)} steps {sum(tail) / max(len(tail), 1):.4f}; "
             f"{state.images_per_second:.0f} images/s; {time.time() - t0:.0f} s")
+        if state.precision == "fp16":
+            say(f"fp16: the gradient scaler skipped {state.skipped_steps} step(s) of the run for overflowing "
+                "gradients (a few at the start are normal: the scale starts high and halves at each overflow)")
         if state.stop_reason:
             say(f"stopped early: {state.stop_reason}")
         say(f"wrote {ckpt_path} (resume with --resume), {out / 'losses.json'}, {grid}")
