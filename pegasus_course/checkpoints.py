@@ -340,7 +340,11 @@ def load_score_model(path: str | os.PathLike | None = None, use_ema: bool = True
     prefix = "ema" if use_ema and ckpt.part("ema") else "model"
     weights = ckpt.part(prefix)
     if not weights:
-        raise CheckpointError(f"{ckpt.path} holds no {prefix}.* weights.")
+        if ckpt.part("ema"):  # --live on an exported file, which keeps the EMA weights only
+            raise CheckpointError(f"{ckpt.path} holds the EMA weights only (an exported file), no live ones: drop "
+                                  "--live (use_ema=True), or pass the training checkpoint.")
+        raise CheckpointError(f"{ckpt.path} holds no {prefix}.* weights: pass a checkpoint written by "
+                              "`pegasus-course train` or `export`.")
     model = ScoreUNet(config)
     load_weights(model, weights, ckpt.path)
     return model.to(device).eval().requires_grad_(False), ckpt  # for sampling: no autograd graph over 1,161 steps

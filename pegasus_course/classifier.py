@@ -58,7 +58,8 @@ class ClassifierConfig:
         object.__setattr__(self, "class_names", tuple(str(c) for c in self.class_names))
         object.__setattr__(self, "channel_mults", tuple(int(m) for m in self.channel_mults))
         if len(self.class_names) < 2:
-            raise ValueError(f"A classifier needs at least two classes, got {self.class_names}.")
+            raise ValueError(f"A classifier needs at least two classes, got {list(self.class_names)}: name two or more "
+                             "(--classes horse bird).")
         for name in ("image_size", "in_channels", "base_channels", "emb_dim", "fourier_dim"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:

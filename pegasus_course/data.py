@@ -293,7 +293,7 @@ def _load_folder(root: Path, split: str, classes: Sequence[str], image_size: int
 
 def cache_dir() -> Path:
     """Where decoded image tensors are cached (``PEGASUS_CACHE`` or ~/.cache/pegasus-course)."""
-    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "pegasus-course"))
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "pegasus-course")  # empty: unset
 
 
 def _folder_cache_key(root: Path, split: str, classes: Sequence[str], image_size: int | None = None) -> str:
@@ -378,6 +378,10 @@ def load_dataset(
         raise ValueError(f"Unknown source {source!r}. Valid sources: {', '.join(SOURCES)}.")
     if image_size is not None:
         check_image_size(image_size)
+    if max_images is not None:
+        from .checks import check_positive_int
+
+        max_images = check_positive_int(max_images, "load_dataset: max_images (None keeps them all)")
     root = Path(root).expanduser()
     notes: list[str] = []
     if source == "cifar10":
@@ -426,6 +430,9 @@ def class_balance_notes(ds: ImageDataset, ratio: float = 0.25) -> list[str]:
 
 def balanced_subset(ds: ImageDataset, per_class: int) -> ImageDataset:
     """The first ``per_class`` images of every class (a quick profile's cut that keeps every class)."""
+    from .checks import check_positive_int
+
+    per_class = check_positive_int(per_class, "balanced_subset: per_class")
     keep = torch.cat([torch.nonzero(ds.labels == c).flatten()[:per_class] for c in range(len(ds.classes))])
     keep = keep.sort().values
     return ImageDataset(ds.images[keep].contiguous(), ds.labels[keep], ds.classes, ds.flip, ds.notes)
@@ -447,7 +454,7 @@ def default_data() -> DataSpec:
     """The data the notebooks use: ``PEGASUS_DATA_SOURCE`` (default ``cifar10``),
     ``PEGASUS_DATA_ROOT`` (default ``~/.cache/pegasus-course/data``) and
     ``PEGASUS_DOWNLOAD`` (default ``1`` for the torchvision sources)."""
-    source = os.environ.get("PEGASUS_DATA_SOURCE", "cifar10")
-    root = os.environ.get("PEGASUS_DATA_ROOT", str(cache_dir() / "data"))
+    source = os.environ.get("PEGASUS_DATA_SOURCE") or "cifar10"  # set but empty counts as unset, not as "here"
+    root = os.environ.get("PEGASUS_DATA_ROOT") or str(cache_dir() / "data")
     download = os.environ.get("PEGASUS_DOWNLOAD", "1" if source != "folder" else "0") not in ("0", "", "false")
     return DataSpec(source=source, root=root, download=download and source != "folder")

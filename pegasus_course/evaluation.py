@@ -57,6 +57,11 @@ def frechet_distance_from_stats(mu_a, cov_a, mu_b, cov_b) -> float:
 
 def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
     """Frechet distance between Gaussians fitted to two feature sets (N_a, F) and (N_b, F)."""
+    for f in (features_a, features_b):
+        if f.ndim != 2:
+            raise ValueError(f"frechet_distance: expected features of shape (N, F), one row per image, got shape "
+                             f"{tuple(f.shape)}" + (": add the feature axis with f[:, None]" if f.ndim == 1 else "")
+                             + ".")
     if features_a.shape[1] != features_b.shape[1]:
         raise ValueError(f"Feature sizes differ: {features_a.shape[1]} vs {features_b.shape[1]}.")
     return frechet_distance_from_stats(*gaussian_stats(features_a), *gaussian_stats(features_b))

@@ -133,6 +133,7 @@ def generate(model: torch.nn.Module, seeds, schedule: Schedule, *, denoise: bool
     device = next(model.parameters()).device
     size = model.config.image_size
     seeds = check_seeds(seeds, "generate")
+    batch_size = check_positive_int(batch_size, "generate: batch_size")
     if guidance is not None and (classes is None or len(classes) != len(seeds)):
         raise ValueError("Guided sampling needs one class name per seed (classes=[...]).")
     out = []
@@ -145,7 +146,19 @@ def generate(model: torch.nn.Module, seeds, schedule: Schedule, *, denoise: bool
         out.append(sample_seeds(score, seeds[start:start + batch_size], schedule.sigmas(),
                                 schedule.n_steps_each, eps, image_shape=(3, size, size), denoise=denoise,
                                 device=device, progress=progress))
-    return torch.cat(out).clamp(0, 1)
+    return _finite_samples(torch.cat(out), "generate", guidance).clamp(0, 1)
+
+
+def _finite_samples(x: torch.Tensor, where: str, guidance: Guidance | None) -> torch.Tensor:
+    """``x`` when every sample is finite; else a FloatingPointError, so that no NaN image is saved as black."""
+    bad = ~torch.isfinite(x.reshape(-1, *x.shape[-3:]).flatten(1)).all(1)
+    if bool(bad.any()):
+        cause = (f"the guidance scale {guidance.scale:g} overflows float32: lower it (--guidance-scale; 3 is the "
+                 "default)" if guidance is not None else "the network's scores overflowed: examine the checkpoint "
+                 "with `pegasus-course doctor`")
+        raise FloatingPointError(f"{where}: {int(bad.sum())} of {len(bad)} samples hold NaN or infinite values "
+                                 f"({cause}); nothing is saved from them.")
+    return x
 
 
 def colour_probe(schedule: Schedule, seeds: Sequence[int]):
@@ -241,4 +254,4 @@ def pegasus_batch(model: torch.nn.Module, pairs, n: int, ks, schedule: Schedule,
             out[a:a + len(chunk), b:b + len(kc)] = interpolate(
                 score, chunk, n, schedule.sigmas(), schedule.n_steps_each, schedule.step_lr(),
                 image_shape=(3, size, size), denoise=denoise, device=device, progress=progress, ks=kc)
-    return out.clamp(0, 1)
+    return _finite_samples(out, "pegasus_batch", guidance).clamp(0, 1)

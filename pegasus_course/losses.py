@@ -14,6 +14,14 @@ from .sampling import ScoreFn
 REDUCTIONS = ("mean", "sum", "none")
 
 
+def _check_levels_and_batch(x: torch.Tensor, sigmas, where: str) -> None:
+    """At least one noise level and one example: an empty schedule or batch has no loss (not NaN, not 0)."""
+    if check_sigmas(sigmas, where).numel() == 0:
+        raise ValueError(f"{where}: the schedule is empty: pass at least one noise level (sigmas.geometric_sigmas).")
+    if x.ndim == 0 or x.shape[0] == 0:
+        raise ValueError(f"{where}: the batch is empty (shape {tuple(x.shape)}): pass at least one example.")
+
+
 def _per_example_sigmas(x: torch.Tensor, sigmas: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     idx = torch.randint(0, sigmas.numel(), (x.shape[0],), generator=generator, device=x.device)
     return sigmas.to(device=x.device, dtype=x.dtype)[idx]  # (B,)
@@ -45,7 +53,7 @@ def dsm_loss(
     """
     if reduction not in REDUCTIONS:
         raise ValueError(f"dsm_loss: reduction must be one of {REDUCTIONS}, got {reduction!r}.")
-    check_sigmas(sigmas, "dsm_loss")
+    _check_levels_and_batch(x, sigmas, "dsm_loss")
     sigma = _per_example_sigmas(x, sigmas, generator)  # (B,)
     z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     return dsm_loss_given(score_fn, x, sigma, z, reduction)
@@ -93,7 +101,7 @@ def sliced_score_matching_loss(
         generator: source of levels, perturbation and directions.
         variance_reduced: use the SSM-VR form.
     """
-    check_sigmas(sigmas, "sliced_score_matching_loss")
+    _check_levels_and_batch(x, sigmas, "sliced_score_matching_loss")
     sigma = _per_example_sigmas(x, sigmas, generator)
     s = _bcast(sigma, x)
     x_tilde = (x + s * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)).detach()
@@ -120,7 +128,7 @@ def dsm_loss_by_level(score_fn: ScoreFn, x: torch.Tensor, levels: torch.Tensor,
     The training loss mixes all levels in every batch; this says which levels the network has learned
     well. The same draws z are used at every level, so the curve's shape is not noise between levels.
     """
-    check_sigmas(levels, "dsm_loss_by_level")
+    _check_levels_and_batch(x, levels, "dsm_loss_by_level")
     z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     out = []
     for s in levels.tolist():

@@ -64,6 +64,15 @@ def thumbnail_layout(n: int, scale: float = THUMB_INCHES, margin: float = 0.3, m
     return cols, lines, min(scale, fit(cols))
 
 
+def _refuse_non_finite(images: torch.Tensor, where: str) -> None:
+    """NaN would be drawn as black and inf as white, a picture silently wrong: refused, with the count."""
+    bad = ~torch.isfinite(images.reshape(len(images), -1)).all(1) if images.is_floating_point() else None
+    if bad is not None and bool(bad.any()):
+        raise ValueError(f"{where}: {int(bad.sum())} of {len(bad)} images hold NaN or infinite values (they would be "
+                         "drawn black or white): find where they turned non-finite (the sampler, its step size, "
+                         "the guidance scale).")
+
+
 def _unit_images(images: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) float images in [0, 1] on the CPU; refuses 0-255 floats (uint8 is scaled)."""
     from .checks import check_image_batch
@@ -72,6 +81,7 @@ def _unit_images(images: torch.Tensor) -> torch.Tensor:
     if images.dtype == torch.uint8:
         images = images.float() / 255.0
     check_image_batch(images, "to_grid", channels=images.shape[1] if images.ndim == 4 else 3)
+    _refuse_non_finite(images, "to_grid")
     # Noisy images (a trajectory) are clamped on purpose; all-non-negative values above 2 are 0-255 images.
     if images.numel() and float(images.min()) >= 0 and float(images.max()) > 2:
         raise ValueError(f"to_grid: expected images in [0, 1], got values up to {float(images.max()):.4g}: 0-255 "
@@ -164,6 +174,7 @@ def save_images(images: torch.Tensor, folder: str | Path, prefix: str = "sample"
     sample's seed, so a file can be drawn again) or the position; returns the paths."""
     from torchvision.utils import save_image
 
+    _refuse_non_finite(images.detach(), "save_images")  # before the folder is made
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     numbers = list(range(len(images))) if numbers is None else [int(n) for n in numbers]

@@ -185,8 +185,9 @@ def data_schedule(images: torch.Tensor, sigma_min: float = PAPER_SIGMA_L, n_step
     dist = largest_distance(images, exact=exact)
     dim = int(images[0].numel())
     if dist.value <= sigma_min:
-        raise ValueError(f"The images are at most {dist.value:.3g} apart, not more than sigma_L = {sigma_min:g}: the "
-                         "set is (nearly) one image repeated; add images that differ, or lower sigma_L.")
+        raise ValueError(f"The images are at most {dist.value:.3g} apart, not more than sigma_L = {sigma_min:g}, so "
+                         "there is no room for a schedule from sigma_1 down to sigma_L: lower sigma_L (--sigma-min; "
+                         "the paper uses 0.01), or, if the set is (nearly) one image repeated, add images that differ.")
     num_scales = sig.num_noise_scales(dist.value, sigma_min, dim)
     levels = sig.geometric_sigmas(dist.value, sigma_min, num_scales)
     gamma = (dist.value / sigma_min) ** (1.0 / (num_scales - 1))

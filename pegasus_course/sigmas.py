@@ -72,6 +72,8 @@ def max_pairwise_distance(images: torch.Tensor, chunk_size: int = 1024, return_p
     n = x.shape[0]
     if n < 2:
         raise ValueError("max_pairwise_distance needs at least two images.")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("max_pairwise_distance: the images hold NaN or infinite values: check how they were loaded.")
     sq = (x * x).sum(1)  # (N,)
     row_best = torch.empty(n)
     for start in range(0, n, chunk_size):

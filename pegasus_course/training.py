@@ -133,7 +133,8 @@ def _check_train_config(cfg: "TrainConfig") -> None:
     def number(v) -> bool:
         return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
-    rules = {"lr": (lambda v: v > 0, "a positive finite number"), "beta1": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    rules = {"lr": (lambda v: 0 < v <= 1e6, "a positive finite number of at most 1e6 (Adam's steps are about lr in "
+                    "size; beyond, its step overflows float32)"), "beta1": (lambda v: 0 <= v < 1, "in [0, 1)"),
              "beta2": (lambda v: 0 <= v < 1, "in [0, 1)"),
              "ema_decay": (lambda v: 0 <= v < 1, "in [0, 1) (0.999 is the paper's EMA rate)")}
     for name, (ok, expected) in rules.items():
@@ -214,6 +215,8 @@ def check_skipped(skipped: list[bool], state: "TrainState") -> None:
 
 def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
     """ema <- decay * ema + (1 - decay) * model, for every parameter (NCSNv2 technique 5)."""
+    if not 0 <= decay <= 1:  # outside [0, 1] the "average" runs away from the weights (NaN is refused too)
+        raise ValueError(f"ema_update: decay must be in [0, 1] (0.999 is the paper's EMA rate), got {decay!r}.")
     with torch.no_grad():
         e = [p for p in ema.parameters()]
         m = [p.detach() for p in model.parameters()]

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -74,6 +75,18 @@ BAD_OPTIONS = [
     (["export", "a", "b", "--max-shard-mib", "0"], "--max-shard-mib", "positive finite number"),
     (["train-classifier", "--steps", "0"], "--steps", "positive whole number"),
     (["train-classifier", "--batch-size", "-2"], "--batch-size", "positive whole number"),
+    # counts and rates that would run for days, fill the memory or overflow float32 (probe of issue 24's fixes)
+    (["sample", "--steps-each", "99999999999"], "--steps-each", "at most 10,000"),
+    (["schedule", "--steps-each", "99999999999999999999"], "--steps-each", "at most 10,000"),
+    (["doctor", "--steps-each", "100000"], "--steps-each", "at most 10,000"),
+    (["sample", "--n", "99999999999"], "--n", "at most 100,000"),
+    (["pegasus", "--n", "99999999999"], "--n", "at most 1,000"),
+    (["pegasus", "--pairs", "99999999999"], "--pairs", "at most 1,000"),
+    (["train", "--lr", "1e300"], "--lr", "at most 1e+06"),
+    (["train-classifier", "--lr", "1e300"], "--lr", "at most 1e+06"),
+    (["train", "--base-channels", "99999999999"], "--base-channels", "at most 1,024"),
+    (["train", "--num-res-blocks", "100000"], "--num-res-blocks", "at most 16"),
+    (["export", "a", "b", "--max-shard-mib", "1e-9"], "--max-shard-mib", "at least 0.01"),
 ]
 
 
@@ -880,7 +893,8 @@ def _tiny_classifier():
 
 
 def _library_cases():
-    from pegasus_course import classifier, evaluation, generate, interpolation, losses, sampling, sigmas, training
+    from pegasus_course import (classifier, evaluation, generate, interpolation, losses, plotting, sampling, sigmas,
+                                training)
     from pegasus_course.nn import ScoreUNetConfig
 
     levels = torch.tensor([1.0, 0.5])
@@ -938,6 +952,35 @@ def _library_cases():
         ("colour_stats: 0-255 floats", lambda: evaluation.colour_stats(torch.rand(2, 3, 8, 8) * 255),
          ValueError, r"expected images in \[0, 1\]"),
         ("SeededNoise: a seed beyond int64", lambda: sampling.SeededNoise([2**63]), ValueError, r"2\^63 - 1"),
+        # a second probe (after issue 24): each of these crashed deep inside, or returned something silently wrong
+        ("dsm_loss: an empty schedule", lambda: losses.dsm_loss(lambda x, s: -x, torch.randn(4, 3), torch.tensor([])),
+         ValueError, "the schedule is empty"),
+        ("dsm_loss: an empty batch", lambda: losses.dsm_loss(lambda x, s: -x, torch.randn(0, 3), levels),
+         ValueError, "the batch is empty"),
+        ("dsm_loss_by_level: no levels",
+         lambda: losses.dsm_loss_by_level(lambda x, s: -x, torch.randn(4, 3), torch.tensor([])),
+         ValueError, "the schedule is empty"),
+        ("frechet_distance: 1-D features", lambda: evaluation.frechet_distance(torch.rand(4), torch.rand(4)),
+         ValueError, r"\(N, F\)"),
+        ("max_pairwise_distance: NaN images",
+         lambda: sigmas.max_pairwise_distance(torch.full((3, 3, 4, 4), float("nan"))), ValueError, "NaN or infinite"),
+        ("load_dataset: max_images -1 (would drop the last image)",
+         lambda: data.load_dataset("folder", "no-such-folder", max_images=-1), ValueError, "max_images"),
+        ("balanced_subset: 0 per class",
+         lambda: data.balanced_subset(data.ImageDataset(torch.zeros(2, 3, 8, 8, dtype=torch.uint8),
+                                                        torch.zeros(2, dtype=torch.long), ("a",), False), 0),
+         ValueError, "per_class must be at least 1"),
+        ("generate: batch_size 0", lambda: generate.generate(_tiny_model(), [0], generate.Schedule(5.0, 0.5, 3, 1),
+                                                             batch_size=0, progress=False),
+         ValueError, "batch_size must be at least 1"),
+        ("ema_update: decay 2", lambda: training.ema_update(_tiny_model(), _tiny_model(), 2.0), ValueError,
+         r"decay must be in \[0, 1\]"),
+        ("TrainConfig: lr 1e300 (Adam's step overflows)", lambda: training.TrainConfig(steps=1, lr=1e300), ValueError,
+         "at most 1e6"),
+        ("to_grid: NaN images (drawn black)", lambda: plotting.to_grid(torch.full((2, 3, 8, 8), float("nan"))),
+         ValueError, "2 of 2 images hold NaN"),
+        ("ClassifierConfig: one class", lambda: classifier.ClassifierConfig(class_names=("horse",)), ValueError,
+         "--classes horse bird"),
     ]
 
 
@@ -963,3 +1006,65 @@ def test_the_same_public_functions_accept_good_input():
     stats = evaluation.colour_stats(torch.full((1, 3, 2, 2), 255, dtype=torch.uint8))
     assert stats["mean"] == [1.0, 1.0, 1.0]
 
+
+# ---------------------------------------------------------------- a second probe of the command line (after issue 24)
+
+
+@pytest.mark.parametrize("argv", [["sample", "--n", "2", "--class", "horse"],
+                                  ["pegasus", "--auto", "--ends", "guidance", "--pairs", "1", "--n", "1"]],
+                         ids=["sample", "pegasus"])
+def test_a_guidance_scale_that_overflows_saves_no_picture(run_dir, tmp_path, capsys, argv):
+    out = tmp_path / "o"
+    code, _, err = run([*argv, "--checkpoint", run_dir / "checkpoint.safetensors", "--steps-each", "1",
+                        "--num-scales", "2", "--guidance-scale", "1e308", "--out", out], capsys)
+    assert code == 3 and "hold NaN or infinite values" in err and "--guidance-scale" in err, err
+    assert not [p for p in out.rglob("*") if p.is_file()], "NaN samples were saved as black pictures"
+
+
+def test_save_images_refuses_nan_before_making_its_folder(tmp_path):
+    from pegasus_course.plotting import save_images
+
+    with pytest.raises(ValueError, match="1 of 2 images hold NaN"):
+        save_images(torch.stack([torch.zeros(3, 4, 4), torch.full((3, 4, 4), float("nan"))]), tmp_path / "imgs")
+    assert not (tmp_path / "imgs").exists()
+
+
+def test_live_weights_of_an_exported_file_say_drop_live(run_dir, tmp_path, capsys):
+    exported = tmp_path / "ema.safetensors"
+    assert run(["export", run_dir / "checkpoint.safetensors", exported], capsys)[0] == 0
+    code, _, err = run(["sample", "--checkpoint", exported, "--live", "--n", "1", "--out", tmp_path / "s"], capsys)
+    assert code == 2 and "EMA weights only" in err and "drop --live" in err, err
+
+
+def test_seeds_beyond_int64_name_the_options_to_lower(run_dir, tmp_path, capsys):
+    ck = run_dir / "checkpoint.safetensors"
+    code, _, err = run(["pegasus", "--checkpoint", ck, "--auto", "--ends", "random", "--seed", str(2**63 - 1),
+                        "--out", tmp_path / "p"], capsys)
+    assert code == 2 and "--seed" in err and "lower --seed" in err and "pegasus_batch" not in err, err
+    code, _, err = run(["sample", "--checkpoint", ck, "--seed", str(2**63 - 2), "--n", "3", "--out", tmp_path / "s"],
+                       capsys)
+    assert code == 2 and "lower --seed or --n" in err, err
+
+
+def test_a_sigma_min_above_the_data_spread_names_the_option(folder, capsys):
+    code, _, err = run(["schedule", "--dataset", "folder", "--data-root", folder, "--sigma-min", "1000"], capsys)
+    assert code == 2 and "lower sigma_L (--sigma-min" in err, err
+
+
+def test_empty_environment_variables_count_as_unset(monkeypatch, tmp_path):
+    """PEGASUS_DATA_ROOT= (or PEGASUS_CACHE=) would otherwise mean the current folder: read, cached into, listed."""
+    monkeypatch.setenv("PEGASUS_CACHE", "")
+    monkeypatch.setenv("PEGASUS_DATA_ROOT", "")
+    monkeypatch.setenv("PEGASUS_DATA_SOURCE", "")
+    spec = data.default_data()
+    assert data.cache_dir() == Path.home() / ".cache" / "pegasus-course"
+    assert spec.root == str(data.cache_dir() / "data") and spec.source == "cifar10"
+
+
+def test_the_host_running_out_of_memory_is_one_line(capsys, monkeypatch):
+    def out_of_memory(args):
+        raise MemoryError()
+
+    monkeypatch.setattr(cli.schedule, "run", out_of_memory)
+    code, _, err = run(["schedule"], capsys)
+    assert code == 4 and err.startswith("error: out of memory") and "Traceback" not in err

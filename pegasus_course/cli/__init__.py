@@ -57,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except MemoryError:
+        print("error: out of memory (the host's): lower --batch-size (train), --n or --pairs (sample, pegasus)",
+              file=sys.stderr)
+        return 4
     except RuntimeError as exc:
         if is_out_of_memory(exc):
             print(f"error: out of memory ({str(exc).splitlines()[0][:160]}): lower --batch-size (train) or --n "

@@ -64,6 +64,31 @@ def finite_float(text: str) -> float:
     return _number(text, float, "a number", math.isfinite, "a finite number")
 
 
+MAX_LR = 1e6  # Adam's steps are about lr in size; far beyond this its step overflows float32
+
+
+def learning_rate(text: str) -> float:
+    return _number(text, float, "a number", lambda v: math.isfinite(v) and 0 < v <= MAX_LR,
+                   f"a positive finite number of at most {MAX_LR:g} (Adam's steps are about lr in size; the "
+                   "paper uses 1e-4)")
+
+
+def bounded_int(maximum: int, why: str):
+    """A positive whole number of at most ``maximum`` (a count that would otherwise run for days or fill memory)."""
+    def parse(text: str) -> int:
+        return _number(text, int, "a whole number", lambda v: 1 <= v <= maximum,
+                       f"a positive whole number of at most {maximum:,} ({why})")
+    return parse
+
+
+MAX_STEPS_EACH = 10_000  # T: the paper uses 5 (NCSNv1 100); every step is one network evaluation per level
+steps_each = bounded_int(MAX_STEPS_EACH, "T, Langevin steps per level; the paper uses 5")
+MAX_WIDTH = 1024
+width = bounded_int(MAX_WIDTH, "the network's base width; the paper's CIFAR-10 network uses 128")
+MAX_RES_BLOCKS = 16
+res_blocks = bounded_int(MAX_RES_BLOCKS, "ResBlocks per level; the paper uses 2")
+
+
 def ema_rate(text: str) -> float:
     return _number(text, float, "a number", lambda v: 0 <= v < 1, "in [0, 1) (0.999 is the paper's EMA rate)")
 

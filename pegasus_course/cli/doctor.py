@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from .common import (DEVICE_HELP, HelpFormatter, check_out_dir, data_source, device_name, load_score,
-                     non_negative_int, positive_float, positive_int)
+                     non_negative_int, positive_float, positive_int, steps_each)
 
 
 def add_parser(sub):
@@ -33,7 +33,7 @@ def add_parser(sub):
                    help="the held-out split (a folder without it: the training images, with a note)")
     p.add_argument("--n-images", type=positive_int, default=128, help="held-out images examined")
     p.add_argument("--levels", type=positive_int, default=8, help="noise levels probed, spread over the schedule")
-    p.add_argument("--steps-each", type=positive_int, default=5, help="T, Langevin steps per level you sample with")
+    p.add_argument("--steps-each", type=steps_each, default=5, help="T, Langevin steps per level you sample with")
     p.add_argument("--step-lr", type=positive_float, default=None, metavar="EPS",
                    help="the eps you sample with (default: technique 4 for the checkpoint's schedule, as `sample`)")
     p.add_argument("--live", action="store_true", help="examine the live weights instead of the EMA")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from pathlib import Path
 
-from .common import HelpFormatter, UsageError, check_out_dir, check_out_file, positive_float
+from .common import HelpFormatter, UsageError, _number, check_out_dir, check_out_file
 from .common import checkpoint_kind, folder_lock, refuse_existing_file
 
 
@@ -21,10 +22,16 @@ def add_parser(sub):
     p.add_argument("--resume-shards", default=None, metavar="DIR",
                    help="also write live (float32) and EMA (float16) weights as shards of at most "
                    "--max-shard-mib each into DIR, enough for `train --resume DIR` (Adam restarts)")
-    p.add_argument("--max-shard-mib", type=positive_float, default=15.0, help="largest shard size in MiB")
+    p.add_argument("--max-shard-mib", type=shard_mib, default=15.0, help="largest shard size in MiB")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing output file (and the shards of another checkpoint in --resume-shards)")
     p.set_defaults(func=run)
+
+
+def shard_mib(text: str) -> float:
+    """--max-shard-mib: at least 0.01 MiB (10 KiB), checked before anything is written."""
+    return _number(text, float, "a number", lambda v: math.isfinite(v) and v >= 0.01,
+                   "a positive finite number of at least 0.01 (MiB; smaller shards would be thousands of files)")
 
 
 def run(args) -> int:

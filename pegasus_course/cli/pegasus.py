@@ -6,8 +6,9 @@ import time
 from pathlib import Path
 
 from .common import (DEVICE_HELP, HelpFormatter, UsageError, check_out_dir, device_name, finite_float,
-                     load_classifier_for, load_score, non_negative_int, num_scales, positive_int, value_or)
-from .common import IMAGE_OUTPUTS, earlier_outputs, folder_lock, refuse_or_clear, remove_files
+                     load_classifier_for, load_score, non_negative_int, num_scales, value_or)
+from .common import IMAGE_OUTPUTS, MAX_SEED, bounded_int, earlier_outputs, folder_lock, refuse_or_clear, remove_files
+from .common import steps_each
 
 
 def add_parser(sub):
@@ -16,7 +17,7 @@ def add_parser(sub):
                        epilog=("example:\n"
                                "  pegasus-course pegasus --seeds 8 3 --n 7 --out outputs/first-pegasus\n"
                                "  pegasus-course pegasus --auto --ends guidance --pairs 4"))
-    p.add_argument("--checkpoint", default=None, help="checkpoint file or folder (default: the shipped model)")
+    p.add_argument("--checkpoint", default=None, help="checkpoint file, or a folder of resume shards (default: the shipped model)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--seeds", type=non_negative_int, nargs=2, metavar=("SEED1", "SEED2"), help="the two end samples' seeds")
     g.add_argument("--auto", action="store_true", help="choose the ends automatically (the default), see --ends")
@@ -25,14 +26,17 @@ def add_parser(sub):
                    "confident horse and bird; `guidance` asks for a horse and a bird with classifier guidance; "
                    "`random` takes seeded random pairs (may be horse-horse). Default: selection when a classifier "
                    "is available, else random")
-    p.add_argument("--pairs", type=positive_int, default=None, help="rows to make with --auto (default: 4)")
-    p.add_argument("--candidates", type=positive_int, default=None, help="samples to choose from with --ends selection "
+    p.add_argument("--pairs", type=bounded_int(1000, "rows"), default=None,
+                   help="rows to make with --auto (default: 4)")
+    p.add_argument("--candidates", type=bounded_int(100_000, "samples to choose from"), default=None,
+                   help="samples to choose from with --ends selection "
                    "(default: 4 per row, at least 8)")
     p.add_argument("--classifier", default=None, help="noise-conditional classifier checkpoint (default: the shipped one)")
     p.add_argument("--guidance-scale", type=finite_float, default=3.0, help="classifier guidance scale for --ends guidance")
     p.add_argument("--seed", type=non_negative_int, default=0, help="first seed used by --auto")
-    p.add_argument("--n", type=positive_int, default=15, help="N of eq. 4: each row has N + 2 images")
-    p.add_argument("--steps-each", type=positive_int, default=5, help="T, Langevin steps per noise level")
+    p.add_argument("--n", type=bounded_int(1000, "N + 2 images a row; the paper uses 15"), default=15,
+                   help="N of eq. 4: each row has N + 2 images")
+    p.add_argument("--steps-each", type=steps_each, default=5, help="T, Langevin steps per noise level")
     p.add_argument("--num-scales", type=num_scales, default=None, help="use a coarser schedule of L levels (default: trained)")
     p.add_argument("--device", type=device_name, default=None, help=DEVICE_HELP)
     p.add_argument("--out", default="outputs/pegasus", help="output folder")
@@ -90,6 +94,10 @@ def run(args) -> int:
         raise UsageError(f"{' and '.join(unused)} choose the ends with --auto; with --seeds the one row goes from "
                          f"seed {args.seeds[0]} to seed {args.seeds[1]}: drop {' and '.join(unused)}, or --seeds.")
     args.pairs = value_or(args.pairs, 4)
+    last = args.seed + max(2 * args.pairs, value_or(args.candidates, max(8, 4 * args.pairs))) - 1
+    if not args.seeds and last > MAX_SEED:
+        raise UsageError(f"--seed {args.seed} with --pairs {args.pairs} uses seeds up to {last}, beyond 2^63 - 1, the "
+                         "largest seed: lower --seed.")
     out = check_out_dir(Path(args.out))
     stale = refuse_or_clear(out, earlier_outputs(out, IMAGE_OUTPUTS), args.overwrite,
                             what="the images of an earlier run")

@@ -6,8 +6,9 @@ import time
 from pathlib import Path
 
 from .common import (DEVICE_HELP, HelpFormatter, check_out_dir, device_name, finite_float, load_classifier_for, load_score,
-                     non_negative_int, num_scales, positive_int)
+                     non_negative_int, num_scales, steps_each)
 from .common import IMAGE_OUTPUTS, MAX_SEED, UsageError, earlier_outputs, folder_lock, refuse_or_clear, remove_files
+from .common import bounded_int
 
 
 def add_parser(sub):
@@ -15,11 +16,11 @@ def add_parser(sub):
                        formatter_class=HelpFormatter,
                        epilog=("example:\n"
                                "  pegasus-course sample --n 64 --out outputs/samples          # the shipped model\n"
-                               "  pegasus-course sample --checkpoint runs/mine --class horse --n 16"))
-    p.add_argument("--checkpoint", default=None, help="checkpoint file or folder (default: the shipped model)")
-    p.add_argument("--n", type=positive_int, default=16, help="number of samples")
+                               "  pegasus-course sample --checkpoint runs/mine/checkpoint.safetensors --class horse --n 16"))
+    p.add_argument("--checkpoint", default=None, help="checkpoint file, or a folder of resume shards (default: the shipped model)")
+    p.add_argument("--n", type=bounded_int(100_000, "samples; FID uses 50,000"), default=16, help="number of samples")
     p.add_argument("--seed", type=non_negative_int, default=0, help="sample i uses seed SEED + i")
-    p.add_argument("--steps-each", type=positive_int, default=5, help="T, Langevin steps per noise level")
+    p.add_argument("--steps-each", type=steps_each, default=5, help="T, Langevin steps per noise level")
     p.add_argument("--num-scales", type=num_scales, default=None, help="use a coarser schedule of L levels (default: trained)")
     p.add_argument("--no-denoise", action="store_true", help="skip the final denoising step")
     p.add_argument("--live", action="store_true", help="use the live weights instead of the EMA")
@@ -37,7 +38,8 @@ def add_parser(sub):
 def run(args) -> int:
     """Refuse another run's images in --out without --overwrite; sample with --out locked."""
     if args.seed + args.n - 1 > MAX_SEED:
-        raise UsageError(f"--seed {args.seed} with --n {args.n} goes beyond 2^63 - 1, the largest seed: lower --seed.")
+        raise UsageError(f"--seed {args.seed} with --n {args.n} goes beyond 2^63 - 1, the largest seed: lower --seed "
+                         "or --n.")
     out = check_out_dir(Path(args.out))
     stale = refuse_or_clear(out, earlier_outputs(out, IMAGE_OUTPUTS), args.overwrite,
                             what="the images of an earlier run")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from .common import HelpFormatter, data_source, positive_int, sigma_level
+from .common import HelpFormatter, data_source, sigma_level, steps_each
 
 
 def add_parser(sub):
@@ -26,7 +26,7 @@ def add_parser(sub):
     p.add_argument("--classes", nargs="+", default=["horse", "bird"], help="class names to use")
     p.add_argument("--image-size", type=int, choices=[32, 48, 64], default=None,
                    help="resize to this side first, as `train --image-size` does (default: the images' own size)")
-    p.add_argument("--steps-each", type=positive_int, default=5, help="T, Langevin steps per level, for eps")
+    p.add_argument("--steps-each", type=steps_each, default=5, help="T, Langevin steps per level, for eps")
     p.add_argument("--sigma-min", type=sigma_level, default=0.01,
                    help="sigma_L, the smallest level (chosen, not computed: a few grey levels)")
     p.add_argument("--exact", action="store_true",

@@ -13,6 +13,7 @@ import torch
 from .common import (DEVICE_HELP, HelpFormatter, CKPT_NAME, UsageError, check_out_dir, data_source, device_name,
                      ema_rate, non_negative_int, num_scales, positive_float, positive_int, precision_name, value_or)
 from .common import earlier_outputs, folder_lock, refuse_or_clear, remove_files, sigma_level
+from .common import learning_rate, res_blocks, width
 
 
 def add_parser(sub):
@@ -36,11 +37,11 @@ def add_parser(sub):
     g.add_argument("--steps", type=positive_int, default=None, help="optimisation steps (default: the profile's)")
     g.add_argument("--epochs", type=positive_float, default=None, help="passes over the data instead of --steps")
     p.add_argument("--batch-size", type=positive_int, default=None, help="batch size (paper: 128 CIFAR-10, 64 STL-10)")
-    p.add_argument("--lr", type=positive_float, default=1e-4, help="Adam learning rate")
+    p.add_argument("--lr", type=learning_rate, default=1e-4, help="Adam learning rate")
     p.add_argument("--ema-decay", type=ema_rate, default=0.999, help="EMA rate, in [0, 1)")
     p.add_argument("--grad-clip", type=positive_float, default=None, help="clip the gradient norm to this value")
-    p.add_argument("--base-channels", type=positive_int, default=None, help="U-Net width (default: the profile's)")
-    p.add_argument("--num-res-blocks", type=positive_int, default=None, help="ResBlocks per level (default: the profile's)")
+    p.add_argument("--base-channels", type=width, default=None, help="U-Net width (default: the profile's)")
+    p.add_argument("--num-res-blocks", type=res_blocks, default=None, help="ResBlocks per level (default: the profile's)")
     p.add_argument("--num-scales", type=num_scales, default=None, help="L, noise levels (default: the profile's)")
     p.add_argument("--sigma-max", type=sigma_level, default=None, help="sigma_1 (default: the profile's, 50)")
     p.add_argument("--sigma-min", type=sigma_level, default=None, help="sigma_L (default: the profile's, 0.01)")

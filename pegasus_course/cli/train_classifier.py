@@ -8,7 +8,7 @@ import torch
 
 from .common import (DEVICE_HELP, HelpFormatter, UsageError, check_out_file, data_source, device_name, non_negative_int,
                      positive_float, positive_int, resolve_device, value_or)
-from .common import folder_lock, refuse_existing_file, sigma_level
+from .common import learning_rate, width, folder_lock, refuse_existing_file, sigma_level
 
 
 def add_parser(sub):
@@ -32,8 +32,8 @@ def add_parser(sub):
     p.add_argument("--steps", type=positive_int, default=None, help="optimisation steps (default: the profile's)")
     p.add_argument("--batch-size", type=positive_int, default=None,
                    help="batch size (default: 128, or every training image when there are fewer)")
-    p.add_argument("--lr", type=positive_float, default=2e-3, help="Adam learning rate (cosine-decayed to 0)")
-    p.add_argument("--base-channels", type=positive_int, default=None, help="width (default: the profile's)")
+    p.add_argument("--lr", type=learning_rate, default=2e-3, help="Adam learning rate (cosine-decayed to 0)")
+    p.add_argument("--base-channels", type=width, default=None, help="width (default: the profile's)")
     p.add_argument("--sigma-max", type=sigma_level, default=None, help="largest noise level (default: the profile's, 50)")
     p.add_argument("--sigma-min", type=sigma_level, default=None, help="smallest noise level (default: the profile's, 0.01)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the weights, data order and noise")
