@@ -1,15 +1,25 @@
 """Checkers for the course's exercises: the learner writes a key piece, the checker compares it with
 the package's own on seeded random inputs of several shapes and says precisely what is wrong.
 
-A checker never raises on a wrong answer: it prints a short verdict and returns a
-:class:`CheckResult`. A stub that raises ``NotImplementedError`` is "not attempted yet". The first
+A checker never raises on a learner's mistake: it prints a short verdict and returns a
+:class:`CheckResult`. A stub that raises ``NotImplementedError`` is "not attempted yet"; a function
+that raises, returns ``None`` (a forgotten ``return``), a string, a list or a tensor of the wrong
+shape gets a verdict that says so, and so does passing something that is not a function. The first
 failing call gives a general hint; calling the checker again on a still-wrong answer names the
 likely mistake (so the answer is not given away at the first try).
+
+The reference solutions live in :mod:`pegasus_course.solutions` and stay out of sight until asked
+for (in JupyterLab and on Colab alike): :func:`solution` loads one without showing it,
+:func:`show_solution` prints it, and :func:`use` picks what a notebook's later cells run - the
+learner's function when it passes its check, else the reference - and says which.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -18,6 +28,7 @@ import torch
 from . import interpolation, losses, sigmas as sig
 
 _attempts: dict[str, int] = {}
+_CALLS: dict[str, str] = {}  # exercise -> how the learner's function is called (for the messages)
 
 
 @dataclass
@@ -51,44 +62,120 @@ def _close(a, b, rtol: float = 1e-4) -> bool:
     return bool(torch.allclose(a, b, rtol=rtol, atol=atol))
 
 
+class _BadAnswer(Exception):
+    """A learner's answer that cannot be compared with the reference; the message says why."""
+
+
+def _expected(want) -> str:
+    shape = tuple(torch.as_tensor(want).shape)
+    return "one number" if not shape else f"a tensor of shape {shape}"
+
+
+def _as_answer(got, want) -> torch.Tensor:
+    """``got`` as a float64 CPU tensor of ``want``'s shape, or :class:`_BadAnswer` saying what is wrong with it."""
+    expected = _expected(want)
+    if got is None:
+        raise _BadAnswer(f"your function returned None (did you forget `return`?); expected {expected}")
+    if isinstance(got, (str, bytes)):
+        raise _BadAnswer(f"your function returned a string, {str(got)[:40]!r}; expected {expected}")
+    if isinstance(got, (list, tuple)):
+        raise _BadAnswer(f"your function returned a {type(got).__name__} of {len(got)} item{'' if len(got) == 1 else 's'}; "
+                         f"expected {expected} "
+                         "(torch.stack or torch.cat makes one tensor of a list of tensors)")
+    try:
+        t = torch.as_tensor(got).detach()
+    except Exception:  # noqa: BLE001  anything torch cannot read as numbers
+        raise _BadAnswer(f"your function returned a {type(got).__name__}; expected {expected}") from None
+    if t.is_complex():
+        raise _BadAnswer(f"your function returned complex numbers; expected {expected} of real numbers")
+    t = t.to("cpu", torch.float64)
+    want_shape = tuple(torch.as_tensor(want).shape)
+    if tuple(t.shape) != want_shape:
+        got_shape = tuple(t.shape)
+        if not want_shape:
+            raise _BadAnswer(f"your function returned a tensor of shape {got_shape}; expected one number "
+                             "(shape ()): reduce it (e.g. .mean() over the batch)")
+        raise _BadAnswer(f"your function returned shape {got_shape}; expected {expected}")
+    if not bool(torch.isfinite(t).all()):
+        bad = tuple(int(i) for i in torch.nonzero(~torch.isfinite(t))[0]) if t.ndim else ()
+        where = f" at index {list(bad)}" if t.ndim else ""
+        raise _BadAnswer(f"your function returned {float(t[bad]) if t.ndim else float(t)}{where}; expected finite "
+                         "numbers")
+    return t
+
+
+def _checker(name: str, call: str):
+    """Decorate a checker: a learner who passes something other than a function (None, the function's
+    result, a tensor) gets a verdict instead of a traceback. ``call`` shows how the function is called."""
+    _CALLS[name] = call
+
+    def decorate(check):
+        @functools.wraps(check)
+        def wrapper(fn, verbose: bool = True) -> CheckResult:
+            if not callable(fn):
+                what = "None" if fn is None else f"a {type(fn).__name__}"
+                result = CheckResult(name, "error", f"the checker needs your function itself, check_{name}(my_{name}) "
+                                     f"(no parentheses after my_{name}); it got {what}. Your function is called as "
+                                     f"my_{name}{call}.")
+                if verbose:
+                    print(result)
+                return result
+            return check(fn, verbose)
+        return wrapper
+    return decorate
+
+
 def _run(name: str, general_hint: str, cases, mistakes: dict[str, Callable | list[Callable]], learner: Callable,
          reference: Callable, verbose: bool = True, accepted: dict[str, Callable] | None = None,
-         reference_label: str | None = None, explain: Callable | None = None) -> CheckResult:
+         reference_label: str | None = None, explain: Callable | None = None,
+         conventions: dict[str, Callable] | None = None, explain_error: Callable | None = None) -> CheckResult:
     """Compare ``learner`` with ``reference`` on each case; on a mismatch, look for a known mistake.
 
     ``accepted`` holds other correct answers (label -> function): matching one of them passes too, and the
     verdict says which one the learner wrote (``reference_label`` names the reference's own form).
-    ``explain(got, want) -> str`` describes a mismatch better than the first values do.
+    ``conventions`` holds answers that are right under another convention than the exercise's: they do not
+    pass, and the verdict names the convention at once (it is not a mistake to be guessed).
+    ``explain(got, want) -> str`` describes a mismatch better than the first values do;
+    ``explain_error(exc) -> str | None`` adds a hint to an exception the learner's function raised.
     """
     result = None
-    written: list[str] = []
+    written: set[str] | None = None  # the forms (labels) that every case so far matched
     for i, args in enumerate(cases):
         try:
             got = learner(*args())
         except NotImplementedError:
             result = CheckResult(name, "not attempted", "the stub still raises NotImplementedError; fill it in.")
             break
-        except Exception as exc:  # a learner's bug must not stop the notebook
-            result = CheckResult(name, "error", f"your function raised {exc.__class__.__name__}: {exc}")
+        except _BadAnswer as bad:  # raised on the learner's behalf (a training step's returned loss)
+            result = CheckResult(name, "wrong", f"case {i + 1}: {bad}")
+            break
+        except Exception as exc:  # noqa: BLE001  a learner's bug must not stop the notebook
+            extra = explain_error(exc) if explain_error is not None else None
+            if extra is None and isinstance(exc, TypeError):
+                extra = f"it is called as my_{name}{_CALLS.get(name, '(...)')}"
+            result = CheckResult(name, "error", f"your function raised {exc.__class__.__name__}: {exc}"
+                                 + (f" ({extra})" if extra else ""))
             break
         want = reference(*args())
+        try:
+            got = _as_answer(got, want)
+        except _BadAnswer as bad:
+            result = CheckResult(name, "wrong", f"case {i + 1}: {bad}")
+            break
+        forms = {label for label, ok in (accepted or {}).items() if _close(got, ok(*args()))}
         if _close(got, want):
-            written.append(reference_label or "")
+            forms.add(reference_label or "")
+        if forms:  # a correct answer; in one case two forms can agree by chance, so keep those all cases share
+            written = forms if written is None else (written & forms or written | forms)
             continue
-        variant = next((label for label, ok in (accepted or {}).items() if _close(got, ok(*args()))), None)
-        if variant is not None:
-            written.append(variant)
-            continue
+        other = next((label for label, ok in (conventions or {}).items() if _close(got, ok(*args()))), None)
+        if other is not None:
+            result = CheckResult(name, "wrong", f"case {i + 1}: you wrote {other}", other)
+            break
         diagnosis = next((label for label, wrong in mistakes.items()
                           if any(_close(got, w(*args())) for w in (wrong if isinstance(wrong, list) else [wrong]))),
                          None)
-        shape = f"shapes {tuple(torch.as_tensor(got).shape)} vs expected {tuple(torch.as_tensor(want).shape)}"
-        if torch.as_tensor(got).shape != torch.as_tensor(want).shape:
-            first = f"case {i + 1}: {shape}"
-        elif explain is not None:
-            first = f"case {i + 1}: {explain(got, want)}"
-        else:
-            first = f"case {i + 1}: {_where(got, want)}"
+        first = f"case {i + 1}: {explain(got, want)}" if explain is not None else f"case {i + 1}: {_where(got, want)}"
         _attempts[name] = _attempts.get(name, 0) + 1
         hint = f"likely mistake: {diagnosis}" if (diagnosis and _attempts[name] > 1) else f"hint: {general_hint}"
         if not diagnosis and _attempts[name] > 1:
@@ -97,12 +184,61 @@ def _run(name: str, general_hint: str, cases, mistakes: dict[str, Callable | lis
         break
     if result is None:
         _attempts.pop(name, None)
-        forms = sorted({w for w in written if w})
-        note = f" You wrote: {'; '.join(forms)}." if forms else ""
+        forms = sorted(w for w in (written or set()) if w)
+        note = f" You wrote: {'; '.join(forms)}." if forms and "" not in (written or set()) else ""
         result = CheckResult(name, "correct", f"matches the package on all {len(cases)} cases.{note}")
     if verbose:
         print(result)
     return result
+
+
+# ----- the reference solutions, on demand, and the function the later cells run
+def solution(name: str) -> Callable:
+    """The reference solution of exercise ``name`` (e.g. ``"langevin_step"``), loaded without showing it."""
+    from . import solutions
+
+    fn = getattr(solutions, name, None) if name in solutions.__all__ else None
+    if fn is None:
+        raise ValueError(f"no exercise called {name!r}; the exercises are: {', '.join(solutions.__all__)}.")
+    return fn
+
+
+def solution_source(name: str) -> str:
+    """The reference solution's source, written as the learner's ``my_<name>`` so it can be pasted over the stub."""
+    source = inspect.getsource(solution(name))
+    return re.sub(rf"^def {name}\(", f"def my_{name}(", source, count=1, flags=re.M)
+
+
+def show_solution(name: str) -> None:
+    """Print the reference solution of exercise ``name``: read it, or paste it over your stub."""
+    print(solution_source(name), end="")
+
+
+def use(mine, check: Callable[..., CheckResult], fallback: Callable) -> Callable:
+    """What a notebook's later cells run: the learner's ``mine`` if ``check(mine)`` passes, else ``fallback``
+    (the reference solution), with one printed line that says which. A wrong or unfinished exercise thus
+    never stops Run All, and a solved one is what runs. The check runs silently and does not count as a
+    try (the hints of the checker cell stay as they were)."""
+    saved = dict(_attempts)
+    try:
+        result = check(mine, verbose=False)
+    except Exception as exc:  # noqa: BLE001  whatever goes wrong, the notebook goes on with the reference
+        name = getattr(check, "__name__", "check").removeprefix("check_")
+        result = CheckResult(name, "error", f"the check raised {exc.__class__.__name__}: {exc}")
+    finally:
+        _attempts.clear()
+        _attempts.update(saved)
+    label = getattr(mine, "__name__", "function") if callable(mine) else "function"
+    if result.passed:
+        print(f"[{result.exercise}] using your {label}: it passes its check.")
+        return mine
+    if result.status == "not attempted":
+        print(f"[{result.exercise}] using the reference solution: your {label} is still the stub. Write it, then "
+              "re-run this cell to use yours.")
+    else:
+        print(f"[{result.exercise}] using the reference solution: your {label} does not pass its check "
+              f"({result.status}). Fix it, then re-run this cell to use yours.")
+    return fallback
 
 
 def _first_mismatch(g: torch.Tensor, w: torch.Tensor) -> tuple[int, ...] | None:
@@ -147,12 +283,22 @@ def _dsm_draws(score_fn, x, levels, g, sigma_first=True, sigma_from_gen=True, z_
     return s[:, None], z, score_fn(x + s[:, None] * z, s)
 
 
-_DSM_DRAW_ORDERS = {
-    f"{'levels' if sf else 'z'} first, levels from {'the generator' if sg else 'the global RNG'}, z from "
-    f"{'the generator' if zg else 'the global RNG (randn_like)'}": dict(sigma_first=sf, sigma_from_gen=sg, z_from_gen=zg)
-    for sf in (True, False) for sg in (True, False) for zg in (True, False)}
+def _draw_label(sf: bool, sg: bool, zg: bool) -> str:
+    """How a learner drew the levels and z. When the two come from different generators their order does not
+    change the numbers, so the label names no order then (a z-first answer is not called "levels first")."""
+    sources = (f"levels from {'the generator' if sg else 'the global RNG'}, z from "
+               f"{'the generator' if zg else 'the global RNG (randn_like)'}")
+    if sg != zg:
+        return f"{sources} (in either order: they come from different generators)"
+    return f"{'levels' if sf else 'z'} first, {sources}"
 
 
+# one entry per distinct way of drawing: with the levels and z from different generators, the order is moot
+_DSM_DRAW_ORDERS = {_draw_label(sf, sg, zg): dict(sigma_first=sf, sigma_from_gen=sg, z_from_gen=zg)
+                    for sf in (True, False) for sg in (True, False) for zg in (True, False) if sf or sg == zg}
+
+
+@_checker("dsm_loss", "(score_fn, x, levels, generator) -> a scalar loss")
 def check_dsm_loss(fn, verbose: bool = True) -> CheckResult:
     """Exercise (notebook 01): ``fn(score_fn, x, sigmas, generator) -> scalar``, the sigma^2-weighted DSM loss.
 
@@ -196,6 +342,7 @@ def check_dsm_loss(fn, verbose: bool = True) -> CheckResult:
 
 
 # ----- 01 / 05: one Langevin step -----
+@_checker("langevin_step", "(x, score, alpha, z) -> x_new")
 def check_langevin_step(fn, verbose: bool = True) -> CheckResult:
     """Exercise: ``fn(x, score, alpha, z) -> x_new = x + alpha * score + sqrt(2 alpha) * z``."""
     def case(shape, alpha, seed):
@@ -228,6 +375,7 @@ def _levels_for(sigma_1, sigma_L, dim, target, exponent_offset=1, one_less=False
         L += 1
 
 
+@_checker("num_levels", "(sigma_1, sigma_L, dim, target) -> L")
 def check_num_levels(fn, verbose: bool = True) -> CheckResult:
     """Exercise (notebook 02): ``fn(sigma_1, sigma_L, dim, target) -> L``, the smallest number of levels whose
     geometric ratio meets technique 2's overlap ``target`` (search over L with ``sigmas.technique2_overlap``)."""
@@ -249,6 +397,7 @@ def _variance_after(eps, sigma_L, gamma, T, noise=2.0, start_gamma=True, square_
     return v
 
 
+@_checker("variance_ratio", "(eps, sigma_L, gamma, T) -> v_T")
 def check_variance_ratio(fn, verbose: bool = True) -> CheckResult:
     """Exercise (notebook 02): ``fn(eps, sigma_L, gamma, T) -> Var[x_T] / sigma_i^2`` for Langevin dynamics at one
     level on the one-point data set, started from the previous level's variance; compared with the closed form
@@ -283,6 +432,7 @@ def _inpp(x, gamma, alpha, beta, eps=1e-5, unbiased=False, with_means=True, mean
     return gamma.view(1, -1, 1, 1) * h + beta.view(1, -1, 1, 1)
 
 
+@_checker("instance_norm_pp", "(x, gamma, alpha, beta) -> a tensor of x's shape")
 def check_instance_norm_pp(fn, verbose: bool = True) -> CheckResult:
     """Exercise (notebook 03): ``fn(x, gamma, alpha, beta) -> InstanceNorm++(x)`` for x (B, C, H, W), eps = 1e-5."""
     def case(shape, seed):
@@ -358,6 +508,71 @@ def _fingerprint(step_fn, seed: int, steps: int = 3, decay: float = 0.8) -> torc
     return torch.cat([torch.tensor(state.losses), flat(state.model), flat(state.ema)])
 
 
+class _StepRaised(Exception):
+    """The learner's training step raised inside :func:`training.train`; ``exc`` is what it raised."""
+
+    def __init__(self, exc: Exception):
+        super().__init__(str(exc))
+        self.exc = exc
+
+
+def _check_loss(loss) -> None:
+    """The loss a training step returns must be one number (a tensor of shape () or (1,), or a float)."""
+    want = "expected the loss, one number (the mean over the batch)"
+    if loss is None:
+        raise _BadAnswer(f"your step returned None (did you forget `return loss`?); {want}")
+    if isinstance(loss, (str, bytes)):
+        raise _BadAnswer(f"your step returned a string, {str(loss)[:40]!r}; {want}")
+    if isinstance(loss, (list, tuple, dict)):
+        raise _BadAnswer(f"your step returned a {type(loss).__name__} of {len(loss)} item"
+                         f"{'' if len(loss) == 1 else 's'}; {want}")
+    try:
+        t = torch.as_tensor(loss)
+    except Exception:  # noqa: BLE001
+        raise _BadAnswer(f"your step returned a {type(loss).__name__}; {want}") from None
+    if t.numel() != 1:
+        raise _BadAnswer(f"your step returned a tensor of shape {tuple(t.shape)}; {want}")
+    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        raise _BadAnswer(f"your step returned a loss of {float(t)}; {want}, finite")
+
+
+def _watched(fn):
+    """The learner's step as :func:`training.train` calls it, with its exceptions told apart from the loop's
+    and its returned loss checked."""
+    def step(model, ema, optimizer, x, sigma, z, decay):
+        try:
+            loss = fn(model, ema, optimizer, x, sigma, z, decay)
+        except NotImplementedError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise _StepRaised(exc) from exc
+        _check_loss(loss)
+        return loss
+    return step
+
+
+def _learner_fingerprint(fn, seed: int) -> torch.Tensor:
+    """:func:`_fingerprint` of the learner's step: what the step raised is re-raised as its own; the loop
+    stopping on the step's results (a non-finite or exploding loss) becomes a verdict."""
+    try:
+        return _fingerprint(_watched(fn), seed)
+    except _StepRaised as raised:
+        raise raised.exc from None
+    except (_BadAnswer, NotImplementedError):
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise _BadAnswer(f"training with your step stopped: {exc.__class__.__name__}: {exc}") from None
+
+
+def _explain_step_error(exc: Exception) -> str | None:
+    if isinstance(exc, KeyError):
+        return ("`model` is the network as training.train hands it to the step: a thin wrapper (channels-last input "
+                "and mixed precision where asked) whose parameters are the network's, in the same order as ema's, but "
+                "whose state_dict() keys start with 'net.'; update the EMA over the parameters, "
+                "zip(ema.parameters(), model.parameters())")
+    return None
+
+
 def _explain_fingerprint(steps: int, n_weights: int):
     def explain(got, want):
         got, want = torch.as_tensor(got, dtype=torch.float64), torch.as_tensor(want, dtype=torch.float64)
@@ -404,11 +619,15 @@ def _mistake_step(kind: str):
     return step
 
 
+@_checker("training_step", "(model, ema, optimizer, x, sigma, z, ema_decay) -> the loss")
 def check_training_step(fn, verbose: bool = True) -> CheckResult:
     """Exercise (notebook 04): ``fn(model, ema, optimizer, x, sigma, z, ema_decay) -> loss``, one whole step.
 
     The checker trains a tiny network for three steps with ``training.train`` twice from the same seed,
     once with the package's step and once with ``fn``, and compares the losses, the weights and the EMA.
+    ``model`` is what ``training.train`` gives a step: the network in a thin wrapper (channels-last input,
+    mixed precision where asked) whose ``parameters()`` are the network's, in ``ema.parameters()``'s order;
+    its ``state_dict()`` keys carry a ``net.`` prefix, so an EMA is written over the parameters.
     """
     n_weights = sum(p.numel() for p in _TinyScoreNet(0).parameters())
     mistakes = {
@@ -425,8 +644,9 @@ def check_training_step(fn, verbose: bool = True) -> CheckResult:
             lambda s: _fingerprint(_mistake_step("ema first"), s),
     }
     return _run("training_step", "loss (eq. 2) -> zero_grad, backward, optimizer.step() -> EMA of the new weights",
-                [lambda: (0,), lambda: (1,)], mistakes, lambda s: _fingerprint(fn, s), lambda s: _fingerprint(None, s),
-                verbose, explain=_explain_fingerprint(3, n_weights))
+                [lambda: (0,), lambda: (1,)], mistakes, lambda s: _learner_fingerprint(fn, s),
+                lambda s: _fingerprint(None, s), verbose, explain=_explain_fingerprint(3, n_weights),
+                explain_error=_explain_step_error)
 
 
 # ----- 05: annealed Langevin dynamics -----
@@ -457,6 +677,7 @@ def _langevin_reference(score_fn, x0, sigmas, T, eps, noise, anneal=True, noise_
     return x
 
 
+@_checker("annealed_langevin", "(score_fn, x0, sigmas, T, eps, noise) -> samples of x0's shape")
 def check_annealed_langevin(fn, verbose: bool = True) -> CheckResult:
     """Exercise (notebook 05): ``fn(score_fn, x0, sigmas, T, eps, noise) -> samples`` (NCSN Alg. 1 with the
     final denoising step), compared with ``sampling.annealed_langevin`` on the same noise tape."""
@@ -514,6 +735,7 @@ def _interp_reference(score_fn, tape1, tape2, n, ks, sigmas, T, eps, weights="eq
                              progress=False)
 
 
+@_checker("interpolate", "(score_fn, tape1, tape2, n, ks, sigmas, T, eps) -> (len(ks), C, H, W)")
 def check_interpolate(fn, verbose: bool = True) -> CheckResult:
     """Exercise (notebook 06): ``fn(score_fn, tape1, tape2, n, ks, sigmas, T, eps) -> (len(ks), ...)`` samples,
     the interpolants ks of eq. 4 replayed from two recorded tapes; compared with ``interpolation.interpolate``."""
@@ -535,16 +757,22 @@ def check_interpolate(fn, verbose: bool = True) -> CheckResult:
         "linear weights (1 - k/(N+1), k/(N+1)): the mixed noise is then too small in the middle of the row; eq. 4's "
         "cos and sin keep cos^2 + sin^2 = 1": lambda *a: R(*a, weights="linear"),
         "sin and cos swapped (k = 0 must give sample 1 back)": lambda *a: R(*a, weights="swapped"),
-        "angle k pi / (2 N) instead of k pi / (2 (N + 1))": lambda *a: R(*a, weights="angle N"),
-        "the start z_0 (draw 0) is not mixed: every draw of the tape, z_0 included, is mixed with eq. 4":
+        "the start z_0 (draw 0) is not mixed: every draw of the tape, z_0 included, is mixed with eq. 4 (NCSNv2's "
+        "code gives a row one shared start; the course mixes z_0 too, so both ends are the samples drawn alone)":
             lambda *a: R(*a, mix_start=False),
+    }
+    conventions = {
+        "the angle k pi / (2 N): NCSNv2's code convention, torch.linspace(0, pi / 2, N + 1) over a row whose ends are "
+        "k = 0 and k = N. Not a mistake in itself, but this exercise follows the paper's eq. 4, k pi / (2 (N + 1)), "
+        "whose ends are k = 0 and k = N + 1, as the course's rows do (k = 9 of N = 15 is then the paper's pegasus)":
+            lambda *a: R(*a, weights="angle N"),
     }
     cases = [case((2, 4, 4), (3, 8), 5, [0, 2, 6], sig.geometric_sigmas(3.0, 0.1, 4), 2, 0.02, 0.5),
              case((1, 3, 2), (0, 1), 15, [9, 1, 16], sig.geometric_sigmas(2.0, 0.2, 3), 3, 0.05, -1.0)]
 
     return _run("interpolate", "for each k, mix every draw of the two tapes (z_0 included) with cos and sin of "
                 "k pi / (2 (N + 1)); replay the mixed tape with the sampler (sampling.TapeNoise)", cases, mistakes,
-                fn, reference, verbose)
+                fn, reference, verbose, conventions=conventions)
 
 
 # ----- 07: classifier guidance -----
@@ -572,9 +800,13 @@ def _classifier_grad(clf, x, sigma, y, what: str):
     return grad
 
 
+@_checker("guided_score", "(score_fn, classifier_fn, x, sigma, y, scale) -> a score of x's shape")
 def check_guided_score(fn, verbose: bool = True) -> CheckResult:
     """Exercise (notebook 07): ``fn(score_fn, classifier_fn, x, sigma, y, scale)`` -> the guided score
-    ``score_fn(x, sigma) + scale * grad_x log p(y | x, sigma)``, p the softmax of ``classifier_fn(x, sigma)``."""
+    ``score_fn(x, sigma) + scale * grad_x log p(y | x, sigma)``, p the softmax of ``classifier_fn(x, sigma)``.
+
+    ``fn`` is called under ``torch.no_grad()``, as a sampler calls a score function, so it must turn gradients
+    back on itself (``with torch.enable_grad():``) to differentiate the classifier."""
     from .classifier import class_log_prob_grad
     from .toy import GaussianMixture
 
@@ -604,5 +836,16 @@ def check_guided_score(fn, verbose: bool = True) -> CheckResult:
                 "a .mean() over the batch before autograd.grad divides every image's gradient by the batch size: "
                 "take .sum() (each image's log-probability depends on its own x only)":
                     lambda f, c, x, s, y, w: f(x, s) + w * _classifier_grad(c, x, s, y, "log") / x.shape[0]}
+    def as_a_sampler_calls_it(*args):
+        with torch.no_grad():
+            return fn(*args)
+
+    def explain_error(exc: Exception) -> str | None:
+        if isinstance(exc, RuntimeError) and "grad" in str(exc):
+            return ("samplers call a score function under torch.no_grad(), and so does this checker: compute the "
+                    "gradient inside `with torch.enable_grad():`, on xg = x.detach().requires_grad_(True)")
+        return None
+
     return _run("guided_score", "differentiate log_softmax(logits)[b, y_b] with respect to x, scale it, add it",
-                [case(6, 3.0, 0), case(1, 0.5, 1), case(9, 10.0, 2)], mistakes, fn, reference, verbose)
+                [case(6, 3.0, 0), case(1, 0.5, 1), case(9, 10.0, 2)], mistakes, as_a_sampler_calls_it, reference,
+                verbose, explain_error=explain_error)

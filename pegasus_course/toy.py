@@ -8,6 +8,7 @@ every noise level: that makes the toy problems a reference for everything else.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn as tnn
@@ -45,6 +46,11 @@ class GaussianMixture:
         """log p_sigma(x), the density of the data convolved with N(0, sigma^2 I); x (B, D)."""
         log_p, _ = self._log_components(x, sigma)
         return torch.logsumexp(log_p, dim=1)
+
+    def component_logits(self, x: torch.Tensor, sigma: torch.Tensor | float = 0.0) -> torch.Tensor:
+        """log(w_k N(x; mu_k, (std_k^2 + sigma^2) I)), (B, K): the logits of the exact Bayes classifier
+        p(k | x, sigma) of the noisy mixture (its softmax), e.g. to check classifier guidance on the toy."""
+        return self._log_components(x, sigma)[0]
 
     def score(self, x: torch.Tensor, sigma: torch.Tensor | float = 0.0) -> torch.Tensor:
         """Exact grad_x log p_sigma(x) for x (B, D) and sigma a float or (B,) tensor."""
@@ -100,7 +106,7 @@ class ToyScoreNet(tnn.Module):
 def train_toy_score(
     data: torch.Tensor,
     sigmas: torch.Tensor,
-    loss: str = "dsm",
+    loss: str | Callable = "dsm",
     steps: int = 2000,
     batch_size: int = 256,
     lr: float = 1e-3,
@@ -108,14 +114,16 @@ def train_toy_score(
 ) -> tuple[ToyScoreNet, list[float], float]:
     """Train a :class:`ToyScoreNet` with ``"dsm"`` or ``"ssm"`` (sliced) score matching.
 
+    ``loss`` may also be a function ``(score_fn, x, sigmas, generator) -> scalar``, such as notebook 01's
+    DSM exercise: it replaces the package's loss and is timed the same way.
     Returns (net, per-step losses, seconds per step), so the two losses can be timed side by side.
     """
     import time
 
     from .losses import dsm_loss, sliced_score_matching_loss
 
-    if loss not in ("dsm", "ssm"):
-        raise ValueError(f"loss must be 'dsm' or 'ssm', got {loss!r}")
+    if not callable(loss) and loss not in ("dsm", "ssm"):
+        raise ValueError(f"loss must be 'dsm', 'ssm' or a function (score_fn, x, sigmas, generator), got {loss!r}")
     net = ToyScoreNet(dim=data.shape[1])
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     history = []
@@ -123,7 +131,9 @@ def train_toy_score(
     for _ in range(steps):
         idx = torch.randint(0, data.shape[0], (batch_size,), generator=generator)
         x = data[idx]
-        if loss == "dsm":
+        if callable(loss):
+            value = loss(net, x, sigmas, generator)
+        elif loss == "dsm":
             value = dsm_loss(net, x, sigmas, generator=generator)
         else:
             value = sliced_score_matching_loss(net, x, sigmas, generator=generator, variance_reduced=True)
