@@ -23,6 +23,7 @@
 # | 05 | sampling | annealed Langevin dynamics you write; Tweedie estimates, the denoising step, cost vs quality |
 # | 06 | pegasus | eq. 4 you write on two noise tapes; why not blend the images; the interactive explorer |
 # | 07 | beyond the paper | a guaranteed horse and bird at the ends, measured quality, colour shift |
+# | 08 | your own images | the noise schedule computed from your folder; a doctor for a model that draws noise |
 #
 # What is a pegasus sample? A score model turns noise into an image by many small random steps.
 # Record every random draw of two samples, a horse and a bird; mix the two recordings with
@@ -43,27 +44,40 @@ if "google.colab" in sys.modules:
 #
 # Everything the notebooks compute lives in the companion package `pegasus_course`; a notebook
 # imports it, explains and plots. The **profile** chooses sizes: `gpu` is the paper's setting,
-# `cpu` fits a laptop, `ci` runs in seconds for the tests. It is read from the environment
+# `cpu` fits a laptop (a few minutes per notebook), `ci` runs the whole course in minutes for the tests
+# (sizes so small that its samples stay noise). It is read from the environment
 # variable `PEGASUS_PROFILE` (default: `gpu` when a CUDA GPU is present, else `cpu`).
 
 # %% tags=["nbval-ignore-output"]
 import torch
 
-from pegasus_course import data, plotting, profiles
-from pegasus_course.training import seed_everything
+from pegasus_course import data, plotting, workflow
 
-plotting.setup_plots()
-g = seed_everything(0)
-profile = profiles.get_profile()
-device = "cuda" if torch.cuda.is_available() else "cpu"
-print(f"torch {torch.__version__} on {device}")
-print(profiles.describe(profile))
+profile, g = workflow.start(seed=0)  # the profile, the device and its precision, seeded generators
+print(f"torch {torch.__version__}")
 
 # %% [markdown]
 # To change the profile, set the variable before starting Jupyter, e.g.
 # `PEGASUS_PROFILE=cpu jupyter lab`, or in the first cell with
 # `os.environ["PEGASUS_PROFILE"] = "cpu"` before importing the package. Profiles change
 # sizes (batch, steps, model width, number of noise levels), never the code that runs.
+#
+# ## Your device and how long things take
+#
+# The first cell of every notebook prints the device the course will use (a CUDA GPU, then Apple's
+# GPU, `mps`, then the CPU; set `PEGASUS_DEVICE=cpu|cuda|mps` to choose) and the precision it trains in:
+# bf16 on recent GPUs (A100, H100, RTX 30xx and later), fp16 with a gradient scaler on Colab's free T4
+# and other older GPUs, float32 on a CPU or a Mac. Sampling is always float32. Notebooks 05-07 time a
+# few passes of the network on *your* machine and print what their long cells will take before you
+# start them. As a guide (the README's table "How long it takes" says how each figure was obtained):
+#
+# | | 2-core CPU (measured) | Colab T4 (estimate) | Apple M1 (estimate) |
+# |---|---|---|---|
+# | 64 samples, full schedule (1,161 network evaluations each) | about 26 min | about 1.5 min | about 2.5 min |
+# | one pegasus row of 9 images, full schedule | about 3 min | about 20 s | about 30 s |
+#
+# The T4 and M1 figures are estimates from the network's operation count and an assumed share of each
+# chip's peak speed, not measurements.
 
 # %% [markdown]
 # ## Where the images come from
@@ -76,8 +90,10 @@ print(profiles.describe(profile))
 # * `"folder"`: any `<root>/<split>/<class>/*.jpg|png` tree, for offline copies or your own photos.
 #
 # The notebooks read the source from `PEGASUS_DATA_SOURCE` (default `cifar10`) and the root from
-# `PEGASUS_DATA_ROOT` (default: a cache folder in your home directory). Images arrive as float
-# tensors in $[0, 1]$ of shape $(3, H, W)$; labels are 0 for horse and 1 for bird.
+# `PEGASUS_DATA_ROOT` (default: a cache folder in your home directory). One item of the data set,
+# `train_set[i]`, is an image as a float tensor in $[0, 1]$ of shape $(3, H, W)$ and its label: 0 for
+# horse, 1 for bird. The whole set is also kept as one tensor of bytes, `train_set.images`, of shape
+# $(N, 3, H, W)$ with values 0-255; the notebooks divide it by 255 when they take many images at once.
 
 # %%
 spec = data.default_data()
@@ -89,7 +105,8 @@ print(train_set)
 labels = train_set.labels
 print(f"{len(train_set)} training images: {int((labels == 0).sum())} horses, {int((labels == 1).sum())} birds")
 x, y = train_set[0]
-print("one image:", tuple(x.shape), x.dtype, "label", y)
+print("one image:", tuple(x.shape), x.dtype, f"in [{x.min():.0f}, {x.max():.0f}]", "label", y)
+print("all images:", tuple(train_set.images.shape), train_set.images.dtype, "(values 0-255)")
 
 # %% [markdown]
 # ## Real horses and birds
@@ -100,12 +117,12 @@ print("one image:", tuple(x.shape), x.dtype, "label", y)
 # %%
 horses = train_set.images[labels == 0][:16].float() / 255
 birds = train_set.images[labels == 1][:16].float() / 255
-fig = plotting.show_images(torch.cat([horses, birds]), nrow=16, title="16 horses (top) and 16 birds (bottom)",
-                           scale=0.6)
+fig = plotting.show_images(torch.cat([horses, birds]), nrow=16, title="16 horses (top) and 16 birds (bottom)")
 
 # %% [markdown]
 # ## What next
 #
 # Notebook **01** starts from the beginning: what a *score* is, and how Langevin dynamics turns
 # a score into samples. If you are on a CPU, every notebook still runs: the `cpu` profile keeps
-# the waiting short, and the course ships a model trained on a GPU for notebooks 05 and 06.
+# each notebook to a few minutes, and the course ships a model trained on a GPU, which notebooks
+# 03-08 load (03 compares with it, 04 reads its training run, 05-07 sample it, 08 examines it).

@@ -36,8 +36,8 @@ profile, g = workflow.start(seed=0)
 # ## 1. What the noise levels look like
 #
 # The schedule runs from $\sigma_1 = 50$ down to $\sigma_L = 0.01$ (pixels in $[0, 1]$). One training image
-# with noise $\sigma z$ added at five levels (shown clipped to $[0, 1]$, which hides how large the noise
-# really is: the second line gives the size of the noise against the image's own):
+# with noise $\sigma z$ added at five levels, the clean image on the left (shown clipped to $[0, 1]$, which
+# hides how large the noise really is: the printed line gives the size of the noise against the image's own):
 
 # %% tags=["nbval-ignore-output"]
 train_set = workflow.training_images(profile)
@@ -49,12 +49,13 @@ noisy = torch.stack([image + s * z for s in levels_shown])
 fig = plotting.show_images(noisy, nrow=len(levels_shown), scale=1.5, labels=[f"sigma = {s:g}" for s in levels_shown],
                            title="one image, x + sigma z")
 print("||sigma z|| / ||x||:", "  ".join(f"{s:g}: {s * z.norm() / image.norm():.2g}" for s in levels_shown[1:]))
+assert all(s * z.norm() > 10 * image.norm() for s in levels_shown if s >= 10)
 
 # %% [markdown]
 # At $\sigma = 0.01$ the change is about 2.5 grey levels of 255: invisible. At $\sigma = 1$ the animal is
 # gone to the eye, but a network that has seen many such images can still tell where its colours
-# were. From $\sigma = 10$ on the noise is tens to hundreds of times the image: sampling starts there,
-# from what is practically pure noise.
+# were. From $\sigma = 10$ on the noise is more than ten times as long as the image (the ratios printed
+# above; the cell checks it): sampling starts at $\sigma_1 = 50$, from what is practically pure noise.
 #
 # ## 2. Technique 1: $\sigma_1$ = the largest distance between two training images
 #
@@ -71,13 +72,15 @@ fig = plotting.show_images(images[[i, j]], nrow=2, title=f"the farthest pair: {s
 # %% [markdown]
 # Pixels in $[0, 1]$ and $D = 3 \times 32 \times 32 = 3072$ dimensions give a largest possible
 # distance of $\sqrt{3072} \approx 55$; the farthest real pair (nearly black against nearly
-# white) comes close. The paper rounds this to $\sigma_1 = 50$.
+# white) comes close. The paper does not compute it: it takes $\sigma_1 = 50$ (and $L = 232$) from NCSNv2's
+# settings for the whole of CIFAR-10, and the rule gives nearly the same value for its horses and birds.
 #
 # ## 3. Technique 2: the ratio between levels, hence $L$
 #
 # **Shells.** In $D = 3072$ dimensions, Gaussian noise $\sigma z$ has an almost fixed length:
 # $\|\sigma z\| \approx \sigma\sqrt D$, with a standard deviation of only about $\sigma/\sqrt 2$. So the noisy images
-# of level $i$ live in a thin shell of radius $\sigma_i \sqrt D$ around the data. Samples handed down from
+# of level $i$ live in a thin shell of radius $\sigma_i \sqrt D$ around the data, whose thickness (a standard
+# deviation) is $1/\sqrt{2D} \approx 1.3\%$ of its radius (printed below). Samples handed down from
 # level $i$ to level $i + 1$ are a good start only if the two shells overlap. Below, the lengths of
 # 5,000 noise draws at two neighbouring levels, for the paper's ratio $\gamma = \sigma_i / \sigma_{i+1}$ and for
 # a 10 times coarser schedule:
@@ -93,6 +96,8 @@ for ax, (name, num) in zip(axes, (("paper, L = 232", 232), ("coarse, L = 24", 24
     ax.set(title=f"{name}: gamma = {ratio:.3f}", xlabel="length / (sigma_(i+1) sqrt(D))", yticks=[])
 axes[0].legend(fontsize=7)
 fig.tight_layout()
+print(f"relative thickness of a shell, std / mean of ||z||: {float(draws.std() / draws.mean()):.4f} "
+      f"(1 / sqrt(2D) = {1 / math.sqrt(2 * D):.4f})")
 
 # %% [markdown]
 # With the paper's ratio the two shells overlap; with the coarse one they do not touch: every sample
@@ -104,6 +109,29 @@ fig.tight_layout()
 #
 # (`sigmas.technique2_overlap(gamma, D)`), and $L$ follows from $\sigma_1$, $\sigma_L$ and $\gamma$: $L$ levels
 # from $\sigma_1$ to $\sigma_L$ have $L - 1$ ratios, $\gamma = (\sigma_1 / \sigma_L)^{1/(L-1)}$.
+#
+# **What the number measures.** The length of a noise draw is close to Gaussian,
+# $\|\sigma z\| \approx \mathcal N(\sigma\sqrt D,\ \sigma^2/2)$. Call level $i$'s shell the lengths within three
+# standard deviations of its radius, $\sigma_i\sqrt D \pm 3\sigma_i/\sqrt 2$. The share of level $i + 1$'s noisy
+# samples whose length falls inside that band is the expression above: standardise the band's two
+# ends with level $i + 1$'s mean and standard deviation and they become $\sqrt{2D}(\gamma - 1) \pm 3\gamma$. So
+# 0.5 asks that half of the next level's samples lie in the previous level's shell. Counted on the
+# 5,000 draws above, for the paper's ratio:
+
+# %% tags=["nbval-ignore-output"]
+gamma_232 = float(sigmas.geometric_sigmas(50.0, 0.01, 232)[0] / sigmas.geometric_sigmas(50.0, 0.01, 232)[1])
+band = (gamma_232 * (math.sqrt(D) - 3 / math.sqrt(2)), gamma_232 * (math.sqrt(D) + 3 / math.sqrt(2)))
+counted = float(((draws >= band[0]) & (draws <= band[1])).float().mean())  # draws: ||z||, level i + 1 = 1
+print(f"share of level i+1's draws inside level i's shell: {counted:.3f}; technique2_overlap: "
+      f"{sigmas.technique2_overlap(gamma_232, D):.3f}")
+assert abs(counted - sigmas.technique2_overlap(gamma_232, D)) < 0.03
+
+# %% [markdown]
+# **Why geometric.** The overlap depends on $\gamma$ and $D$ only, not on $\sigma$ itself. The same overlap
+# between every pair of neighbours therefore means the same ratio everywhere: a geometric sequence,
+# evenly spaced in $\log\sigma$. Equally spaced levels would instead crowd the large levels (232 levels
+# from 50 down to 0.01 in equal steps: the first ratio is 50 / 49.78 = 1.004) and leave huge gaps between
+# the small ones (the last ratio is 0.226 / 0.01, about 23, far beyond any overlap).
 #
 # ### Exercise: find $L$ by search
 #
@@ -123,29 +151,24 @@ def my_num_levels(sigma_1, sigma_L, dim, target):
 exercises.check_num_levels(my_num_levels);
 
 # %% [markdown]
-# The solution is in the collapsed cell below (click the bar to expand it); the cell after it runs
-# the same checker on it.
+# Stuck? The cell below loads the reference solution without showing it
+# (`exercises.show_solution("num_levels")` prints it).
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
-def my_num_levels(sigma_1, sigma_L, dim, target):
-    L = 2
-    while sigmas.technique2_overlap((sigma_1 / sigma_L) ** (1 / (L - 1)), dim) < target:
-        L += 1
-    return L
-
-# %%
-assert exercises.check_num_levels(my_num_levels).passed
+# %% tags=["solution"]
+solution_num_levels = exercises.solution("num_levels")  # loaded, not shown
 
 # %% [markdown]
-# Your search, for three image sizes, beside the package's closed-form answer (which solves for $\gamma$
-# first, by bisection):
+# Your search (once it passes its check; the reference until then), for three image sizes, beside the
+# package's `sigmas.num_noise_scales`, which finds $\gamma$ first (by bisection on the overlap) and then
+# $L = \lceil 1 + \log(\sigma_1/\sigma_L) / \log\gamma \rceil$ in one formula:
 
 # %%
 # NBVAL_CHECK_OUTPUT
+num_levels = exercises.use(my_num_levels, exercises.check_num_levels, solution_num_levels)
 for size in (32, 48, 64):
     dim = 3 * size * size
     gamma = sigmas.noise_scale_ratio(dim)
-    L = my_num_levels(50.0, 0.01, dim, 0.5)
+    L = num_levels(50.0, 0.01, dim, 0.5)
     assert L == sigmas.num_noise_scales(50.0, 0.01, dim)
     print(f"{size}x{size}: D = {dim:5d}, gamma = {gamma:.4f}, L = {L}")
 
@@ -161,8 +184,8 @@ ax.legend();
 # %% [markdown]
 # ## 4. The paper's choice
 #
-# For CIFAR-10 ($D = 3072$, $\sigma_1 = 50$, $\sigma_L = 0.01$) the rule gives a little over 200
-# levels; the paper uses $L = 232$, a slightly *smaller* ratio. More levels only mean more
+# For CIFAR-10 ($D = 3072$, $\sigma_1 = 50$, $\sigma_L = 0.01$) the rule gives 220 levels
+# (printed above); the paper uses $L = 232$, a slightly *smaller* ratio. More levels only mean more
 # overlap between neighbours (safer, a bit slower to sample); fewer than the rule's would leave
 # gaps. So the difference is harmless, and the course trains with the paper's 232 so that its
 # results can be compared with the paper's.
@@ -203,7 +226,9 @@ for sigma_L in (0.1, 0.01, 0.001):
 # 2. Per coordinate, the variance follows $v_t = r^2 v_{t-1} + 2\alpha_i$.
 # 3. The chain arrives from the previous level with $v_0 = \sigma_{i-1}^2 = \gamma^2 \sigma_i^2$. In units of $\sigma_i^2$:
 #    $v_0 = \gamma^2$, and each step adds $2\alpha_i/\sigma_i^2 = 2\epsilon/\sigma_L^2$.
-# 4. After $T$ steps the variance should be the level's own, $v_T = 1$: choose $\epsilon$ to make it so.
+# 4. After $T$ steps the variance should be back at the level's own, $v_T = 1$, so that the next level
+#    starts as this one did. It cannot get there exactly (see below): NCSNv2 asks for $v_T$ "as close
+#    to 1 as possible", and $\epsilon$ is chosen for that.
 #
 # > **Reading the paper.** The paper states the rule as "$\epsilon = \sigma_i^2/\sigma_L^2$". That ratio is only the
 # > growth factor of the step: the step at level $i$ is $\alpha_i = \epsilon\,\sigma_i^2/\sigma_L^2$ with the base step
@@ -212,6 +237,13 @@ for sigma_L in (0.1, 0.01, 0.001):
 #
 # Summing the geometric series of step 2 gives the closed form NCSNv2 prints,
 # $r^{2T}\big(\gamma^2 - c\big) + c$ with $c = \tfrac{2\epsilon}{\sigma_L^2 (1 - r^2)}$ (`sigmas.technique4_objective`).
+#
+# **Why 1 is out of reach.** Write the closed form as $v_T = r^{2T}\gamma^2 + (1 - r^{2T})\, c$: a weighted
+# average of the start, $\gamma^2 > 1$, and of $c$, the variance the chain would settle at after many
+# steps. With $r = 1 - \epsilon/\sigma_L^2$, $c = 1/\big(1 - \tfrac{\epsilon}{2\sigma_L^2}\big) > 1$: a Langevin chain with a
+# finite step overshoots its target's variance. An average of two numbers above 1 is above 1, for
+# every $\epsilon$. A small $\epsilon$ keeps $c$ near 1 but hardly moves away from $\gamma^2$; a large one forgets
+# $\gamma^2$ but raises $c$. The best $\epsilon$ balances the two (the scan below prints the $v_T$ it reaches).
 #
 # ### Exercise: the variance after $T$ steps
 #
@@ -228,24 +260,20 @@ def my_variance_ratio(eps, sigma_L, gamma, T):
 exercises.check_variance_ratio(my_variance_ratio);
 
 # %% [markdown]
-# The solution is in the collapsed cell below (click the bar to expand it); the cell after it runs
-# the same checker on it.
+# Stuck? The cell below loads the reference solution without showing it
+# (`exercises.show_solution("variance_ratio")` prints it). The rest of this section runs **your**
+# `my_variance_ratio` once it passes its check, the reference until then, and says which.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
-def my_variance_ratio(eps, sigma_L, gamma, T):
-    r = 1 - eps / sigma_L**2
-    v = gamma**2
-    for _ in range(T):
-        v = r**2 * v + 2 * eps / sigma_L**2
-    return v
-
-# %%
-assert exercises.check_variance_ratio(my_variance_ratio).passed
+# %% tags=["solution"]
+solution_variance_ratio = exercises.solution("variance_ratio")  # loaded, not shown
 
 # %% [markdown]
 # **The derivation, checked by simulation.** Run the package's Langevin sampler with the exact score
 # on 200,000 one-dimensional points started with variance $\gamma^2\sigma_i^2$, and measure the variance
 # after $T = 5$ steps, at the paper's $\epsilon$:
+
+# %%
+variance_ratio = exercises.use(my_variance_ratio, exercises.check_variance_ratio, solution_variance_ratio)
 
 # %% tags=["nbval-ignore-output"]
 gamma_paper = float(paper[0] / paper[1])
@@ -254,27 +282,64 @@ sigma_i = float(paper[100])
 alpha = eps5 * sigma_i**2 / float(paper[-1]) ** 2
 start = gamma_paper * sigma_i * torch.randn(200_000, 1, generator=g, dtype=torch.float64)
 end = sampling.langevin(lambda x, s: -x / sigma_i**2, start, alpha, 5, sigma_i, generator=g)
-print(f"simulated Var / sigma_i^2 = {float(end.var()) / sigma_i**2:.4f}; your recursion: "
-      f"{my_variance_ratio(eps5, float(paper[-1]), gamma_paper, 5):.4f}")
-assert abs(float(end.var()) / sigma_i**2 - my_variance_ratio(eps5, float(paper[-1]), gamma_paper, 5)) < 0.02
+print(f"simulated Var / sigma_i^2 = {float(end.var()) / sigma_i**2:.4f}; the recursion: "
+      f"{variance_ratio(eps5, float(paper[-1]), gamma_paper, 5):.4f}")
+assert abs(float(end.var()) / sigma_i**2 - variance_ratio(eps5, float(paper[-1]), gamma_paper, 5)) < 0.02
 
 # %% [markdown]
-# **Your $\epsilon$.** Scan $\epsilon$ on a fine log grid and keep the one whose $v_T$ is closest to 1, using
-# your function; the package's `sigmas.langevin_step_size` refines the same search:
+# **Your $\epsilon$.** Scan $\epsilon$ on a fine log grid and keep the one whose $v_T$ is closest to 1, with the
+# recursion above; the package's `sigmas.langevin_step_size` refines the same search. Beside each
+# $\epsilon$, the $v_T$ it reaches: the closest to 1 there is, and still above it.
 
 # %%
 # NBVAL_CHECK_OUTPUT
 sigma_L = float(paper[-1])
 for T in (1, 3, 5, 10):
     grid = torch.logspace(math.log10(sigma_L**2) - 6, math.log10(sigma_L**2), 3000, dtype=torch.float64).tolist()
-    mine = min(grid, key=lambda e: abs(my_variance_ratio(e, sigma_L, gamma_paper, T) - 1))
+    mine = min(grid, key=lambda e: abs(variance_ratio(e, sigma_L, gamma_paper, T) - 1))
     package = sigmas.langevin_step_size(paper, T)
-    print(f"T = {T:2d}: your eps = {mine:.3e}, package eps = {package:.3e}")
+    reached = variance_ratio(package, sigma_L, gamma_paper, T)
+    print(f"T = {T:2d}: your eps = {mine:.3e}, package eps = {package:.3e}, v_T = {reached:.4f}")
     assert abs(mine / package - 1) < 0.01
+    assert 1 < reached < min(variance_ratio(e, sigma_L, gamma_paper, T) for e in grid) + 1e-6  # the best, not 1
 
 # %% [markdown]
-# The larger $T$, the smaller $\epsilon$: more steps at a level need smaller ones to end at the same
-# variance. Across the schedule the steps grow with $\sigma_i^2$:
+# The larger $T$, the smaller $\epsilon$: more steps at a level need smaller ones to end as close as they
+# can to the level's own variance.
+#
+# **From level to level.** Step 3 assumed that the chain arrives with the previous level's own variance,
+# $\gamma^2\sigma_i^2$. It arrives with what the previous level left, $v_T$ in that level's units, so $\gamma^2 v_T$ in
+# this one's. Chain the recursion over the 232 levels, starting from $x_0 = \sigma_1 z_0$ (variance exactly
+# $\sigma_1^2$: $v = 1$ at level 1), and the ratio settles at a fixed point that every later level keeps.
+# For technique 4's $\epsilon$, a quarter of it, four times it, and $T = 1$ with its own $\epsilon$; beside it, how
+# far outside the shell's radius $\sigma_i\sqrt D$ the states then are, against the shell's thickness:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+thickness = 1 / math.sqrt(2 * D)  # a shell's standard deviation over its radius
+settings = {"eps, T = 5": (eps5, 5), "eps / 4, T = 5": (eps5 / 4, 5), "4 eps, T = 5": (4 * eps5, 5),
+            "T = 1, its own eps": (sigmas.langevin_step_size(paper, 1), 1)}
+settled = {}
+for name, (e, steps) in settings.items():
+    v = variance_ratio(e, sigma_L, 1.0, steps)  # level 1 starts at variance sigma_1^2
+    for _ in range(len(paper) - 1):
+        v = variance_ratio(e, sigma_L, gamma_paper * math.sqrt(v), steps)  # arrives with gamma^2 v
+    settled[name] = v
+    print(f"{name:18s}: Var / sigma_i^2 settles at {v:.3f}; the states lie {math.sqrt(v) - 1:4.0%} outside the "
+          f"shell's radius, a shell {thickness:.1%} thick")
+assert min(settled, key=settled.get) == "eps, T = 5"
+assert settled["4 eps, T = 5"] > settled["eps, T = 5"] and min(settled["eps / 4, T = 5"], settled["T = 1, its own eps"]) > 1.5
+
+# %% [markdown]
+# Technique 4's $\epsilon$ leaves the smallest excess of the four, but not none: in this one-point model the
+# states settle a few percent outside the shell's radius: several shell thicknesses. A quarter of $\epsilon$
+# forgets too little of each start: the excess piles up from level to level until the states lie a
+# third or more outside the radius, and one step per level does the same. Four times $\epsilon$ forgets the start faster but settles
+# *higher* than $\epsilon$, not lower: its own overshoot $c$ grows with the step. Notebook 05 samples the
+# trained network with these settings and shows what such states become: a network is trained only on
+# its shells, and notebook 01 showed what a learned score is worth where no noisy sample ever landed.
+#
+# Across the schedule the steps grow with $\sigma_i^2$:
 
 # %%
 eps = sigmas.langevin_step_size(paper, 5)
@@ -291,9 +356,12 @@ fig.tight_layout()
 #
 # | quantity | rule | value for CIFAR-10 horses and birds |
 # |---|---|---|
-# | $\sigma_1$ | technique 1 | the largest pairwise distance (printed above), paper: 50 |
+# | $\sigma_1$ | technique 1 | the largest pairwise distance (printed above); the paper takes NCSNv2's CIFAR-10 value, 50 |
 # | $L$ | technique 2: neighbouring shells overlap by about half | 220 by the rule, paper: 232 |
 # | $\sigma_L$ | invisible noise, a few grey levels | 0.01 |
-# | $\epsilon$ for $T = 5$ | technique 4: the variance after $T$ steps is the level's own | $\approx 6.2 \times 10^{-6}$ |
+# | $\epsilon$ for $T = 5$ | technique 4: the variance after $T$ steps as close to the level's own as it gets (a little above it: 1 is out of reach) | $\approx 6.2 \times 10^{-6}$ |
+#
+# For your own pictures, `pegasus-course schedule --dataset folder --data-root DIR` computes $\sigma_1$, $L$
+# and $\epsilon$ from any folder ($\sigma_L$ stays 0.01), and `pegasus-course train --schedule data` trains with them (notebook **08**).
 #
 # Next, notebook **03** builds the network that learns $s_\theta(x, \sigma)$ for all 232 levels at once.

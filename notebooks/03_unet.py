@@ -30,7 +30,7 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
-from pegasus_course import checkpoints, data, exercises, plotting, sigmas, workflow
+from pegasus_course import checkpoints, data, exercises, losses, plotting, sigmas, workflow
 from pegasus_course.nn import (FourierEmbedding, InstanceNormPlusPlus, LinearAttention, ResBlock, ScoreUNet,
                                ScoreUNetConfig, compare_attention_cost, count_parameters, level_similarity,
                                parameter_table, stage_shapes)
@@ -50,19 +50,22 @@ schedule = sigmas.geometric_sigmas(50.0, 0.01, 232)
 #   shape (B,) - every image of a training batch has its own level;
 # * returns a score of the **same shape** as $\tilde x$;
 # * trained by DSM, its output approximates $\mathbb E[-z/\sigma \mid \tilde x]$ (notebook 01): it points back
-#   to the clean image, with a length of about $\|z\|/\sigma \approx \sqrt D/\sigma$.
+#   to the clean image, with a length of at most about $\|z\|/\sigma \approx \sqrt D/\sigma$ (section 5 says why
+#   it is shorter at small $\sigma$).
 #
-# The shipped model, on the real batch, at three levels (cosine similarity 1 would be a perfect
-# direction; the norms should be close):
+# The shipped model, on the real batch, at three of its 232 trained levels, the ones nearest to 10, 1
+# and 0.1 (section 1 shows why it is asked only at those): cosine similarity 1 would be a perfect
+# direction, and the norms should be close at large $\sigma$:
 
 # %% tags=["nbval-ignore-output"]
 z = torch.randn(batch.shape, generator=g)
-for s in (10.0, 1.0, 0.1):
+trained_levels = [float(schedule[(schedule / t).log().abs().argmin()]) for t in (10.0, 1.0, 0.1)]
+for s in trained_levels:
     sigma = torch.full((8,), s)
     with torch.no_grad():
         score = shipped(batch + s * z, sigma)
     cos = F.cosine_similarity(score.flatten(1), (-z / s).flatten(1)).mean()
-    print(f"sigma = {s:4g}: output {tuple(score.shape)}; cos(score, -z/sigma) = {cos:.3f}; "
+    print(f"sigma = {s:6.4g}: output {tuple(score.shape)}; cos(score, -z/sigma) = {cos:.3f}; "
           f"|score| = {score.flatten(1).norm(dim=1).mean():8.1f} vs |z|/sigma = {(z / s).flatten(1).norm(dim=1).mean():8.1f}")
 
 # %% [markdown]
@@ -87,27 +90,65 @@ ax.set(xlabel="level (large sigma -> small sigma)", ylabel="feature", title="fix
 
 # %% [markdown]
 # Are neighbouring levels' features similar? Below, the cosine similarity of every pair of the 232
-# levels, for the shipped model's fixed features (left) and for the embedding its trained MLP makes
-# of them (right):
+# levels: for the shipped model's fixed features (left), for the embedding its trained MLP makes of
+# them (right), and, as a control, for the same features through an MLP of the same shape that was
+# never trained (middle): is the smoothness the MLP's shape, or what training taught it?
 
 # %% tags=["nbval-ignore-output"]
-raw, learned = level_similarity(shipped.embed, schedule, after_mlp=False), level_similarity(shipped.embed, schedule)
-fig, axes = plt.subplots(1, 2, figsize=(8, 3.6))
-for ax, m, title in ((axes[0], raw, "raw Fourier features"), (axes[1], learned, "after the trained MLP")):
+import copy
+
+untrained_embed = copy.deepcopy(shipped.embed)  # the same fixed frequencies...
+torch.manual_seed(0)
+for layer in untrained_embed.mlp:
+    if hasattr(layer, "reset_parameters"):
+        layer.reset_parameters()  # ...through a freshly initialised MLP
+matrices = {"raw Fourier features": level_similarity(shipped.embed, schedule, after_mlp=False),
+            "after an untrained MLP": level_similarity(untrained_embed, schedule),
+            "after the trained MLP": level_similarity(shipped.embed, schedule)}
+fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
+for ax, (title, m) in zip(axes, matrices.items()):
     im = ax.imshow(m.numpy(), cmap="RdBu_r", vmin=-1, vmax=1)
     ax.set(title=title, xlabel="level", ylabel="level")
 fig.colorbar(im, ax=list(axes), shrink=0.8, label="cosine similarity")
-print(f"adjacent levels: raw {torch.diagonal(raw, 1).mean():.3f}, after the MLP {torch.diagonal(learned, 1).mean():.3f}; "
-      f"sigma = 50 vs 0.01: raw {raw[0, -1]:.3f}, after the MLP {learned[0, -1]:.3f}")
+for title, m in matrices.items():
+    print(f"{title:22s}: adjacent levels {torch.diagonal(m, 1).mean():.3f}, sigma = 50 vs 0.01 {m[0, -1]:.3f}")
+assert torch.diagonal(matrices["after the trained MLP"], 1).mean() > 2 * torch.diagonal(matrices["after an untrained MLP"], 1).mean()
 
 # %% [markdown]
 # With frequencies of scale 16, adjacent levels (0.037 apart in $\log\sigma$) differ by several radians in
 # most features: the raw features are nearly orthogonal for *all* pairs, a random code for each level
-# rather than a smooth one. Training made the MLP map them to an embedding in which neighbouring
-# levels are similar and the two ends of the schedule are far apart (right). The network therefore
-# learned the smoothness it needs; a smaller scale would give smooth features from the start. The
+# rather than a smooth one. An untrained MLP keeps it that way: adjacent levels stay nearly as
+# unrelated as in the raw features (middle). Only the trained MLP makes neighbouring levels similar (right;
+# the adjacent-level similarities are printed above). The two ends stay fairly different, though less
+# so than in the raw features, and most large-$\sigma$ levels share almost one embedding: it changes
+# mainly over the smallest levels, where the images differ most from level to level. The network
+# therefore learned the smoothness it needs; a smaller scale would give smooth features from the start. The
 # course keeps the scale of the score-SDE code it follows (changing it would mean retraining the
 # shipped model), and shows what it does.
+#
+# **Between the levels.** Training draws $\sigma$ from the 232 levels only. With features this unrelated
+# from one level to the next, a $\sigma$ *between* two levels gets a code the network never saw in
+# training. The DSM loss of the shipped model on the real batch, at six values of $\sigma$ from one trained
+# level to the next (the same $z$ throughout):
+
+# %% tags=["nbval-ignore-output"]
+k_near = int((schedule - 1.0).abs().argmin())  # the trained level nearest to sigma = 1, and the next one
+between = torch.exp(torch.linspace(schedule[k_near].log().item(), schedule[k_near + 1].log().item(), 6))
+between_loss = []
+with torch.no_grad():
+    for s in between.tolist():
+        between_loss.append(float(losses.dsm_loss_given(shipped, batch, torch.full((8,), s), z)))
+print("sigma:", "  ".join(f"{s:.4f}" for s in between.tolist()))
+print("loss: ", "  ".join(f"{v:6.1f}" for v in between_loss), "  (the first and last are trained levels)")
+assert max(between_loss[1:-1]) > 2 * max(between_loss[0], between_loss[-1])
+
+# %% [markdown]
+# At the two trained levels the loss is about the same. Between them it rises everywhere, up to several-fold
+# next to the upper level and much less nearer the lower one (the printed row). The
+# network is only trustworthy at its 232 levels, so the course's samplers ask it there and nowhere
+# else (notebook 05's coarser schedules take every fourth trained level). Drawing $\sigma$ from a
+# continuous range in training, as score-SDE models do, or a smaller Fourier scale would remove the
+# problem.
 
 # %% [markdown]
 # ## 2. InstanceNorm++
@@ -116,28 +157,8 @@ print(f"adjacent levels: raw {torch.diagonal(raw, 1).mean():.3f}, after the MLP 
 # For images that throws away the average colour: two pictures that differ only by a colour cast
 # look identical afterwards. InstanceNorm++ adds back $\alpha_c(\mu_c - m)/s$, where $m$ and $s^2$
 # are the mean and variance of the $\mu_c$ over channels, then scales by $\gamma_c$ and shifts by $\beta_c$.
-
-# %%
-tinted = (batch[:1] * torch.tensor([1.0, 0.6, 0.3]).view(1, 3, 1, 1))  # an orange-tinted copy
-plain_in = F.instance_norm(torch.cat([batch[:1], tinted]))
-norm_pp = InstanceNormPlusPlus(3)
-with torch.no_grad():
-    out_pp = norm_pp(torch.cat([batch[:1], tinted]))
-print("instance norm, difference between original and tinted:", f"{(plain_in[0] - plain_in[1]).abs().max():.4f}")
-print("InstanceNorm++, difference between original and tinted:", f"{(out_pp[0] - out_pp[1]).abs().max():.4f}")
-show = lambda h: (0.5 + 0.2 * h).clamp(0, 1)  # noqa: E731  normalised values (about -2.5..2.5) as pixels
-fig = plotting.show_rows(torch.stack([torch.cat([batch[:1], tinted]), show(plain_in), show(out_pp)]),
-                         row_labels=["input", "instance norm", "InstanceNorm++"], scale=1.5,
-                         title="original (left) and tinted (right) copy")
-
-# %% [markdown]
-# Instance normalisation maps the original and the tinted copy to the same picture: the colour
-# cast, which lives in the channel means, is gone. InstanceNorm++ (here at its initial
-# $\alpha = 1$) keeps the difference between the channel means, so the tinted copy stays orange. For
-# a score network that matters: the score must push a sample's colours, and it can only do so if it
-# sees them.
-
-# %% [markdown]
+# Write it first; the demonstration after the exercise runs your function.
+#
 # ### Exercise: InstanceNorm++
 #
 # Write $\gamma_c\big((x - \mu_c)/\sigma_c + \alpha_c(\mu_c - m)/s\big) + \beta_c$, where $\mu_c, \sigma_c^2$ are channel $c$'s
@@ -156,19 +177,39 @@ def my_instance_norm_pp(x, gamma, alpha, beta, eps=1e-5):
 exercises.check_instance_norm_pp(my_instance_norm_pp);
 
 # %% [markdown]
-# The solution is in the collapsed cell below (click the bar to expand it); the cell after it runs
-# the same checker on it.
+# Stuck? The cell below loads the reference solution without showing it
+# (`exercises.show_solution("instance_norm_pp")` prints it). The demonstration that follows runs **your**
+# `my_instance_norm_pp` once it passes its check, the reference until then, and says which.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
-def my_instance_norm_pp(x, gamma, alpha, beta, eps=1e-5):
-    mu = x.mean((2, 3), keepdim=True)                                 # (B, C, 1, 1) channel means
-    h = (x - mu) / torch.sqrt(x.var((2, 3), keepdim=True, unbiased=False) + eps)
-    m, s2 = mu.mean(1, keepdim=True), mu.var(1, keepdim=True, unbiased=False)
-    h = h + alpha.view(1, -1, 1, 1) * (mu - m) / torch.sqrt(s2 + eps)  # give the colour back
-    return gamma.view(1, -1, 1, 1) * h + beta.view(1, -1, 1, 1)
+# %% tags=["solution"]
+solution_instance_norm_pp = exercises.solution("instance_norm_pp")  # loaded, not shown
+
+# %% [markdown]
+# **What InstanceNorm++ keeps.** A real image and an orange-tinted copy, through plain instance
+# normalisation and through your InstanceNorm++ at a new layer's parameters ($\gamma = 1$, $\alpha = 1$,
+# $\beta = 0$), checked against the package's `InstanceNormPlusPlus`:
 
 # %%
-assert exercises.check_instance_norm_pp(my_instance_norm_pp).passed
+instance_norm_pp = exercises.use(my_instance_norm_pp, exercises.check_instance_norm_pp, solution_instance_norm_pp)
+tinted = (batch[:1] * torch.tensor([1.0, 0.6, 0.3]).view(1, 3, 1, 1))  # an orange-tinted copy
+pair = torch.cat([batch[:1], tinted])
+plain_in = F.instance_norm(pair)
+out_pp = instance_norm_pp(pair, torch.ones(3), torch.ones(3), torch.zeros(3))
+with torch.no_grad():
+    assert torch.allclose(out_pp, InstanceNormPlusPlus(3)(pair), atol=1e-5)
+print("instance norm, difference between original and tinted:", f"{(plain_in[0] - plain_in[1]).abs().max():.4f}")
+print("InstanceNorm++, difference between original and tinted:", f"{(out_pp[0] - out_pp[1]).abs().max():.4f}")
+show = lambda h: (0.5 + 0.2 * h).clamp(0, 1)  # noqa: E731  normalised values (about -2.5..2.5) as pixels
+fig = plotting.show_rows(torch.stack([pair, show(plain_in), show(out_pp)]),
+                         row_labels=["input", "instance norm", "InstanceNorm++"], scale=1.5,
+                         title="original (left) and tinted (right) copy")
+
+# %% [markdown]
+# Instance normalisation maps the original and the tinted copy to the same picture: the colour
+# cast, which lives in the channel means, is gone. InstanceNorm++ (here at its initial
+# $\alpha = 1$) keeps the difference between the channel means, so the tinted copy stays orange. For
+# a score network that matters: the score must push a sample's colours, and it can only do so if it
+# sees them.
 
 # %% [markdown]
 # ## 3. ResNet blocks with ELU, and where $\sigma$ enters
@@ -198,11 +239,19 @@ print(inspect.getsource(ResBlock.forward))
 # sums keys times values into a small $d \times d$ *context*, and reads it with each query:
 # cost $O(N d^2)$. A learned scalar that starts at 0 multiplies the branch (ReZero), so at
 # initialisation the block passes its input through unchanged.
+#
+# **Why ReZero.** A freshly initialised attention branch adds a random mixture of every position to
+# every position: at full strength it would scramble the feature maps of a network that must first
+# learn the plain $1/\sigma$-scaled, image-shaped score. With ReZero the network starts as a purely
+# convolutional U-Net, and each attention branch is turned up only as far as training finds it useful;
+# the paper adds it "to speed up model convergence". The shipped model's scalars, after training:
 
 # %%
 att = LinearAttention(16, heads=4, dim_head=8)
 assert torch.equal(att(h), h), "ReZero: the block is the identity at initialisation"
 print("ReZero scalar at init:", att.rezero.item())
+trained = {name: round(m.rezero.item(), 2) for name, m in shipped.named_modules() if isinstance(m, LinearAttention)}
+print("the shipped model's ReZero scalars:", trained)
 
 # %% [markdown]
 # The attention itself, from the package: note the two softmaxes (queries over their features, keys
@@ -214,7 +263,8 @@ print(inspect.getsource(LinearAttention.forward))
 
 # %% [markdown]
 # The cost difference grows with the image: measured here at full resolution for 32, 48, 64 and 96
-# pixel inputs (64 channels, batch of 4). Look for: linear grows like $N$, softmax like $N^2$.
+# pixel inputs (64 channels, batch of 2). Look for: linear grows roughly like $N$, softmax roughly like $N^2$
+# (one timing each, so expect some noise).
 
 # %% tags=["nbval-ignore-output"]
 rows = compare_attention_cost((32, 48, 64, 96), channels=64, batch=2, repeats=1)
@@ -234,6 +284,19 @@ ax.legend();
 # (ResBlock, attention, ResBlock), three up levels (nearest-neighbour upsampling, ResBlocks over the
 # concatenated skip connection, attention), and the output **divided by $\sigma$** (NCSNv2 technique 3),
 # because the true score of noise of scale $\sigma$ has norm about $\sqrt D/\sigma$.
+#
+# **Why this shape.** A score is one value per pixel, so the network must return an image-shaped
+# output, and what it must know changes with $\sigma$: at large $\sigma$ the score is about the layout of the
+# whole picture, at small $\sigma$ about the texture at each pixel. The way down gives both: each 2×2
+# average pooling halves the resolution, so the same 3×3 convolutions see a neighbourhood twice as wide
+# (at the 4×4 middle, the whole image). Pooling by the *average* has no weights and treats noise evenly,
+# the mean of four pixels, where a maximum would pick out noise peaks. The way up brings the result back
+# to full size, and the **skip connections** hand each up level the features of the same resolution
+# from the way down, so the fine detail does not have to squeeze through the 4×4 middle (they also give
+# the gradients a short path). **ELU** is smooth and keeps negative values, where ReLU has a kink and a
+# flat zero half; NCSN chose it with InstanceNorm++, and the paper keeps both rather than DDPM's
+# GroupNorm and Swish because they trained faster for similar samples.
+#
 # Here is the configuration the course trains on a GPU (base 64 channels, 2 blocks per level):
 
 # %%
@@ -264,10 +327,17 @@ source = inspect.getsource(ScoreUNet.forward)
 print(source[source.index("        emb = self.embed(sigma)"):])
 
 # %% [markdown]
-# The true score of noise of scale $\sigma$ has norm about $\sqrt D/\sigma$. At initialisation the
-# network's raw output has roughly the same size for every level, so the division already makes its
-# norm fall like $1/\sigma$ - the right slope, at the wrong height. After training, the shipped model's
-# norms on noisy real images should lie on $\sqrt D/\sigma$ itself, across the whole schedule:
+# The noise $z/\sigma$ has norm about $\sqrt D/\sigma$. At initialisation the network's raw output has roughly
+# the same size for every level, so the division already makes its norm fall like $1/\sigma$ - the right
+# slope, at the wrong height. How long should a trained score be? The best network outputs
+# $s^* = \mathbb E[-z/\sigma \mid \tilde x]$ (notebook 01), and an average is never longer than what it averages:
+# $\mathbb E\|s^*\|^2 \le \mathbb E\|z\|^2/\sigma^2 = D/\sigma^2$, with equality only where the noise can be told
+# apart from the image completely. At large $\sigma$ it can (the image is a small part of $\tilde x$); at
+# small $\sigma$ part of the noise looks like the image's own texture, and the best score is shorter. The
+# gap is twice the DSM loss of the best network: $\mathbb E\|\sigma s^* + z\|^2 = D - \sigma^2\,\mathbb E\|s^*\|^2$. So for
+# the best network the squared ratio would be the share of the noise explained, which notebook 04 measures
+# level by level on test images; for a real network, and with the ratio of mean norms taken below, the two
+# agree only roughly. The shipped model on the noisy real images:
 
 # %% tags=["nbval-ignore-output"]
 small = ScoreUNet(ScoreUNetConfig.for_image_size(32, profile.base_channels, num_res_blocks=profile.num_res_blocks))
@@ -283,14 +353,23 @@ ax.loglog(probe, [D**0.5 / float(s) for s in probe], "k--", label="sqrt(D) / sig
 ax.set(xlabel="sigma", ylabel="mean |score| on noisy images")
 ax.legend();
 ratio = torch.tensor([float(n) * float(s) / D**0.5 for n, s in zip(norm_shipped, probe)])
-print(f"shipped |score| / (sqrt(D)/sigma) over the schedule: from {ratio.min():.2f} to {ratio.max():.2f}")
+print(f"shipped |score| / (sqrt(D)/sigma): {ratio[0]:.2f} at sigma = {probe[0]:.3g}, {ratio[-1]:.2f} at sigma = "
+      f"{probe[-1]:.3g}; from {ratio.min():.2f} to {ratio.max():.2f} over the schedule")
+assert ratio.max() < 1.05 and ratio[0] > 0.95 and ratio[-1] < ratio[0]
+
+# %% [markdown]
+# On $\sqrt D/\sigma$ at the largest levels, below it at the smallest, as the bound says: a shorter score at
+# small $\sigma$ is what the best possible network would give too, since part of the noise cannot be told
+# from the image.
 
 # %% [markdown]
 # ## Summary
 #
 # The network takes a batch and one $\sigma$ per image and returns a score of the batch's shape, close
-# to $-z/\sigma$ in direction and to $\sqrt D/\sigma$ in length once trained. $\sigma$ enters twice: through the
+# to $-z/\sigma$ in direction once trained, about $\sqrt D/\sigma$ long at large $\sigma$ and shorter at small $\sigma$,
+# where part of the noise cannot be told from the image. $\sigma$ enters twice: through the
 # embedding added in every ResBlock, and through the final division (technique 3). InstanceNorm++
-# keeps colour, linear attention keeps the cost linear in the number of pixels, and ReZero lets the
-# attention blocks start as the identity. Notebook **04** trains it with denoising score matching on
+# keeps colour, linear attention keeps the cost linear in the number of pixels, ReZero lets the
+# attention blocks start as the identity, and the U-Net's pooling and skips give it both the whole
+# picture and the pixel-level detail. Notebook **04** trains it with denoising score matching on
 # horses and birds.

@@ -39,7 +39,7 @@ print("device:", device)
 # images with random horizontal flips. One step:
 #
 # 1. take a batch $x$ and draw one level $\sigma$ per image from the $L$ levels, and noise $z$;
-# 2. compute the $\sigma^2$-weighted DSM loss (eq. 2) of the network on $\tilde x = x + \sigma z$:
+# 2. compute the DSM loss of eq. 2 multiplied by $\sigma^2$ (NCSN's weighting $\lambda(\sigma) = \sigma^2$) on $\tilde x = x + \sigma z$:
 #    $\frac{1}{2}\,\| \sigma\, s_\theta(\tilde x, \sigma) + z \|^2$, summed over the pixels and averaged over the batch;
 # 3. backpropagate and take an Adam step;
 # 4. update the exponential moving average (EMA) of the weights:
@@ -86,6 +86,11 @@ print(f"zero network: {losses.dsm_loss_given(zero_net, x, sigma, z).item():.1f} 
 # score; `ema` is a copy of the network whose parameters are the average; `optimizer` is Adam over
 # `model.parameters()`. Return the loss (a tensor).
 #
+# What `model` is exactly: `training.train` hands the step the network inside a thin wrapper (it feeds
+# the network channels-last input and mixed precision where asked). Its `parameters()` are the network's
+# own, in the same order as `ema.parameters()`, so update the EMA parameter by parameter; its
+# `state_dict()` keys carry a `net.` prefix that `ema`'s do not.
+#
 # Complete the function below (it raises `NotImplementedError` until you do), then run the checker
 # cell: it trains a tiny network for three steps with `training.train` twice from one seed, once with
 # the package's step and once with yours, and compares the losses, the weights and the EMA. Run it
@@ -100,29 +105,18 @@ def my_training_step(model, ema, optimizer, x, sigma, z, ema_decay):
 exercises.check_training_step(my_training_step);
 
 # %% [markdown]
-# The solution is in the collapsed cell below (click the bar to expand it); the cell after it runs
-# the same checker on it.
+# Stuck? The cell below loads the reference solution without showing it
+# (`exercises.show_solution("training_step")` prints it).
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
-def my_training_step(model, ema, optimizer, x, sigma, z, ema_decay):
-    s = sigma.view(-1, 1, 1, 1)
-    loss = 0.5 * (s * model(x + s * z, sigma) + z).pow(2).flatten(1).sum(1).mean()
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
-    with torch.no_grad():
-        for avg, w in zip(ema.parameters(), model.parameters()):
-            avg.mul_(ema_decay).add_(w, alpha=1 - ema_decay)
-    return loss.detach()
-
-# %%
-assert exercises.check_training_step(my_training_step).passed
+# %% tags=["solution"]
+solution_training_step = exercises.solution("training_step")  # loaded, not shown
 
 # %% [markdown]
-# `training.train` runs this step in a loop and adds what a real run needs: bf16 mixed precision on
-# CUDA, a progress bar, a guard that stops on a non-finite or exploding loss, atomic checkpoints,
-# Ctrl-C that saves, and - under `torchrun` - several GPUs. It takes your step as `step_fn`: the
-# live run of section 3 trains with **your** function.
+# `training.train` runs this step in a loop and adds what a real run needs: mixed precision on a GPU
+# (bf16, or fp16 with a gradient scaler where the GPU lacks bf16), a progress bar, a guard that stops on a non-finite or exploding loss, atomic checkpoints,
+# Ctrl-C that saves, and - under `torchrun` - several GPUs. It takes a step as `step_fn`: the live
+# run of section 3 trains with **your** `my_training_step` once it passes its check, with the
+# reference until then, and says which.
 #
 # ## 2. Reading a long run: the shipped model
 #
@@ -178,22 +172,25 @@ def on_step(state):  # runs every log_every steps
     if len(snapshots) < len(preview_at) and state.step >= preview_at[len(snapshots)]:
         snapshots[state.step] = generate(state.model, range(4), schedule, progress=False).cpu()
 
-state = training.train(model, train_set.images, levels, cfg, on_step=on_step, step_fn=my_training_step,
+step_fn = exercises.use(my_training_step, exercises.check_training_step, solution_training_step)
+state = training.train(model, train_set.images, levels, cfg, on_step=on_step, step_fn=step_fn,
                        checkpoint_path=checkpoints.NOTEBOOK_RUN,
                        meta={"schedule": schedule.to_dict(), "profile": profile.name,
                              "data": {"source": data.default_data().source, "classes": list(train_set.classes),
                                       "image_size": 32}})
-print(f"{state.step} steps with my_training_step, {state.images_per_second:.0f} images/s; checkpoint: runs/notebook-04/")
+print(f"{state.step} steps with {'your step' if step_fn is my_training_step else 'the reference step'}, "
+      f"{state.images_per_second:.0f} images/s; checkpoint: runs/notebook-04/")
 
 # %%
 fig = plotting.plot_curve(state.losses, title="DSM loss per step (this run)", smooth=min(20, len(state.losses)), logy=True)
 
 # %% [markdown]
-# The loss falls fast at first (the network learns the $1/\sigma$ scale and the average image) and
+# The loss falls fast at first (the network learns the right height for $\sigma s \approx -z$, the $1/\sigma$
+# slope being built in, and the average image) and
 # slowly afterwards, as in the shipped run's first steps. Below, samples of the live weights at the
 # preview steps (each row one step, the full schedule of the profile): after a hundred steps or so
 # they can still be noise; blurry colour blobs come next. A few hundred steps are far from the
-# shipped model's 14,275 at batch 512.
+# shipped model's 14,275 (5,875 at batch 128, then 8,400 at batch 512: 5.05 million images).
 
 # %%
 shown = sorted(snapshots)
@@ -213,7 +210,7 @@ fig = plotting.show_rows(torch.stack([snapshots[s] for s in shown]), row_labels=
 # # continue later, exactly where it stopped:
 # pegasus-course train --dataset cifar10 --out runs/cifar32 --resume
 # # STL-10 at 48x48, train and test combined, batch 64:
-# pegasus-course train --dataset stl10 --download --image-size 48 --out runs/stl48
+# pegasus-course train --dataset stl10 --download --image-size 48 --batch-size 64 --out runs/stl48
 # ```
 #
 # Checkpoints are safetensors files written atomically (a killed run never leaves a half-written
@@ -232,11 +229,11 @@ print("model config:", ckpt.model_config)
 # The EMA with rate 0.999 averages roughly the last 1,000 steps. After a long run that smooths out
 # the noise of single Adam steps; after a short one it still carries the random initial weights
 # with weight $0.999^{\text{steps}}$. Same seeds, same schedule, two sets of weights (the live row is the
-# last preview above):
+# last preview above, its first two seeds):
 
 # %% tags=["nbval-ignore-output"]
-live = snapshots[max(snapshots)]
-ema = generate(state.ema, range(4), schedule, progress=False).cpu()
+live = snapshots[max(snapshots)][:2]
+ema = generate(state.ema, range(2), schedule, progress=False).cpu()
 fig = plotting.show_rows(torch.stack([live, ema]), row_labels=["live", "EMA"],
                          title=f"after {state.step} steps: live weights vs EMA", scale=1.3)
 print(f"weight of the initial (random) weights in the EMA after {state.step} steps: 0.999^{state.step} = "
@@ -244,6 +241,44 @@ print(f"weight of the initial (random) weights in the EMA after {state.step} ste
 
 # %% [markdown]
 # After a few hundred steps the EMA is still mostly the random start, so it looks *worse* than
-# the live weights. After thousands of steps the start's weight is negligible and the EMA is the
-# better one: the shipped model was sampled with its EMA, and notebook 07 compares the shipped
-# model's live and EMA weights directly.
+# the live weights. After thousands of steps the start's weight is negligible. Is the EMA then the
+# better one? The shipped run kept both sets of weights at its last step, 14,275: the same 16 seeds
+# through each, and their colours against the training data's. To keep this to a minute or two on a
+# laptop CPU, both are sampled with every seventh of the shipped model's 232 trained levels (34, with
+# $T = 5$: 171 network evaluations instead of 1,161; only trained levels, notebook 03), so the samples
+# are rougher than the full schedule's, alike for both. (Every tenth level is too coarse: its samples
+# stay noise.)
+
+# %% tags=["nbval-ignore-output"]
+from pegasus_course import evaluation
+from pegasus_course.generate import schedule_from_meta
+
+shipped_live = checkpoints.load_score_model(checkpoints.LIVE_CHECKPOINT, use_ema=False, device=device)[0]  # float16 file
+trained = schedule_from_meta(shipped_ckpt.meta).sigmas()  # the shipped model's 232 levels
+every = (len(trained) - 1) // max(1, profile.num_scales // 7)  # 7 under the cpu profile
+coarse = trained[(len(trained) - 1) % every::every]  # every seventh trained level, down to sigma_L
+coarse_schedule = Schedule(float(coarse[0]), float(coarse[-1]), len(coarse), profile.n_steps_each)
+ema_seeds = list(range(16))
+pair = {name: generate(weights, ema_seeds, coarse_schedule, progress=False).cpu()
+        for name, weights in (("EMA", shipped), ("live", shipped_live))}
+fig = plotting.show_rows(torch.stack([pair["EMA"], pair["live"]]), row_labels=["EMA", "live"], scale=1.0,
+                         title=f"the shipped run at step {shipped_ckpt.step:,}: seeds 0-15, L = {len(coarse)}, "
+                               f"T = {profile.n_steps_each}")
+data_colour = evaluation.colour_stats(train_set.images)
+stats = {name: evaluation.colour_stats(x) for name, x in pair.items()}
+print("channel   data mean   EMA mean   live mean   |   data std   EMA std   live std")
+for c, channel in enumerate(("red", "green", "blue")):
+    print(f"{channel:7s} {data_colour['mean'][c]:10.3f} {stats['EMA']['mean'][c]:10.3f} {stats['live']['mean'][c]:11.3f}"
+          f"   | {data_colour['std'][c]:10.3f} {stats['EMA']['std'][c]:9.3f} {stats['live']['std'][c]:10.3f}")
+for name in pair:
+    error = sum(abs(a - b) for a, b in zip(stats[name]["mean"], data_colour["mean"])) / 3
+    print(f"{name:4s}: mean colour error against the data {error:.3f} per channel")
+
+# %% [markdown]
+# Same seeds, nearly the same weights: the two rows share their layout. The difference is in the
+# colours (the table): the EMA's channel means lie close to the data's, while the live weights'
+# samples are lighter in every channel (most of all in blue), more contrasted, and their mean colour
+# several times further from the data's (the last two lines). The live weights are where Adam left them at the last step, and with
+# a fixed learning rate Adam never settles; the EMA averages the last thousand or so steps, and the
+# wandering with them. Colour is where that wandering shows first (notebook 07 says why), which is why
+# NCSNv2 samples with the EMA (its technique 5) and so does the course.
