@@ -3,9 +3,10 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/pegasus-course/pegasus-course/blob/main/notebooks/07_beyond_the_paper.ipynb)
 #
-# The paper names its own limitations (section 3): the ends of an interpolation are random, so a
-# row is often horse-to-horse or bird-to-bird; nothing measures how good the samples are; and long
-# training shifts the colours. This notebook solves each one and measures the result.
+# The paper names three limitations (section 3): the ends of an interpolation are random, so a row is
+# often horse-to-horse or bird-to-bird; sampling is slow (over a thousand steps); and long training shifts
+# the colours. This notebook tackles the first and the third, and adds what the paper lacks: a measure of
+# how good the samples are (notebook 05 weighs the cost of sampling).
 #
 # **Learning objectives**
 # 1. Train and use a *noise-conditional classifier* $p(y \mid x, \sigma)$.
@@ -95,8 +96,8 @@ print(f"pegasus rate with random ends: {rate_random:.0%} of only {len(seeds) // 
 #
 # Classify the clean samples with the horse/bird classifier and take the most confident horse and
 # the most confident bird as the ends (`classifier.select_pairs`). It costs nothing but a larger
-# batch, and it never changes a sample. It fails only when the batch holds no horse or no bird, and
-# then says so. The ends are the batch's own images; only a few interpolants between them are
+# batch, and it never changes a sample. When the batch holds no horse or no bird it says so and
+# takes the most horse-like and the most bird-like samples instead. The ends are the batch's own images; only a few interpolants between them are
 # computed (`profile.row_interpolants`). The plot follows the row: both classifiers' $p(\text{horse})$
 # along $k$.
 
@@ -230,7 +231,8 @@ for w, imgs in guided.items():
 # The standard FID uses an Inception network trained on ImageNet. Its weights cannot be fetched
 # here (and are 100 MB), so the course uses the pooled features of its own ten-class CIFAR-10
 # network. **The number is comparable only within this course**: same feature network, same number of
-# images. It is also biased upwards for few images, so it is shown next to two references computed
+# images (so a row computed from fewer images than the others cannot be compared with them: its larger
+# value is the small-sample bias). It is also biased upwards for few images, so it is shown next to two references computed
 # the same way: two disjoint sets of real test images (the floor for this many images) and noise
 # images (a ceiling).
 
@@ -262,11 +264,13 @@ print(evaluation.quality_summary())
 # The paper saw colours drift after long training. **Why it happens.** NCSNv2, which describes the same
 # drift, traces it to training that never settles: with a fixed learning rate, Adam keeps moving the
 # live weights from step to step. Colour is where that wandering shows. A colour cast is one small
-# offset shared by every pixel of a channel, and the sampler meets the network's error along it at
-# each of its 1,161 steps, always pointing the same way, so a small error in the mean of the score adds
-# up to a cast; errors that point another way at each step average out instead. The EMA of the weights
-# (technique 5) averages the wandering out, which is why NCSNv2 introduced it and the course samples
-# with it.
+# offset shared by every pixel of a channel. Each Langevin step pulls the state towards the network's
+# denoised estimate, so a bias in the mean of those estimates, shared by every pixel of a channel, becomes
+# the sample's colour cast; errors that change direction from step to step average out. Live weights
+# that wander carry such biases that change from checkpoint to checkpoint; the EMA of the weights
+# (technique 5) averages the wandering out, which is why NCSNv2 introduced it and the course samples with
+# it. Notebook 04 showed the difference on 16 samples; with the few samples below, the bars mostly show
+# those images' content, so read them as a demonstration of the check, not a verdict on EMA vs live.
 #
 # A cheap check: compare the per-channel mean and spread of samples with the data's, from the EMA
 # weights and from the live weights of the shipped run, same seeds, so only the weights differ. Each
@@ -292,7 +296,8 @@ print(f"largest change the denoising step makes to a channel's mean or std: {ste
 # Colour shift grows *during* training, so it has to be watched during training:
 # `evaluation.ColourTracker` is an `on_step` callback for `training.train` (the CLI's
 # `pegasus-course train --track-colour` uses it). Below, a short run in this profile: a real drift
-# needs thousands of steps, but the curves show what to watch.
+# needs thousands of steps, but the curves show what to watch (after so few steps the EMA still holds
+# mostly the random start, so its curves stay flat, far from the data).
 
 # %%
 from pegasus_course import training
@@ -310,10 +315,10 @@ fig = plotting.plot_colour_history(tracker)
 # %% [markdown]
 # ## 7. Summary
 #
-# | problem (paper, section 3) | solution here | measure |
+# | problem (paper, section 3, unless noted) | solution here | measure |
 # |---|---|---|
 # | random ends: horse-horse and bird-bird rows | selection by a noise-conditional classifier; classifier guidance | pegasus rate, judged by an independent ten-class network |
-# | no measure of quality | Fréchet distance in the ten-class network's features, with a real-vs-real floor | `evaluation.feature_frechet_distance` |
+# | no measure of quality (not in the paper's list) | Fréchet distance in the ten-class network's features, with a real-vs-real floor | `evaluation.feature_frechet_distance` |
 # | colour shift after long training | watch it with `ColourTracker`; sample with the EMA weights (the denoising step does not change colour) | per-channel mean and std against the data |
 #
 # `benchmarks/sample_quality.py` prints these figures for any checkpoint with more samples than a

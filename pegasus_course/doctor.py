@@ -373,12 +373,15 @@ def _verdicts(probe, share, lin_share, nonfinite, weights_finite, sched, data: D
         f"retrain with `pegasus-course train --schedule data` (sigma_1 = {data.sigma_1:.2f}, L = {data.num_scales}) "
         "or --sigma-max; sampling starts from noise of scale sigma_1, and Langevin dynamics cannot move between "
         "images that lie farther apart than that"))
-    needed = sig.num_noise_scales(sched["sigma_1"], sched["sigma_L"], dim) if sched["sigma_1"] > sched["sigma_L"] else 2
+    span = sched["sigma_1"] > sched["sigma_L"]
+    needed = sig.num_noise_scales(sched["sigma_1"], sched["sigma_L"], dim) if span else 2  # overlap 0.5
+    least = (int(math.ceil(1.0 + math.log(sched["sigma_1"] / sched["sigma_L"])  # overlap MIN_OVERLAP
+                           / math.log(sig.noise_scale_ratio(dim, MIN_OVERLAP)))) if span else 2)
     out.append(Verdict(
         "too few levels", sched["overlap"] < MIN_OVERLAP,
         f"L = {sched['num_scales']}: ratio gamma = {sched['gamma']:.4f}, technique 2's overlap {sched['overlap']:.2f}",
         f"overlap >= {MIN_OVERLAP}, half of the 0.5 technique 2 asks for (from sigma_1 = {sched['sigma_1']:.4g} to "
-        f"sigma_L = {sched['sigma_L']:g} that is L >= {needed} levels)",
+        f"sigma_L = {sched['sigma_L']:g} that is L >= {least} levels; technique 2 itself asks for {needed})",
         f"retrain with --num-scales {needed} (or --schedule data): with too few levels the samples handed from one "
         "level to the next land outside the region the next level was trained on"))
     step = sched["eps"] / data.eps
