@@ -88,9 +88,10 @@ def atomic_save(tensors: dict[str, torch.Tensor], meta: dict[str, Any], path: Pa
 
 def _write_error(exc: Exception, path: Path) -> OSError:
     """An OSError (errno, reason, file) for a failed write, so callers see a full disk as the OSError it is."""
-    found = re.search(r"os error (\d+)", str(exc))
+    # safetensors words the OS error as "... (os error 27)" (newer) or "IoError(Os { code: 27, ... })" (0.4)
+    found = re.search(r"os error (\d+)|Os \{ code: (\d+)", str(exc))
     if found:
-        code = int(found.group(1))
+        code = int(found.group(1) or found.group(2))
         return OSError(code, os.strerror(code), str(path))
     return OSError(f"could not write {path} ({exc.__class__.__name__}: {exc})")
 
