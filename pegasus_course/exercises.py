@@ -739,7 +739,6 @@ def _interp_reference(score_fn, tape1, tape2, n, ks, sigmas, T, eps, weights="eq
 def check_interpolate(fn, verbose: bool = True) -> CheckResult:
     """Exercise (notebook 06): ``fn(score_fn, tape1, tape2, n, ks, sigmas, T, eps) -> (len(ks), ...)`` samples,
     the interpolants ks of eq. 4 replayed from two recorded tapes; compared with ``interpolation.interpolate``."""
-    from .interpolation import interpolate
     from .sampling import SeededNoise, num_score_evaluations, record_tape
 
     def case(image_shape, seeds, n, ks, sigmas, T, eps, mu):

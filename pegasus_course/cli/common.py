@@ -381,3 +381,13 @@ def remove_files(folder: Path, files: list[Path], say=print) -> None:
     for f in files:
         f.unlink(missing_ok=True)
     say(f"--overwrite: removed the earlier run's {describe_files(folder, files)} from {folder}")
+
+
+def run_writing_images(args, body) -> int:
+    """What `sample` and `pegasus` share: check --out, refuse (or, with --overwrite, list for removal) the
+    images of an earlier run there, and run ``body(args, out, stale)`` with --out locked."""
+    out = check_out_dir(Path(args.out))
+    stale = refuse_or_clear(out, earlier_outputs(out, IMAGE_OUTPUTS), args.overwrite,
+                            what="the images of an earlier run")
+    with folder_lock(out):
+        return body(args, out, stale)

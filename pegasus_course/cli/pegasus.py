@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .common import (DEVICE_HELP, HelpFormatter, UsageError, check_out_dir, device_name, finite_float,
+from .common import (DEVICE_HELP, HelpFormatter, UsageError, device_name, finite_float,
                      load_classifier_for, load_score, non_negative_int, num_scales, value_or)
-from .common import IMAGE_OUTPUTS, MAX_SEED, bounded_int, earlier_outputs, folder_lock, refuse_or_clear, remove_files
+from .common import MAX_SEED, bounded_int, remove_files, run_writing_images
 from .common import steps_each
 
 
@@ -98,11 +98,7 @@ def run(args) -> int:
     if not args.seeds and last > MAX_SEED:
         raise UsageError(f"--seed {args.seed} with --pairs {args.pairs} uses seeds up to {last}, beyond 2^63 - 1, the "
                          "largest seed: lower --seed.")
-    out = check_out_dir(Path(args.out))
-    stale = refuse_or_clear(out, earlier_outputs(out, IMAGE_OUTPUTS), args.overwrite,
-                            what="the images of an earlier run")
-    with folder_lock(out):
-        return _run(args, out, stale)
+    return run_writing_images(args, _run)
 
 
 def _run(args, out: Path, stale: list[Path]) -> int:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .common import (DEVICE_HELP, HelpFormatter, check_out_dir, device_name, finite_float, load_classifier_for, load_score,
+from .common import (DEVICE_HELP, HelpFormatter, device_name, finite_float, load_classifier_for, load_score,
                      non_negative_int, num_scales, steps_each)
-from .common import IMAGE_OUTPUTS, MAX_SEED, UsageError, earlier_outputs, folder_lock, refuse_or_clear, remove_files
+from .common import MAX_SEED, UsageError, remove_files, run_writing_images
 from .common import bounded_int
 
 
@@ -40,11 +40,7 @@ def run(args) -> int:
     if args.seed + args.n - 1 > MAX_SEED:
         raise UsageError(f"--seed {args.seed} with --n {args.n} goes beyond 2^63 - 1, the largest seed: lower --seed "
                          "or --n.")
-    out = check_out_dir(Path(args.out))
-    stale = refuse_or_clear(out, earlier_outputs(out, IMAGE_OUTPUTS), args.overwrite,
-                            what="the images of an earlier run")
-    with folder_lock(out):
-        return _run(args, out, stale)
+    return run_writing_images(args, _run)
 
 
 def _run(args, out: Path, stale: list[Path]) -> int:

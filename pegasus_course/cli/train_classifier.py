@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from .common import (DEVICE_HELP, HelpFormatter, UsageError, check_out_file, data_source, device_name, non_negative_int,
-                     positive_float, positive_int, resolve_device, value_or)
+                     positive_int, resolve_device, value_or)
 from .common import learning_rate, width, folder_lock, refuse_existing_file, sigma_level
 
 
