@@ -208,22 +208,16 @@ def check_meta(meta: dict, path: Path | str | None = None) -> None:
                 raise bad("schedule", "sigma_max > sigma_min", sched)
         if "num_levels" in sched and not _whole(sched["num_levels"], 1):
             raise bad("schedule.num_levels", "a whole number of at least 1", sched["num_levels"])
-    if "model_config" in meta:
-        from .nn import ScoreUNetConfig
+    from .classifier import ClassifierConfig
+    from .nn import ScoreUNetConfig
 
-        try:
-            ScoreUNetConfig.from_dict(meta["model_config"])
-        except (TypeError, ValueError) as exc:
-            raise CheckpointError(f"{path} has a malformed model_config ({exc}) The file was edited or not written "
-                                  "by the course: re-train or re-download it.") from None
-    if "classifier_config" in meta:
-        from .classifier import ClassifierConfig
-
-        try:
-            ClassifierConfig.from_dict(meta["classifier_config"])
-        except (TypeError, ValueError) as exc:
-            raise CheckpointError(f"{path} has a malformed classifier_config ({exc}) The file was edited or not "
-                                  "written by the course: re-train or re-download it.") from None
+    for key, config_class in (("model_config", ScoreUNetConfig), ("classifier_config", ClassifierConfig)):
+        if key in meta:
+            try:
+                config_class.from_dict(meta[key])
+            except (TypeError, ValueError) as exc:
+                raise CheckpointError(f"{path} has a malformed {key} ({exc}) The file was edited or not written by "
+                                      "the course: re-train or re-download it.") from None
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
