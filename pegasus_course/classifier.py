@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from .checkpoints import DEFAULT_CHECKPOINT
 from .nn import FourierEmbedding, InstanceNormPlusPlus, ResBlock
-from .sampling import ScoreFn, progress_disabled
+from .sampling import ScoreFn
 
 KIND = "noise-conditional-classifier"
 CHECKPOINT_DIR = DEFAULT_CHECKPOINT.parent
@@ -194,8 +194,7 @@ def train_classifier(model: tnn.Module, images: torch.Tensor, labels: torch.Tens
     """
     import time
 
-    from tqdm.auto import tqdm
-
+    from .sampling import progress_bar
     from .training import EpochBatches, make_generator
 
     if images.dtype != torch.uint8 or images.ndim != 4:
@@ -217,7 +216,7 @@ def train_classifier(model: tnn.Module, images: torch.Tensor, labels: torch.Tens
     run = ClassifierRun()
     model.train()
     t0 = time.perf_counter()
-    bar = tqdm(range(steps), desc="classifier", unit="step", disable=progress_disabled(progress), dynamic_ncols=True)
+    bar = progress_bar(range(steps), progress=progress, desc="classifier", unit="step", dynamic_ncols=True)
     for step in bar:
         idx = batches(step).to(device)
         gen.manual_seed((seed * 1_000_003 + step) % 2**64)

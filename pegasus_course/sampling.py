@@ -137,6 +137,42 @@ def progress_disabled(progress: bool) -> bool:
     return (not progress) or os.environ.get("TQDM_DISABLE", "").lower() not in ("", "0", "false")
 
 
+TEXT_PROGRESS_ENV = "PEGASUS_TEXT_PROGRESS"
+
+
+def progress_bar(iterable=None, *, progress: bool = True, **kwargs):
+    """A tqdm bar, hidden by :func:`progress_disabled`. In Jupyter it is the widget bar; with
+    ``PEGASUS_TEXT_PROGRESS=1`` (set by tools/run_notebooks.sh) a text bar on stderr, so that a notebook
+    regenerated for the repository keeps each finished bar (how long the cell took) in its saved output."""
+    import os
+
+    if os.environ.get(TEXT_PROGRESS_ENV, "").lower() not in ("", "0", "false"):
+        from tqdm.std import tqdm
+    else:
+        from tqdm.auto import tqdm
+    return tqdm(iterable, disable=progress_disabled(progress), **kwargs)
+
+
+def with_progress(score_fn: ScoreFn, evaluations: int, desc: str = "network evaluations",
+                  progress: bool = True) -> ScoreFn:
+    """``score_fn`` with a progress bar of ``evaluations`` calls: a sampler that has no bar of its own (a
+    learner's, in a notebook) shows how far it is. The bar closes at its last evaluation."""
+    check_positive_int(evaluations, "with_progress: evaluations")
+    bar = None
+
+    def score(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        nonlocal bar
+        if bar is None:
+            bar = progress_bar(total=evaluations, desc=desc, unit="eval", progress=progress)
+        out = score_fn(x, sigma)
+        bar.update(1)
+        if bar.n >= evaluations:
+            bar.close()
+        return out
+
+    return score
+
+
 # Events set by a signal handler (training.train's Ctrl-C and SIGTERM): while one is registered, a sampling run
 # started inside (a preview grid) stops between two noise levels instead of running to its end.
 _STOP_EVENTS: list[threading.Event] = []
@@ -238,8 +274,6 @@ def iter_annealed_langevin(
         device: where to sample; defaults to x_init's, else sigmas' device.
         progress: show a tqdm progress bar over the levels.
     """
-    from tqdm.auto import tqdm
-
     source = _as_source(generator, noise)
     if device is None:
         device = x_init.device if x_init is not None else torch.as_tensor(sigmas).device
@@ -265,7 +299,7 @@ def iter_annealed_langevin(
     else:
         x = float(sig[0]) * source(0, shape, device, dtype)
     yield LangevinState(-1, 0, float(sig[0]), x)
-    for i in tqdm(range(sig.numel()), desc="annealed Langevin", unit="level", disable=progress_disabled(progress), leave=False):
+    for i in progress_bar(range(sig.numel()), progress=progress, desc="annealed Langevin", unit="level"):
         _check_stop()
         alpha = step_lr * (float(sig[i]) / s_last) ** 2
         noise_scale = math.sqrt(2.0 * alpha)

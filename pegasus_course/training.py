@@ -34,7 +34,7 @@ from torch.utils.data import DistributedSampler
 from .checkpoints import Checkpoint, CheckpointError, check_config, load_checkpoint, load_weights, save_checkpoint
 from .device import Precision, autocast, make_scaler, training_precision
 from .losses import dsm_loss_given
-from .sampling import progress_disabled, stop_between_levels
+from .sampling import stop_between_levels
 
 
 def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
@@ -405,7 +405,7 @@ def train(
     ``step_fn`` replaces :func:`training_step` (same arguments; it must not clip gradients itself, and
     ``cfg.grad_clip`` applies to the default step only).
     """
-    from tqdm.auto import tqdm
+    from .sampling import progress_bar
 
     check_training_images(images)
     device = next(model.parameters()).device
@@ -443,8 +443,8 @@ def train(
     pending: list[torch.Tensor] = []
     pending_skips: list[torch.Tensor] = []
     start_step, t0 = state.step, time.perf_counter()
-    bar = tqdm(total=cfg.steps, initial=state.step, desc="training", unit="step",
-               disable=progress_disabled(progress) or rank != 0, dynamic_ncols=True)
+    bar = progress_bar(total=cfg.steps, initial=state.step, desc="training", unit="step",
+                       progress=progress and rank == 0, dynamic_ncols=True)
     interrupted = threading.Event()
 
     def save(path) -> None:

@@ -3,11 +3,14 @@
 #   PEGASUS_PROFILE=cpu tools/run_notebooks.sh [notebooks/NN_name.ipynb ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PEGASUS_PROFILE="${PEGASUS_PROFILE:-cpu}" TQDM_DISABLE=1
+export PEGASUS_PROFILE="${PEGASUS_PROFILE:-cpu}" PEGASUS_TEXT_PROGRESS=1  # finished bars stay in the saved outputs
 if [ $# -gt 0 ]; then nbs=("$@"); else nbs=(notebooks/[0-9][0-9]_*.ipynb); fi
 jupytext --sync "${nbs[@]}"                       # the newer side of each pair wins
 jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.kernel_name=python3 \
   --ExecutePreprocessor.timeout=3600 "${nbs[@]}"
+# each text bar's updates ('\r'-separated) collapse to the finished bar: how long that step took
+jupyter nbconvert --to notebook --inplace --CoalesceStreamsPreprocessor.enabled=True "${nbs[@]}"
+python tools/cell_times.py "${nbs[@]}"        # each notebook's time, and every cell over 20 s with or without a bar
 nbstripout --keep-output --keep-count --extra-keys "metadata.language_info.version metadata.colab \
   cell.metadata.colab cell.metadata.id cell.metadata.outputId metadata.widgets" "${nbs[@]}"
 jupytext --sync "${nbs[@]}"                       # .py unchanged; refreshes timestamps
