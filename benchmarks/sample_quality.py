@@ -38,6 +38,7 @@ def main() -> None:
     ap.add_argument("--json", default=None, metavar="FILE",
                     help="also write the figures as JSON (notebook 07 shows benchmarks/sample_quality.json)")
     args = ap.parse_args()
+    started = time.perf_counter()
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     n = args.n - args.n % 2
     model, ckpt = checkpoints.load_score_model(args.checkpoint, device=device)
@@ -109,7 +110,9 @@ def main() -> None:
                              "guided birds (judged bird)": float((pg[n // 2:] < 0.5).float().mean())},
             "colour": {"data": {k: [float(x) for x in v] for k, v in ref.items()},
                        "samples": {k: [float(x) for x in v] for k, v in col.items()}},
+            "p_horse": {"samples": [round(float(v), 4) for v in p], "guided": [round(float(v), 4) for v in pg]},
         }
+        record.update(evaluation.run_provenance(started))  # the command, the machine, the wall time
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(record, indent=1) + "\n")
         print(f"\nwrote {args.json}")

@@ -204,11 +204,185 @@ def quality_summary(path: str | os.PathLike | None = None) -> str:
         return (f"no recorded quality figures at {path}: run `python benchmarks/sample_quality.py --n 64 "
                 f"--json {path}` to make them")
     r = json.loads(path.read_text())
-    lines = [f"recorded by benchmarks/sample_quality.py: checkpoint step {r['checkpoint_step']:,}, {r['n']} samples "
-             f"per set, L = {r['num_scales']}, T = {r['n_steps_each']}, on {r['device']}",
+    lines = [record_source(r),
+             f"checkpoint step {r['checkpoint_step']:,}, {r['n']} samples per set, L = {r['num_scales']}, "
+             f"T = {r['n_steps_each']}, on {r['device']}",
              "Frechet distance (ten-class features, vs held-out test images):"]
     lines += [f"  {name:34s} {v:8.2f}" for name, v in r["frechet_distance"].items()]
     lines.append(f"pegasus rate (judged by the ten-class network), {r['n'] // 2} rows each:")
     lines += [f"  {name:34s} {v:8.0%}" for name, v in r["pegasus_rate"].items()]
     lines.append("judged horse: " + ", ".join(f"{v:.0%} of {k}" for k, v in r["judged_horse"].items()))
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- recorded figures (notebook 07)
+
+FIGURES_RECORD = QUALITY_RECORD.with_name("quality_figures")
+
+
+def run_provenance(started: float | None = None) -> dict:
+    """The command that is running, the machine it runs on and (from ``started``, a ``time.perf_counter()``)
+    its wall time: written beside every recorded figure, so that a reader knows how to reproduce it and how
+    long it took where."""
+    import platform
+    import sys
+    import time
+
+    import datetime
+
+    arg0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path("python")
+    try:  # the script as it is named inside the repository, never an absolute path of this machine
+        arg0 = arg0.resolve().relative_to(Path(__file__).resolve().parent.parent)
+    except ValueError:
+        arg0 = Path(arg0.name)
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    record = {"command": " ".join(["python", arg0.as_posix(), *sys.argv[1:]]),
+              "machine": {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                          "gpu": gpu, "system": platform.system(), "python": platform.python_version(),
+                          "torch": torch.__version__},
+              "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")}
+    if started is not None:
+        record["wall_seconds"] = time.perf_counter() - started
+    return record
+
+
+def figures_record(images: dict[str, torch.Tensor], judge: torch.nn.Module, seeds: dict[str, Sequence[int]],
+                   classes: dict[str, Sequence[str]], meta: dict, started: float | None = None) -> dict:
+    """What ``benchmarks/quality_figures.py`` records beside its images: per set, the seeds (and asked-for
+    classes), the judge's p(horse) of each image and the colour statistics; plus ``meta`` and
+    :func:`run_provenance`."""
+    record = dict(meta)
+    record["sets"] = list(images)
+    record["seeds"] = {name: [int(s) for s in seeds[name]] for name in images}
+    record["classes"] = {name: list(c) for name, c in classes.items()}
+    record["p_horse"] = {name: [round(float(p), 4) for p in horse_probability(judge, imgs)]
+                         for name, imgs in images.items()}
+    record["colour"] = {name: colour_stats(imgs) for name, imgs in images.items()}
+    record.update(run_provenance(started))
+    return record
+
+
+def save_quality_figures(record: dict, images: dict[str, torch.Tensor], out: str | os.PathLike) -> tuple[Path, Path]:
+    """Write ``OUT.json`` (the record) and ``OUT.safetensors`` (the images as uint8), each atomically."""
+    import json
+
+    from safetensors.torch import save_file
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    json_path, tensor_path = out.with_suffix(".json"), out.with_suffix(".safetensors")
+    tensors = {name: (imgs.clamp(0, 1) * 255).round().to(torch.uint8).contiguous() for name, imgs in images.items()}
+    tmp = tensor_path.with_name(tensor_path.name + ".tmp")
+    save_file(tensors, str(tmp))
+    os.replace(tmp, tensor_path)
+    tmp = json_path.with_name(json_path.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1) + "\n")
+    os.replace(tmp, json_path)
+    return json_path, tensor_path
+
+
+@dataclass
+class QualityFigures:
+    """A recorded ``benchmarks/quality_figures.py`` run: ``images[name]`` (N, 3, H, W) floats in [0, 1] and
+    the record (seeds, p_horse, colour, command, machine, wall_seconds)."""
+
+    images: dict[str, torch.Tensor]
+    record: dict
+
+    def seeds(self, name: str) -> list[int]:
+        return list(self.record["seeds"][name])
+
+    def p_horse(self, name: str) -> torch.Tensor:
+        return torch.tensor(self.record["p_horse"][name])
+
+    def guidance_cost(self) -> float:
+        """How many times an unguided sample's time a guided one took in the recorded run (per image; the
+        classifier's gradient at every step), 2.0 where the record lacks the timings."""
+        sec, sizes = self.record.get("seconds", {}), {name: len(imgs) for name, imgs in self.images.items()}
+        guided = [name for name in sec if name.startswith("guided") and name in sizes]
+        if "live" not in sec or "live" not in sizes or not guided:
+            return 2.0
+        per_guided = sum(sec[name] for name in guided) / sum(sizes[name] for name in guided)
+        return per_guided / (sec["live"] / sizes["live"])
+
+    @property
+    def source(self) -> str:
+        """One line that says how the figures were made: command, machine, wall time."""
+        return record_source(self.record)
+
+
+def record_source(record: dict) -> str:
+    """How a recorded figure was made, in one line: the command, the machine, the wall time and the date (from
+    :func:`run_provenance`'s fields; says so where a record lacks them)."""
+    from .workflow import format_duration
+
+    if "command" not in record:
+        return "recorded without its command or machine (an older record): re-run the benchmark to add them"
+    m = record.get("machine", {})
+    where = m.get("gpu") or f"{m.get('cpu', 'a CPU')}, {m.get('cores', '?')} cores"
+    wall = f", {format_duration(record['wall_seconds'])} wall time" if "wall_seconds" in record else ""
+    return f"recorded by `{record['command']}` on {where} (torch {m.get('torch', '?')}){wall}, {record.get('date', '')}"
+
+
+def load_quality_figures(path: str | os.PathLike | None = None) -> QualityFigures:
+    """Read ``benchmarks/quality_figures.{json,safetensors}`` (or ``path`` without its suffix)."""
+    import json
+
+    from safetensors.torch import load_file
+
+    base = Path(path) if path is not None else FIGURES_RECORD
+    json_path, tensor_path = base.with_suffix(".json"), base.with_suffix(".safetensors")
+    for p in (json_path, tensor_path):
+        if not p.is_file():
+            raise FileNotFoundError(f"No recorded figures at {p}: run `python benchmarks/quality_figures.py` "
+                                    "(about 45 min on a 2-core CPU) to make them.")
+    record = json.loads(json_path.read_text())
+    tensors = load_file(str(tensor_path))
+    missing = [name for name in record["sets"] if name not in tensors]
+    if missing:
+        raise ValueError(f"{tensor_path} lacks the image sets {missing} that {json_path} names: the two files come "
+                         "from different runs; make them again with `python benchmarks/quality_figures.py`.")
+    return QualityFigures({name: tensors[name].float() / 255 for name in record["sets"]}, record)
+
+
+def pair_kind(p_first: float, p_second: float, threshold: float = 0.5) -> str:
+    """'horse-bird' when the two ends' p(horse) fall on either side of ``threshold`` (either order),
+    else 'horse-horse' or 'bird-bird'."""
+    a, b = float(p_first) > threshold, float(p_second) > threshold
+    return "horse-bird" if a != b else ("horse-horse" if a else "bird-bird")
+
+
+def pairs_of_each_kind(p_horse: Sequence[float], seeds: Sequence[int],
+                       kinds: Sequence[str] = ("horse-bird", "horse-horse", "bird-bird"),
+                       threshold: float = 0.5) -> list[tuple[int, int, str]]:
+    """One pair of seeds for each kind in ``kinds``, from seeds whose judged p(horse) is on record: the
+    most clear-cut samples first, never a seed twice. Demonstrations of random ends use it to show every
+    kind of pair a random draw can give. Raises ValueError when the seeds hold too few of a class."""
+    if len(p_horse) != len(seeds):
+        raise ValueError(f"pairs_of_each_kind: {len(p_horse)} probabilities for {len(seeds)} seeds; give one each.")
+    ends = []
+    for kind in kinds:
+        parts = str(kind).split("-")
+        if len(parts) != 2 or not set(parts) <= {"horse", "bird"}:
+            raise ValueError(f"Unknown kind of pair {kind!r}: use horse-bird, horse-horse or bird-bird.")
+        ends += parts
+    order = sorted(range(len(seeds)), key=lambda i: -abs(float(p_horse[i]) - threshold))
+    pools = {"horse": [seeds[i] for i in order if float(p_horse[i]) > threshold],
+             "bird": [seeds[i] for i in order if float(p_horse[i]) <= threshold]}
+    for cls in ("horse", "bird"):
+        if ends.count(cls) > len(pools[cls]):
+            raise ValueError(f"pairs_of_each_kind: {', '.join(kinds)} need {ends.count(cls)} seeds judged {cls}, and "
+                             f"{len(pools[cls])} of the {len(seeds)} are: record more seeds.")
+    chosen = []
+    for kind in kinds:
+        first, second = kind.split("-")
+        chosen.append((pools[first].pop(0), pools[second].pop(0), kind))
+    return chosen

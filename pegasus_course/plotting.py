@@ -390,3 +390,84 @@ def plot_colour_history(tracker, stat: str = "mean"):
     axes[-1].legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def show_png(path: str | Path, title: str | None = None, max_width: float = MAX_FIG_WIDTH):
+    """A committed PNG (a sample grid, pegasus rows) at its own pixels where it fits ``max_width`` inches at the
+    figure's dpi, else scaled down to fit; ``title`` above it. Raises FileNotFoundError naming the file."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from PIL import Image
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: it ships with the course (git checkout -- {path.name} in its "
+                                "folder restores it).")
+    with Image.open(path) as im:
+        pixels = np.asarray(im.convert("RGB"))
+    dpi = plt.rcParams["figure.dpi"]
+    h, w = pixels.shape[:2]
+    inches = min(w / dpi, max_width)
+    top = 0.4 if title else 0.05
+    fig = plt.figure(figsize=(inches + 0.1, inches * h / w + top + 0.05))
+    ax = fig.add_axes((0.05 / (inches + 0.1), 0.05 / fig.get_figheight(), inches / (inches + 0.1),
+                       inches * h / w / fig.get_figheight()))
+    ax.imshow(pixels, interpolation="nearest" if w / dpi <= max_width else "antialiased")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def plot_quality(record: dict, title: str = "recorded quality of the shipped model"):
+    """A ``benchmarks/sample_quality.py --json`` record in three panels: the Frechet distance of each set
+    between its floor (real vs real) and ceiling (noise), on a log axis; the pegasus rate of each way of
+    choosing the ends, against the 50% that random ends can reach at best; and the colour of the samples
+    against the data (per-channel mean, with the standard deviation as a line)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    n = record["n"]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), gridspec_kw={"width_ratios": [1.25, 1, 1]})
+    fd = record["frechet_distance"]
+    names = list(fd)
+    ax = axes[0]
+    kinds = ["floor" if "floor" in k else "ceiling" if "ceiling" in k else "set" for k in names]
+    colours = {"floor": "tab:green", "ceiling": "tab:grey", "set": "tab:blue"}
+    ax.barh(range(len(names)), [fd[k] for k in names], color=[colours[k] for k in kinds], edgecolor="black")
+    for i, k in enumerate(names):
+        ax.text(fd[k] * 1.05, i, f"{fd[k]:.2f}", va="center", fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlim(1, max(fd.values()) * 3)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set(title=f"Frechet distance, {n} images each (lower is better)", xlabel="distance (log axis)")
+    ax.title.set_fontsize(9)
+
+    ax = axes[1]
+    rates = record["pegasus_rate"]
+    ax.bar(range(len(rates)), [100 * v for v in rates.values()], color=["tab:orange", "tab:blue", "tab:purple"],
+           edgecolor="black")
+    for i, v in enumerate(rates.values()):
+        ax.text(i, 100 * v + 2, f"{v:.0%}", ha="center", fontsize=8)
+    ax.axhline(50, color="black", ls="--", lw=1, label="best possible with random ends")
+    ax.set_xticks(range(len(rates)), list(rates), fontsize=8)
+    ax.set(ylim=(0, 105), ylabel="% of rows horse-bird", title=f"pegasus rate, {n // 2} rows each")
+    ax.title.set_fontsize(9)
+    ax.legend(fontsize=7, loc="upper left")
+
+    ax = axes[2]
+    col = record["colour"]
+    xs = np.arange(3)
+    for j, (name, hatch) in enumerate((("data", ""), ("samples", "//"))):
+        st = col[name]
+        ax.bar(xs + (j - 0.5) * 0.38, st["mean"], 0.38, color=("tab:red", "tab:green", "tab:blue"),
+               alpha=1.0 if j == 0 else 0.45, edgecolor="black", hatch=hatch, yerr=st["std"], capsize=3,
+               label=f"{name}" + (f" ({n})" if name == "samples" else " (training images)"))
+    ax.set_xticks(xs, ["red", "green", "blue"])
+    ax.set(ylim=(0, 1), ylabel="mean (bar) and std (line)", title="colour: samples against the data")
+    ax.title.set_fontsize(9)
+    ax.legend(fontsize=7, loc="upper right")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
