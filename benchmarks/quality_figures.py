@@ -11,7 +11,7 @@ them, with the command, the machine and the wall time:
   (horse-horse, bird-bird, horse-bird) from seeds whose class is on record.
 
     python benchmarks/quality_figures.py                       # writes benchmarks/quality_figures.{json,safetensors}
-    python benchmarks/quality_figures.py --seeds 4 --per-class 1 --num-scales 12 --steps-each 1 --out /tmp/q  # a smoke test
+    python benchmarks/quality_figures.py --seeds 4 --per-class 1 --num-scales 12 --steps-each 1 --out runs/q  # a smoke test
 
 Read the record with ``pegasus_course.evaluation.load_quality_figures()``.
 """
@@ -79,7 +79,7 @@ def main() -> None:
         classes={name: classes for name in images if name.startswith("guided")},
         meta={"checkpoint_step": ckpt.step, "num_scales": schedule.num_scales,
               "n_steps_each": schedule.n_steps_each, "guidance_scales": scales, "seconds": seconds},
-        started=started)
+        started=started, device=device)
     json_path, tensor_path = evaluation.save_quality_figures(record, images, args.out)
     print(f"wrote {json_path} and {tensor_path} in {format_duration(record['wall_seconds'])}")
     for name, p in record["p_horse"].items():

@@ -112,7 +112,7 @@ def main() -> None:
                        "samples": {k: [float(x) for x in v] for k, v in col.items()}},
             "p_horse": {"samples": [round(float(v), 4) for v in p], "guided": [round(float(v), 4) for v in pg]},
         }
-        record.update(evaluation.run_provenance(started))  # the command, the machine, the wall time
+        record.update(evaluation.run_provenance(started, device))  # the command, the machine, the wall time
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(record, indent=1) + "\n")
         print(f"\nwrote {args.json}")

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -220,21 +221,30 @@ def quality_summary(path: str | os.PathLike | None = None) -> str:
 FIGURES_RECORD = QUALITY_RECORD.with_name("quality_figures")
 
 
-def run_provenance(started: float | None = None) -> dict:
-    """The command that is running, the machine it runs on and (from ``started``, a ``time.perf_counter()``)
-    its wall time: written beside every recorded figure, so that a reader knows how to reproduce it and how
-    long it took where."""
+def _repo_relative(arg: str, repo: Path) -> str:
+    """A command-line argument as a reader can reuse it: a path inside the repository relative to it, any
+    other absolute path by its name alone (a record never names a folder of the machine it was made on)."""
+    if not arg.startswith(("/", "~")) and not (len(arg) > 2 and arg[1] == ":" and arg[2] in "\\/"):
+        return arg
+    path = Path(arg).expanduser()
+    try:
+        return path.resolve().relative_to(repo).as_posix()
+    except ValueError:
+        return path.name
+
+
+def run_provenance(started: float | None = None, device: str | torch.device | None = None) -> dict:
+    """The command that is running, the machine it runs on (its GPU only when ``device`` is a CUDA device)
+    and (from ``started``, a ``time.perf_counter()``) its wall time: written beside every recorded figure,
+    so that a reader knows how to reproduce it and how long it took where."""
+    import datetime
     import platform
     import sys
     import time
 
-    import datetime
-
-    arg0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path("python")
-    try:  # the script as it is named inside the repository, never an absolute path of this machine
-        arg0 = arg0.resolve().relative_to(Path(__file__).resolve().parent.parent)
-    except ValueError:
-        arg0 = Path(arg0.name)
+    repo = Path(__file__).resolve().parent.parent
+    argv = [a for a in sys.argv if a] or ["python"]
+    command = ["python", *(_repo_relative(a, repo) for a in argv)]
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -243,10 +253,12 @@ def run_provenance(started: float | None = None) -> dict:
                 break
     except OSError:
         pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    record = {"command": " ".join(["python", arg0.as_posix(), *sys.argv[1:]]),
+    device = torch.device(device) if device is not None else None
+    gpu = torch.cuda.get_device_name(device) if device is not None and device.type == "cuda" else None
+    record = {"command": " ".join(command),
               "machine": {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                          "gpu": gpu, "system": platform.system(), "python": platform.python_version(),
+                          "gpu": gpu, "device": str(device) if device is not None else None,
+                          "system": platform.system(), "python": platform.python_version(),
                           "torch": torch.__version__},
               "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")}
     if started is not None:
@@ -254,19 +266,25 @@ def run_provenance(started: float | None = None) -> dict:
     return record
 
 
+def eight_bit(images: torch.Tensor) -> torch.Tensor:
+    """Images in [0, 1] rounded to the 256 levels a PNG or a uint8 record keeps (still float)."""
+    return (images.clamp(0, 1) * 255).round() / 255
+
+
 def figures_record(images: dict[str, torch.Tensor], judge: torch.nn.Module, seeds: dict[str, Sequence[int]],
-                   classes: dict[str, Sequence[str]], meta: dict, started: float | None = None) -> dict:
+                   classes: dict[str, Sequence[str]], meta: dict, started: float | None = None,
+                   device: str | torch.device | None = None) -> dict:
     """What ``benchmarks/quality_figures.py`` records beside its images: per set, the seeds (and asked-for
-    classes), the judge's p(horse) of each image and the colour statistics; plus ``meta`` and
-    :func:`run_provenance`."""
+    classes), the judge's p(horse) of each image and the colour statistics, both of the images as stored
+    (8-bit); plus ``meta`` and :func:`run_provenance`."""
     record = dict(meta)
     record["sets"] = list(images)
     record["seeds"] = {name: [int(s) for s in seeds[name]] for name in images}
     record["classes"] = {name: list(c) for name, c in classes.items()}
-    record["p_horse"] = {name: [round(float(p), 4) for p in horse_probability(judge, imgs)]
-                         for name, imgs in images.items()}
-    record["colour"] = {name: colour_stats(imgs) for name, imgs in images.items()}
-    record.update(run_provenance(started))
+    kept = {name: eight_bit(imgs) for name, imgs in images.items()}  # judged as stored, so a reader can check
+    record["p_horse"] = {name: [round(float(p), 4) for p in horse_probability(judge, imgs)] for name, imgs in kept.items()}
+    record["colour"] = {name: colour_stats(imgs) for name, imgs in kept.items()}
+    record.update(run_provenance(started, device))
     return record
 
 
@@ -279,7 +297,7 @@ def save_quality_figures(record: dict, images: dict[str, torch.Tensor], out: str
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     json_path, tensor_path = out.with_suffix(".json"), out.with_suffix(".safetensors")
-    tensors = {name: (imgs.clamp(0, 1) * 255).round().to(torch.uint8).contiguous() for name, imgs in images.items()}
+    tensors = {name: (eight_bit(imgs) * 255).round().to(torch.uint8).contiguous() for name, imgs in images.items()}
     tmp = tensor_path.with_name(tensor_path.name + ".tmp")
     save_file(tensors, str(tmp))
     os.replace(tmp, tensor_path)
@@ -328,8 +346,13 @@ def record_source(record: dict) -> str:
         return "recorded without its command or machine (an older record): re-run the benchmark to add them"
     m = record.get("machine", {})
     where = m.get("gpu") or f"{m.get('cpu', 'a CPU')}, {m.get('cores', '?')} cores"
-    wall = f", {format_duration(record['wall_seconds'])} wall time" if "wall_seconds" in record else ""
-    return f"recorded by `{record['command']}` on {where} (torch {m.get('torch', '?')}){wall}, {record.get('date', '')}"
+    parts = [f"recorded by `{record['command']}` on {where} (torch {m.get('torch', '?')})"]
+    if "wall_seconds" in record:
+        parts.append(f"{format_duration(record['wall_seconds'])} wall time")
+    if record.get("date"):
+        parts.append(str(record["date"]))
+    line = ", ".join(parts)
+    return f"{line} ({record['provenance']})" if record.get("provenance") else line
 
 
 def load_quality_figures(path: str | os.PathLike | None = None) -> QualityFigures:
@@ -343,7 +366,7 @@ def load_quality_figures(path: str | os.PathLike | None = None) -> QualityFigure
     for p in (json_path, tensor_path):
         if not p.is_file():
             raise FileNotFoundError(f"No recorded figures at {p}: run `python benchmarks/quality_figures.py` "
-                                    "(about 45 min on a 2-core CPU) to make them.")
+                                    "(its wall time on a 2-core CPU is in RESULTS.md) to make them.")
     record = json.loads(json_path.read_text())
     tensors = load_file(str(tensor_path))
     missing = [name for name in record["sets"] if name not in tensors]
@@ -356,6 +379,8 @@ def load_quality_figures(path: str | os.PathLike | None = None) -> QualityFigure
 def pair_kind(p_first: float, p_second: float, threshold: float = 0.5) -> str:
     """'horse-bird' when the two ends' p(horse) fall on either side of ``threshold`` (either order),
     else 'horse-horse' or 'bird-bird'."""
+    if not (math.isfinite(float(p_first)) and math.isfinite(float(p_second))):
+        raise ValueError(f"pair_kind: p(horse) must be finite, got {float(p_first)} and {float(p_second)}.")
     a, b = float(p_first) > threshold, float(p_second) > threshold
     return "horse-bird" if a != b else ("horse-horse" if a else "bird-bird")
 
@@ -368,6 +393,8 @@ def pairs_of_each_kind(p_horse: Sequence[float], seeds: Sequence[int],
     kind of pair a random draw can give. Raises ValueError when the seeds hold too few of a class."""
     if len(p_horse) != len(seeds):
         raise ValueError(f"pairs_of_each_kind: {len(p_horse)} probabilities for {len(seeds)} seeds; give one each.")
+    if not all(math.isfinite(float(p)) for p in p_horse):
+        raise ValueError("pairs_of_each_kind: a p(horse) is NaN or infinite: judge finite images.")
     ends = []
     for kind in kinds:
         parts = str(kind).split("-")

@@ -438,7 +438,7 @@ def plot_quality(record: dict, title: str = "recorded quality of the shipped mod
     for i, k in enumerate(names):
         ax.text(fd[k] * 1.05, i, f"{fd[k]:.2f}", va="center", fontsize=8)
     ax.set_xscale("log")
-    ax.set_xlim(1, max(fd.values()) * 3)
+    ax.set_xlim(min(1.0, min(fd.values()) / 2), max(fd.values()) * 3)
     ax.set_yticks(range(len(names)), names, fontsize=8)
     ax.invert_yaxis()
     ax.set(title=f"Frechet distance, {n} images each (lower is better)", xlabel="distance (log axis)")

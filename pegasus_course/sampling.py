@@ -144,19 +144,26 @@ def progress_bar(iterable=None, *, progress: bool = True, **kwargs):
     """A tqdm bar, hidden by :func:`progress_disabled`. In Jupyter it is the widget bar; with
     ``PEGASUS_TEXT_PROGRESS=1`` (set by tools/run_notebooks.sh) a text bar on stderr, so that a notebook
     regenerated for the repository keeps each finished bar (how long the cell took) in its saved output."""
-    import os
-
-    if os.environ.get(TEXT_PROGRESS_ENV, "").lower() not in ("", "0", "false"):
+    if text_progress():
         from tqdm.std import tqdm
     else:
         from tqdm.auto import tqdm
     return tqdm(iterable, disable=progress_disabled(progress), **kwargs)
 
 
+def text_progress() -> bool:
+    """True when ``PEGASUS_TEXT_PROGRESS`` asks for text bars that stay (a notebook regenerated for the
+    repository); then a sampling run's bar is left finished, elsewhere it disappears when the run ends."""
+    import os
+
+    return os.environ.get(TEXT_PROGRESS_ENV, "").lower() not in ("", "0", "false")
+
+
 def with_progress(score_fn: ScoreFn, evaluations: int, desc: str = "network evaluations",
                   progress: bool = True) -> ScoreFn:
     """``score_fn`` with a progress bar of ``evaluations`` calls: a sampler that has no bar of its own (a
-    learner's, in a notebook) shows how far it is. The bar closes at its last evaluation."""
+    learner's, in a notebook) shows how far it is. The bar closes at its last evaluation, and a further
+    call starts a new one; ``score.close()`` closes a bar whose sampler made fewer calls than announced."""
     check_positive_int(evaluations, "with_progress: evaluations")
     bar = None
 
@@ -167,9 +174,16 @@ def with_progress(score_fn: ScoreFn, evaluations: int, desc: str = "network eval
         out = score_fn(x, sigma)
         bar.update(1)
         if bar.n >= evaluations:
-            bar.close()
+            close()
         return out
 
+    def close() -> None:
+        nonlocal bar
+        if bar is not None:
+            bar.close()
+            bar = None
+
+    score.close = close
     return score
 
 
@@ -299,7 +313,8 @@ def iter_annealed_langevin(
     else:
         x = float(sig[0]) * source(0, shape, device, dtype)
     yield LangevinState(-1, 0, float(sig[0]), x)
-    for i in progress_bar(range(sig.numel()), progress=progress, desc="annealed Langevin", unit="level"):
+    for i in progress_bar(range(sig.numel()), progress=progress, desc="annealed Langevin", unit="level",
+                          leave=text_progress()):
         _check_stop()
         alpha = step_lr * (float(sig[i]) / s_last) ** 2
         noise_scale = math.sqrt(2.0 * alpha)

@@ -409,21 +409,25 @@ class Course:
         return expected_seconds(n_images, evaluations, self.cost)
 
     def expect(self, what: str, n_images: int, evaluations: int | None = None, runs: int = 1,
-               factor: float = 1.0) -> float:
+               factor: float = 1.0, why: str = "guidance") -> float:
         """Print, before a long cell's work, what it computes and how long that should take here: ``runs``
         sampling runs of ``n_images`` images, each ``evaluations`` network evaluations (default: one run of
-        the course's schedule), times ``factor`` (e.g. ~2 for classifier guidance, which differentiates a
-        second network). The progress bar that follows shows the rest. Returns the expected seconds."""
+        the course's schedule), times ``factor`` for ``why`` (e.g. ~2 for classifier guidance, which
+        differentiates a second network). The progress bar that follows shows the rest. Returns the
+        expected seconds."""
         from .sampling import num_score_evaluations
 
+        cost = self.cost or (_LAST_COST[0] if _LAST_COST else None)
+        if cost is None:
+            raise ValueError("No measurement of the network yet: workflow.setup() measures it.")
         evals = evaluations if evaluations is not None else num_score_evaluations(
             self.schedule.num_scales, self.schedule.n_steps_each)
-        seconds = runs * factor * self.expected_seconds(n_images, evals)
-        cost = self.cost.evaluation(n_images) if self.cost is not None else float("nan")
+        one_run = cost.seconds(n_images, evals)
+        seconds = runs * factor * one_run
         times = f"{runs} runs x " if runs > 1 else ""
-        extra = f" x {factor:g} (guidance)" if factor != 1 else ""
-        print(f"{what}: {times}{n_images} image{'s' * (n_images != 1)} x {evals:,} network evaluations at "
-              f"~{format_duration(cost)} each{extra} -> expected ~{format_duration(seconds)} on this machine")
+        extra = f", x {factor:.1f} for {why}" if factor != 1 else ""
+        print(f"{what}: {times}{n_images} image{'s' * (n_images != 1)} x {evals:,} network evaluations "
+              f"(~{format_duration(one_run / evals)} each){extra} -> expected ~{format_duration(seconds)} here")
         return seconds
 
 

@@ -96,16 +96,40 @@ def test_a_missing_or_mismatched_record_says_how_to_make_it(tmp_path):
         load_quality_figures(tmp_path / "figs")
 
 
-def test_run_provenance_names_the_script_inside_the_repository(monkeypatch):
-    monkeypatch.setattr(sys, "argv", [str(ROOT / "benchmarks" / "quality_figures.py"), "--seeds", "4"])
-    p = run_provenance(started=0.0)
-    assert p["command"] == "python benchmarks/quality_figures.py --seeds 4"
-    assert str(ROOT) not in json.dumps(p)  # no path of this machine
+def test_run_provenance_names_no_folder_of_this_machine(monkeypatch, tmp_path):
+    monkeypatch.setattr(sys, "argv", [str(ROOT / "benchmarks" / "quality_figures.py"), "--seeds", "4", "--out",
+                                      str(ROOT / "runs" / "q"), "--json", str(tmp_path / "x.json")])
+    p = run_provenance(started=0.0, device="cpu")
+    assert p["command"] == "python benchmarks/quality_figures.py --seeds 4 --out runs/q --json x.json"
+    assert str(ROOT) not in json.dumps(p) and str(tmp_path) not in json.dumps(p)
     assert p["machine"]["cores"] >= 1 and p["wall_seconds"] > 0
+    assert p["machine"]["gpu"] is None and p["machine"]["device"] == "cpu"  # a CPU run never names a GPU
 
 
 def test_record_source_of_an_older_record_says_so():
     assert "without its command" in record_source({"n": 64})
+    line = record_source({"command": "python x.py", "machine": {"cores": 2}, "provenance": "filled in later"})
+    assert line == "recorded by `python x.py` on a CPU, 2 cores (torch ?) (filled in later)"
+
+
+def test_figures_record_judges_the_images_as_stored(tmp_path):
+    judge, _ = evaluation.load_feature_net()
+    images = {"ema": torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(2))}
+    record = evaluation.figures_record(images, judge, seeds={"ema": [0, 1, 2]}, classes={}, meta={"n": 3})
+    save_quality_figures(record, images, tmp_path / "r")
+    back = load_quality_figures(tmp_path / "r")
+    here = evaluation.horse_probability(judge, back.images["ema"])
+    assert (here - back.p_horse("ema")).abs().max() < 1e-3  # rounded to 4 digits in the record, no more
+    again = evaluation.colour_stats(back.images["ema"])
+    for stat in ("mean", "std"):
+        assert back.record["colour"]["ema"][stat] == pytest.approx(again[stat], abs=1e-6)
+
+
+def test_pair_kind_refuses_nan():
+    with pytest.raises(ValueError, match="finite"):
+        pair_kind(float("nan"), 0.2)
+    with pytest.raises(ValueError, match="NaN"):
+        pairs_of_each_kind([0.9, float("nan")], [0, 1], kinds=("horse-bird",))
 
 
 # ----- the records the notebooks show
@@ -161,15 +185,20 @@ def test_plot_quality_draws_three_panels_on_a_log_distance_axis():
 
 # ----- knowing how long to wait
 
-def test_with_progress_passes_scores_through_and_counts_its_bar(monkeypatch):
-    monkeypatch.setenv("TQDM_DISABLE", "")
+def test_with_progress_passes_scores_through_and_shows_one_finished_bar(monkeypatch, capsys):
+    monkeypatch.setenv(sampling.TEXT_PROGRESS_ENV, "1")
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
     calls = []
-    wrapped = sampling.with_progress(lambda x, s: calls.append(1) or 2 * x, 3, progress=False)
+    wrapped = sampling.with_progress(lambda x, s: calls.append(1) or 2 * x, 3, desc="evals")
     x = torch.ones(2, 3)
     assert torch.equal(wrapped(x, torch.ones(2)), 2 * x)
-    for _ in range(4):  # a learner's sampler may call it more often than announced: never an error
-        wrapped(x, torch.ones(2))
-    assert len(calls) == 5
+    wrapped(x, torch.ones(2)), wrapped(x, torch.ones(2))
+    first = capsys.readouterr().err
+    assert first.count("3/3") == 1 and "evals: 100%" in first
+    wrapped(x, torch.ones(2))  # a sampler that calls more often than announced starts a new bar, no error
+    wrapped.close()  # and one that stops early closes it
+    rest = capsys.readouterr().err
+    assert "1/3" in rest and len(calls) == 4
     with pytest.raises(ValueError):
         sampling.with_progress(lambda x, s: x, 0)
 
@@ -190,4 +219,4 @@ def test_course_expect_is_runs_times_factor_times_the_measured_cost(capsys):
     seconds = course.expect("rows", 4, runs=2, factor=1.5)
     assert seconds == pytest.approx(2 * 1.5 * 21 * (0.01 + 0.002 * 4))  # L * T + 1 = 21 evaluations a run
     out = capsys.readouterr().out
-    assert "rows: 2 runs x 4 images x 21 network evaluations" in out and "x 1.5 (guidance)" in out
+    assert "rows: 2 runs x 4 images x 21 network evaluations" in out and "x 1.5 for guidance" in out

@@ -25,7 +25,7 @@ def _has_bar(cell: dict) -> bool:
     """A finished tqdm bar in the saved output: '100%|' in a stream (text bars) or a widget bar."""
     for out in cell.get("outputs", []):
         text = "".join(out.get("text", "")) if out.get("output_type") == "stream" else ""
-        if "%|" in text or "application/vnd.jupyter.widget-view+json" in out.get("data", {}):
+        if "100%|" in text or "application/vnd.jupyter.widget-view+json" in out.get("data", {}):
             return True
     return False
 

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PEGASUS_PROFILE="${PEGASUS_PROFILE:-cpu}" PEGASUS_TEXT_PROGRESS=1  # finished bars stay in the saved outputs
+unset TQDM_DISABLE                                 # a CI setting would hide every bar
 if [ $# -gt 0 ]; then nbs=("$@"); else nbs=(notebooks/[0-9][0-9]_*.ipynb); fi
 jupytext --sync "${nbs[@]}"                       # the newer side of each pair wins
 jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.kernel_name=python3 \
