@@ -395,8 +395,8 @@ def choose_horse_and_bird(model: NoisyClassifier, samples: torch.Tensor, seeds: 
     except ValueError as err:
         i, j = int(probs[:, h].argmax()), int(probs[:, b].argmax())
         how = f"{err} Using the most horse-like and the most bird-like sample instead"
-    return seeds[i], seeds[j], (f"{how}: horse seed {seeds[i]} (p = {probs[i, h]:.2f}), "
-                                f"bird seed {seeds[j]} (p = {probs[j, b]:.2f})")
+    return seeds[i], seeds[j], (f"{how}: horse seed {seeds[i]} (p(horse) = {probs[i, h]:.2f}), "
+                                f"bird seed {seeds[j]} (p(bird) = {probs[j, b]:.2f})")
 
 
 # ---------------------------------------------------------------- checkpoints

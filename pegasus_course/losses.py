@@ -122,16 +122,19 @@ def sliced_score_matching_loss(
 
 @torch.no_grad()
 def dsm_loss_by_level(score_fn: ScoreFn, x: torch.Tensor, levels: torch.Tensor,
-                      generator: torch.Generator | None = None) -> torch.Tensor:
+                      generator: torch.Generator | None = None, progress: bool = False) -> torch.Tensor:
     """Eq. 2's loss at each given noise level separately (every image at that level): (len(levels),).
 
     The training loss mixes all levels in every batch; this says which levels the network has learned
     well. The same draws z are used at every level, so the curve's shape is not noise between levels.
+    ``progress`` shows a bar over the levels (one network evaluation each).
     """
+    from .sampling import progress_bar
+
     _check_levels_and_batch(x, levels, "dsm_loss_by_level")
     z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     out = []
-    for s in levels.tolist():
+    for s in progress_bar(levels.tolist(), progress=progress, desc="loss by level", unit="level"):
         sigma = torch.full((x.shape[0],), float(s), device=x.device, dtype=x.dtype)
         out.append(dsm_loss_given(score_fn, x, sigma, z))
     return torch.stack(out).cpu()

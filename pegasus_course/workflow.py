@@ -158,16 +158,16 @@ def format_duration(seconds: float) -> str:
 
 
 def sampling_cost_lines(cost: NetworkCost, profile: Profile, num_scales: int, n_steps_each: int) -> list[str]:
-    """What the sampling notebooks' long cells cost with ``cost``: the profile's samples and pegasus rows."""
+    """What sampling costs here with ``cost``: one evaluation, and the profile's batch of samples with the
+    full schedule as a yardstick (each long cell then prints its own estimate, :meth:`Course.expect`)."""
     from .sampling import num_score_evaluations
 
     evals = num_score_evaluations(num_scales, n_steps_each)
-    row = profile.n_pairs * (min(profile.row_interpolants, profile.n_interpolations) + 2)
     one = cost.evaluation(cost.measured_batch)
     return [f"one network evaluation of {cost.measured_batch} images ~ {format_duration(one)} on {cost.device} "
             f"({cost.precision}, measured just now) -> {profile.n_samples} samples with L = {num_scales}, "
             f"T = {n_steps_each} ({evals:,} evaluations) ~ {format_duration(cost.seconds(profile.n_samples, evals))}; "
-            f"{profile.n_pairs} pegasus rows ({row} images) ~ {format_duration(cost.seconds(row, evals))}"]
+            "each long cell prints its own estimate"]
 
 
 def estimate_training(profile: Profile, device: torch.device | str | None = None, steps: int = 2,

@@ -11,6 +11,7 @@ jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.kernel
   --ExecutePreprocessor.timeout=3600 "${nbs[@]}"
 # each text bar's updates ('\r'-separated) collapse to the finished bar: how long that step took
 jupyter nbconvert --to notebook --inplace --CoalesceStreamsPreprocessor.enabled=True "${nbs[@]}"
+python tools/tidy_outputs.py "${nbs[@]}"          # a bar's closing newline, printed after the cell's lines, goes
 python tools/cell_times.py "${nbs[@]}"        # each notebook's time, and every cell over 20 s with or without a bar
 nbstripout --keep-output --keep-count --extra-keys "metadata.language_info.version metadata.colab \
   cell.metadata.colab cell.metadata.id cell.metadata.outputId metadata.widgets" "${nbs[@]}"
