@@ -24,7 +24,7 @@ if "google.colab" in sys.modules:
 # %% tags=["nbval-ignore-output"]
 import torch
 
-from pegasus_course import checkpoints, data, exercises, losses, plotting, training, workflow
+from pegasus_course import checkpoints, data, exercises, losses, plotting, sampling, training, workflow
 from pegasus_course.generate import Schedule, generate, model_score_fn
 from pegasus_course.nn import ScoreUNet, ScoreUNetConfig, count_parameters
 
@@ -138,11 +138,14 @@ fig = plotting.plot_curve(shipped_ckpt.losses, title=f"the shipped model's DSM l
 test_set = workflow.training_images(profile, split="test")
 x_test = test_set.images[torch.randperm(len(test_set), generator=g)[:32]].float().div(255).to(device)
 probe = levels[torch.linspace(0, len(levels) - 1, min(24, len(levels))).round().long().unique()]  # ends included
-by_level = losses.dsm_loss_by_level(model_score_fn(shipped), x_test, probe.to(device), torch.Generator(device).manual_seed(0))
+cost = workflow.measure_network(shipped, len(x_test))
+print(f"{len(probe)} levels x {len(x_test)} images: expected ~{workflow.format_duration(cost.seconds(len(x_test), len(probe)))}")
+by_level = losses.dsm_loss_by_level(model_score_fn(shipped), x_test, probe.to(device),
+                                    torch.Generator(device).manual_seed(0), progress=True)
 D = x_test[0].numel()
-fig = plotting.plot_lines(probe.tolist(), {"shipped model": by_level, "zero network (D/2)": [D / 2] * len(probe)},
-                          title="DSM loss per noise level, 32 held-out images", xlabel="sigma", ylabel="loss",
-                          logx=True, marker=".")
+fig = plotting.plot_lines(probe.tolist(), {"shipped model": 1 - by_level / (D / 2), "zero network": [0.0] * len(probe)},
+                          title="share of the noise explained per level, 32 held-out images", xlabel="sigma (log axis)",
+                          ylabel="1 - loss / (D/2)", logx=True, marker=".", ylim=(-0.05, 1.05))
 print(f"share of the noise the network explains, 1 - loss / (D/2): sigma = {probe[0]:.3g}: "
       f"{1 - by_level[0] / (D / 2):.3f}; sigma = {probe[-1]:.3g}: {1 - by_level[-1] / (D / 2):.3f}")
 
@@ -150,9 +153,9 @@ print(f"share of the noise the network explains, 1 - loss / (D/2): sigma = {prob
 # At large $\sigma$ the network predicts the noise almost perfectly (the image is a small
 # perturbation of a big noise). At small $\sigma$ it explains far less of it: noise of scale 0.01 is
 # about the size of the image's own fine texture, so telling one from the other is hard, and this
-# model's weakest levels are the last ones of the sampler. The loss there cannot reach zero even
-# for a perfect network, so the curve says where the model is *least sure*, not how far it is from
-# the optimum. Notebook 05 meets this again in the final denoising step.
+# model's weakest levels are the last ones of the sampler. The share there cannot reach 1 even
+# for a perfect network (the noise cannot be told from the image's texture), so the curve says where the
+# model is *least sure*, not how far it is from the optimum. Notebook 05 meets this again in the final denoising step.
 #
 # ## 3. A short live run, with your training step
 #
@@ -167,6 +170,10 @@ cfg = training.TrainConfig(steps=steps, batch_size=min(profile.batch_size, len(t
                            log_every=max(1, min(25, steps // 10)))
 preview_at = sorted({max(1, steps // 2), steps})
 snapshots = {}
+workflow.estimate_training(profile, device)  # prints what the steps will take here, measured now
+previews = len(preview_at) * workflow.measure_network(model, 4).seconds(
+    4, sampling.num_score_evaluations(schedule.num_scales, schedule.n_steps_each))
+print(f"... and {len(preview_at)} previews of 4 samples ~ {workflow.format_duration(previews)}")
 
 def on_step(state):  # runs every log_every steps
     if len(snapshots) < len(preview_at) and state.step >= preview_at[len(snapshots)]:
@@ -233,7 +240,10 @@ print("model config:", ckpt.model_config)
 
 # %% tags=["nbval-ignore-output"]
 live = snapshots[max(snapshots)][:2]
-ema = generate(state.ema, range(2), schedule, progress=False).cpu()
+cost = workflow.measure_network(state.ema, 2)  # what one network evaluation costs here, measured now
+print(f"2 samples, L = {schedule.num_scales}, T = {schedule.n_steps_each}: expected ~"
+      f"{workflow.format_duration(cost.seconds(2, sampling.num_score_evaluations(schedule.num_scales, schedule.n_steps_each)))}")
+ema = generate(state.ema, range(2), schedule).cpu()
 fig = plotting.show_rows(torch.stack([live, ema]), row_labels=["live", "EMA"],
                          title=f"after {state.step} steps: live weights vs EMA", scale=1.3)
 print(f"weight of the initial (random) weights in the EMA after {state.step} steps: 0.999^{state.step} = "
@@ -259,7 +269,11 @@ every = (len(trained) - 1) // max(1, profile.num_scales // 7)  # 7 under the cpu
 coarse = trained[(len(trained) - 1) % every::every]  # every seventh trained level, down to sigma_L
 coarse_schedule = Schedule(float(coarse[0]), float(coarse[-1]), len(coarse), profile.n_steps_each)
 ema_seeds = list(range(16))
-pair = {name: generate(weights, ema_seeds, coarse_schedule, progress=False).cpu()
+coarse_evals = sampling.num_score_evaluations(len(coarse), profile.n_steps_each)
+cost = workflow.measure_network(shipped, len(ema_seeds))
+print(f"2 x {len(ema_seeds)} samples, {coarse_evals} network evaluations each run: expected ~"
+      f"{workflow.format_duration(2 * cost.seconds(len(ema_seeds), coarse_evals))}")
+pair = {name: generate(weights, ema_seeds, coarse_schedule).cpu()
         for name, weights in (("EMA", shipped), ("live", shipped_live))}
 fig = plotting.show_rows(torch.stack([pair["EMA"], pair["live"]]), row_labels=["EMA", "live"], scale=1.0,
                          title=f"the shipped run at step {shipped_ckpt.step:,}: seeds 0-15, L = {len(coarse)}, "
