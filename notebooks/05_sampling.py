@@ -29,8 +29,8 @@ from dataclasses import replace
 
 import torch
 
-from pegasus_course import exercises, plotting, sampling, toy, workflow
-from pegasus_course.generate import model_score_fn
+from pegasus_course import checkpoints, exercises, plotting, sampling, toy, workflow
+from pegasus_course.generate import model_score_fn, schedule_from_meta
 from pegasus_course.sampling import SeededNoise
 from pegasus_course.sigmas import geometric_sigmas, langevin_step_size, technique4_objective
 
@@ -52,7 +52,7 @@ def outside_shell(levels, step_lr, steps):
 
 # %% [markdown]
 # The model was trained with the paper's schedule ($\sigma_1 = 50$, $\sigma_L = 0.01$, $L = 232$) and is
-# sampled with it, $T = 5$ steps per level: 1,161 network evaluations per batch, at about 20 milliseconds
+# sampled with it, $T = 5$ steps per level: 1,161 network evaluations per batch, at about 20-30 milliseconds
 # per image per evaluation on a 2-core laptop CPU (section 4 measures it on this machine), so every sample
 # below is drawn once and reused. (The `ci` profile uses every 21st of the 232 levels, 12 in all, only
 # to run fast: its samples stay noisy, too few steps per level, as section 5's $T = 1$ row shows.)
@@ -146,9 +146,10 @@ assert torch.allclose(yours, package_run, atol=1e-4)
 
 # %% tags=["nbval-ignore-output"]
 seeds = list(range(4))
+course.expect("4 samples with the full schedule", len(seeds))
 kept = sampling.nearest_levels(schedule.sigmas(), [5, 2, 1, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01])
 states = sampling.trajectory(sampling.iter_annealed_langevin(score, (4, 3, 32, 32), schedule.sigmas(), T, eps,
-                                                             noise=SeededNoise(seeds), progress=False),
+                                                             noise=SeededNoise(seeds)),
                              kept + [L])
 path = {s.level: s for s in states}
 estimates = [sampling.tweedie(score, path[i].x, path[i].sigma) for i in kept]
@@ -218,10 +219,13 @@ print(f"r^T = (1 - eps / sigma_L^2)^T = {(1 - eps / schedule.sigma_min**2) ** T:
 sweep_seeds = seeds[:3]
 sweep_noise = SeededNoise(sweep_seeds)
 x0 = schedule.sigma_max * sweep_noise(0, (3, 3, 32, 32), course.device, torch.float32)
+evals = sampling.num_score_evaluations(L, T)
+course.expect("your sampler, eps x 0.25 and x 4", 3, runs=2)
+bar_score = sampling.with_progress(score, 2 * evals, desc="your sampler")  # your function has no bar of its own
 sweep, stamps = {}, {}
 for factor in (0.25, 4.0):
     t0 = time.perf_counter()
-    sweep[factor] = sampler(score, x0, schedule.sigmas().to(course.device), T, eps * factor, sweep_noise)
+    sweep[factor] = sampler(bar_score, x0, schedule.sigmas().to(course.device), T, eps * factor, sweep_noise)
     stamps[factor] = time.perf_counter() - t0
 sweep[1.0] = after[:3]
 fig = plotting.show_rows(torch.stack([sweep[f] for f in (0.25, 1.0, 4.0)]).clamp(0, 1), scale=1.3,
@@ -268,11 +272,15 @@ n_coarse = max(2, L // 4)
 every = (L - 1) // (n_coarse - 1)  # every 4th trained level, ending at sigma_L (notebook 03: only trained levels)
 coarse = full[(L - 1) - every * torch.arange(n_coarse - 1, -1, -1)]
 rows, names = [], []
-for levels_s, steps_each in [(coarse, T), (full, 1)]:
+settings = [(coarse, T), (full, 1)]
+evals = sum(sampling.num_score_evaluations(len(lv), t) for lv, t in settings)
+course.expect("your sampler, two coarser schedules", 3, evaluations=evals)
+bar_score = sampling.with_progress(score, evals, desc="your sampler")
+for levels_s, steps_each in settings:
     noise = SeededNoise(sweep_seeds)
     t0 = time.perf_counter()
     x0_s = float(levels_s[0]) * noise(0, (3, 3, 32, 32), course.device, torch.float32)
-    rows.append(sampler(score, x0_s, levels_s.to(course.device), steps_each,
+    rows.append(sampler(bar_score, x0_s, levels_s.to(course.device), steps_each,
                         langevin_step_size(levels_s, steps_each), noise))
     names.append(f"L={len(levels_s)}, T={steps_each}: {sampling.num_score_evaluations(len(levels_s), steps_each)} "
                  f"evals, {time.perf_counter() - t0:.1f} s")
@@ -291,7 +299,26 @@ print("notebook 02's one-point model: the states settle outside their shell's ra
 # every fourth level gives states only a little further out than the full schedule's (printed), and
 # its samples are images, softer than the full schedule's, for a quarter of the evaluations. (The `ci` profile samples with $T = 2$, and its samples stay noise.)
 #
-# ## 6. The cost of a sample
+# ## 6. A full batch from the shipped model
+#
+# The samples above are a handful, from a few seeds. Below, 64 samples of the shipped model, seeds
+# 0-63, with the full schedule (L = 232, T = 5) and the denoising step. They are **the committed grid**
+# `checkpoints/samples.png`, made on an H100 with `pegasus-course sample --n 64` (about 25 s there);
+# the cell prints what the same command would take on this machine, from the cost measured at set-up.
+# Look for the share of horses and birds (about two in five are horses, notebook 07 measures it),
+# the backgrounds, which are often sharper than the animals, and samples that are neither.
+
+# %% tags=["nbval-ignore-output"]
+grid = checkpoints.DEFAULT_CHECKPOINT.with_name("samples.png")
+fig = plotting.show_png(grid, title="committed: 64 samples of the shipped model, seeds 0-63 "
+                                    "(`pegasus-course sample --n 64`, H100)")
+trained = schedule_from_meta(course.checkpoint.meta, 5)  # the command samples with every trained level, T = 5
+here = course.expected_seconds(64, sampling.num_score_evaluations(trained.num_scales, 5))
+print(f"`pegasus-course sample --n 64` on this machine: ~{workflow.format_duration(here)} "
+      f"(L = {trained.num_scales}, T = 5; from the network's cost measured at set-up)")
+
+# %% [markdown]
+# ## 7. The cost of a sample
 #
 # The paper's setting needs one network evaluation per Langevin step, for every level, plus the
 # denoising step:
@@ -303,6 +330,6 @@ print("network evaluations with L = 232, T = 5:", sampling.num_score_evaluations
 # %% [markdown]
 # Over a thousand evaluations for one batch is the limitation the paper names: a GAN or a VAE
 # needs one. On an H100 a batch of 64 32×32 samples with the full schedule takes about 25 s with
-# the course's network (`benchmarks/RESULTS.md`); on a 2-core CPU, about 26 minutes.
+# the course's network (`benchmarks/RESULTS.md`); on a 2-core CPU, about 25 minutes (section 6 prints the estimate for this machine).
 #
 # Next, notebook **06** records the noise tapes of two samples and mixes them: winged horses.
