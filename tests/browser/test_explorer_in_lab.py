@@ -131,6 +131,6 @@ def test_committed_notebook_shows_the_static_strip(lab, page):
     L.open_notebook(page, url, NB)  # opened, not run
     expected = L.committed_figures(NB_DIR / NB)
     assert L.rendered_images(page) == expected, "the committed figures (static strip included) are not all shown"
-    strip_cell = page.locator(".jp-CodeCell", has_text="middle = interp(score, tape_horse, tape_bird")
+    strip_cell = page.locator(".jp-CodeCell", has_text="middle = interp(sampling.with_progress(score")
     assert strip_cell.locator(".jp-RenderedImage img").count() == 1, "the static interpolation strip is missing"
     L.full_screenshot(page, SCREENSHOTS / "06_pegasus-static.png")
