@@ -89,7 +89,7 @@ print(f"torch {torch.__version__}")
 # | 03 the U-Net | 22 s | seconds |
 # | 04 training | about 6 min (half of it the 200-step live run) | about 6 min (3,000 steps of batch 128) |
 # | 05 sampling | about 6 min | about 2 min |
-# | 06 pegasus | about 6.5 min | about 2 min |
+# | 06 pegasus | about 7 min | about 2 min |
 # | 07 beyond the paper | about 4 min | about 3 min |
 # | 08 your own images | 18 s | under a minute |
 #

@@ -27,7 +27,7 @@ from dataclasses import replace
 
 import torch
 
-from pegasus_course import classifier, evaluation, exercises, plotting, sampling, workflow
+from pegasus_course import checkpoints, classifier, evaluation, exercises, plotting, sampling, workflow
 from pegasus_course.generate import generate, model_score_fn, pegasus_batch, pegasus_k, pegasus_rows
 from pegasus_course.interpolation import interpolate, linear_weights, mix_weights, spread_ks
 from pegasus_course.sampling import SeededNoise, TapeNoise, num_score_evaluations, record_tape
@@ -44,11 +44,20 @@ L, T, eps = schedule.num_scales, schedule.n_steps_each, schedule.step_lr()
 # Every random draw of sample $b$ is computed from (seed $b$, draw index) alone, so any sample can
 # be reproduced from its seed, alone or inside any batch, without storing its noise. This batch is
 # drawn once; the ends of every row below come from it.
+#
+# The seeds are not simply 0, 1, 2, …: the first six are three pairs picked from seeds whose samples are
+# on record (`benchmarks/quality_figures.py` drew seeds 0-15 with the full schedule and let an independent
+# ten-class network name each one horse or bird): one horse-bird pair, one horse-horse and one bird-bird,
+# so that section 8 shows every kind of pair that random ends give.
 
 # %% tags=["nbval-ignore-output"]
-seeds = list(range(profile.n_samples))
-samples = generate(model, seeds, schedule, progress=False).cpu()
-fig = plotting.show_images(samples, nrow=min(8, len(seeds)), title=f"seeds 0-{len(seeds) - 1}",
+record = evaluation.load_quality_figures()  # recorded samples of seeds 0-15 and the judge's verdicts
+demo = evaluation.pairs_of_each_kind(record.p_horse("ema"), record.seeds("ema"))  # [(seed, seed, kind), ...]
+demo_seeds = [seed for a, b, _ in demo for seed in (a, b)]
+seeds = (demo_seeds + [s for s in range(profile.n_samples + 6) if s not in demo_seeds])[: profile.n_samples]
+course.expect(f"{len(seeds)} samples with the full schedule", len(seeds))
+samples = generate(model, seeds, schedule).cpu()
+fig = plotting.show_images(samples, nrow=min(8, len(seeds)), title=f"the batch: seeds {', '.join(map(str, seeds))}",
                            labels=[f"seed {s}" for s in seeds], scale=1.3)
 
 # %% [markdown]
@@ -64,7 +73,7 @@ fig = plotting.show_images(samples, nrow=min(8, len(seeds)), title=f"seeds 0-{le
 horse_seed, bird_seed, how_ends = classifier.choose_horse_and_bird(clf, samples, seeds)
 print(how_ends)
 horse, bird = samples[seeds.index(horse_seed)], samples[seeds.index(bird_seed)]
-fig = plotting.show_images(torch.stack([horse, bird]), nrow=2, title="the ends", scale=1.6,
+fig = plotting.show_images(torch.stack([horse, bird]), nrow=2, title="the ends", scale=2.4,
                            labels=[f"horse: seed {horse_seed}", f"bird: seed {bird_seed}"])
 
 # %% [markdown]
@@ -174,12 +183,30 @@ assert torch.allclose(yours[0], alone[0], atol=1e-4) and torch.allclose(yours[-1
 
 # %% tags=["nbval-ignore-output"]
 ks = spread_ks(n, profile.row_interpolants, include=k)
-middle = interp(score, tape_horse, tape_bird, n, ks, schedule.sigmas(), T, eps).clamp(0, 1).cpu()
+evals = num_score_evaluations(L, T)
+course.expect(f"{len(ks)} interpolants with your my_interpolate", len(ks))
+middle = interp(sampling.with_progress(score, evals, desc="your interpolation"), tape_horse, tape_bird, n, ks,
+                schedule.sigmas(), T, eps).clamp(0, 1).cpu()
 row_ks = [0, *ks, n + 1]
 row = torch.cat([horse[None], middle, bird[None]])
 fig = plotting.show_rows(row[None], highlight=row_ks.index(k), col_labels=[f"k = {j}" for j in row_ks],
                          title=f"from the horse (seed {horse_seed}) to the bird (seed {bird_seed}), N = {n}; "
                                f"k = {k} framed", scale=1.5)
+
+# %% [markdown]
+# **The full rows.** All 15 interpolants of a row cost 15 samples; where this machine cannot compute
+# them in the time a notebook should take, the course shows the rows it committed: four rows of the
+# shipped model, each from a horse (left) to a bird (right) that the horse/bird classifier picked among
+# 16 samples, made with the command in the title (the cell prints what it would take here). Under the
+# `gpu` profile the row above is computed in full.
+
+# %% tags=["nbval-ignore-output"]
+rows_png = checkpoints.DEFAULT_CHECKPOINT.with_name("pegasus_rows.png")
+fig = plotting.show_png(rows_png, title="committed: 4 rows, k = 0..16 left to right (N = 15), ends chosen by the "
+                                        "classifier among seeds 0-15 (`pegasus-course pegasus --auto --pairs 4`)")
+full_rows = course.expected_seconds(16 + 4 * (n + 2), num_score_evaluations(232, 5))
+print(f"`pegasus-course pegasus --auto --pairs 4` (16 candidates, then 4 rows of {n + 2} images, L = 232, T = 5) "
+      f"on this machine: ~{workflow.format_duration(full_rows)}")
 
 # %% [markdown]
 # ## 6. Why not just blend the two images?
@@ -203,8 +230,9 @@ for j in ks:
 # %% tags=["nbval-ignore-output"]
 t = torch.tensor([j / (n + 1) for j in row_ks]).view(-1, 1, 1, 1)
 crossfade = (1 - t) * horse + t * bird
+course.expect(f"{len(ks)} interpolants, linear mix", len(ks))
 linear = interpolate(score, (horse_seed, bird_seed), n, schedule.sigmas(), T, eps, ks=ks, mix="linear",
-                     device=course.device, progress=False).clamp(0, 1).cpu()
+                     device=course.device).clamp(0, 1).cpu()
 linear_row = torch.cat([horse[None], linear, bird[None]])
 fig = plotting.show_rows(torch.stack([crossfade, linear_row, row]), highlight=row_ks.index(k),
                          row_labels=["pixel cross-fade", "linear noise mix", "eq. 4"],
@@ -217,54 +245,57 @@ for name, r in (("cross-fade", crossfade), ("linear mix", linear_row), ("eq. 4",
 # Compare the rows column by column, with the contrast figures printed under them (the pixel
 # standard deviation of each image; one pair, so read them as an illustration, not a measurement).
 # The cross-fade is two pictures at partial strength (weights $1 - t$ and $t$), and loses contrast towards
-# the middle. The linear
-# mix starts each interpolant from a smaller $x_0$ and injects less noise at every step than the
-# step sizes assume: in the committed run (cpu profile) its $k = 9$ image is nearly a flat field and
-# its $k = 5$ image washed out: the lowest contrast of the three rows in both columns. Eq. 4 keeps every
-# interpolant a proper sample, an image the model could have drawn on its own. Contrast alone does not
-# separate it from the cross-fade at $k = 9$ (the two figures are close); the difference is that eq. 4's
-# image is one scene rather than two overlaid ones: judge that from the pictures.
+# the middle. The linear mix starts each interpolant from a smaller $x_0$ and injects less noise at every
+# step than the step sizes assume, and its interpolants lose their detail: in the committed run (cpu
+# profile) its $k = 9$ image is a nearly uniform field with one dark blob, its $k = 5$ image a blurred
+# shape. Their pixel spread is close to the cross-fade's (printed), but it comes from a few smooth blobs,
+# not from texture. Eq. 4 keeps every interpolant a proper sample, an image the model could have drawn on
+# its own: it keeps the most contrast of the three rows in both middle columns, and it differs from the
+# cross-fade in kind too, one scene rather than two overlaid ones: judge that from the pictures.
 #
 # ## 7. A batch of winged horses
 #
 # The paper's figures are batches of $k = 9$ interpolants between random pairs. The pairs here are
 # neighbours in section 1's batch, so their ends are already drawn; only the $k = 9$ images are computed.
+# The first three are section 1's recorded pairs (horse-bird, horse-horse, bird-bird).
 
 # %% tags=["nbval-ignore-output"]
 pairs = [(seeds[2 * i], seeds[2 * i + 1]) for i in range(min(profile.n_pairs, len(seeds) // 2))]
-mids = pegasus_batch(model, pairs, n, [k], schedule, progress=False)[:, 0].cpu()
+course.expect(f"the k = {k} interpolant of {len(pairs)} pairs", len(pairs))
+mids = pegasus_batch(model, pairs, n, [k], schedule)[:, 0].cpu()
 batch = torch.stack([torch.stack([samples[seeds.index(a)], m, samples[seeds.index(b)]]) for (a, b), m in zip(pairs, mids)])
 fig = plotting.show_rows(batch, row_labels=[f"seeds {a}-{b}" for a, b in pairs], highlight=1,
-                         col_labels=["end 1", f"k = {k}", "end 2"], title="random pairs", scale=1.5)
+                         col_labels=["end 1", f"k = {k}", "end 2"], title="pairs of section 1's batch", scale=1.5)
 
 # %% [markdown]
 # ## 8. The paper's limitation: random ends
 #
 # The ends are random samples, so a pair is horse-bird only part of the time; horse-horse and
-# bird-bird pairs give a horse or a bird in the middle, not a pegasus. With 64 samples,
-# `benchmarks/sample_quality.py` measured the share of random pairs that are horse-bird, judged by an
-# independent network (notebook 07's ten-class judge): the figure printed below. A handful of pairs
-# says little either way: at that rate a few pairs can all come out horse-bird by luck, or none. Below,
-# the horse/bird classifier's reading of this batch's pairs (it can be wrong on a blurry 32x32
-# sample - judge the pictures yourself):
+# bird-bird pairs give a horse or a bird in the middle, not a pegasus. Section 7's first three pairs show
+# one of each kind: they were picked for that from the record (section 1), where the independent ten-class
+# judge of notebook 07 named each sample. With 64 samples, `benchmarks/sample_quality.py` measured how often
+# a *random* pair is horse-bird, judged by that network: the figure printed below. Below, for each pair,
+# the judge's recorded verdict and the horse/bird classifier's reading of this batch (either can be wrong
+# on a blurry 32x32 sample - judge the pictures yourself):
 
 # %% tags=["nbval-ignore-output"]
 probs = classifier.predict_proba(clf, samples)[:, 0]  # p(horse) of every sample in the batch
-crossed = 0
+judged = dict(zip(record.seeds("ema"), record.p_horse("ema").tolist()))  # the judge's recorded p(horse)
+
+
 for a, b in pairs:
     pa, pb = float(probs[seeds.index(a)]), float(probs[seeds.index(b)])
-    kind = "horse-bird" if (pa > 0.5) != (pb > 0.5) else ("horse-horse" if pa > 0.5 else "bird-bird")
-    crossed += kind == "horse-bird"
-    print(f"seeds {a}-{b}: p(horse) = {pa:.2f} and {pb:.2f} -> {kind}")
+    on_record = f"judge (recorded): {evaluation.pair_kind(judged[a], judged[b])}; " if a in judged and b in judged else ""
+    print(f"seeds {a:2d}-{b:2d}: {on_record}classifier: p(horse) = {pa:.2f} and {pb:.2f} -> {evaluation.pair_kind(pa, pb)}")
 rate = json.loads(evaluation.QUALITY_RECORD.read_text())["pegasus_rate"]["random pairs"]
-print(f"{crossed} of {len(pairs)} pairs horse-bird here. Measured on 32 pairs: {rate:.0%} per pair; at that rate all "
-      f"{len(pairs)} come out horse-bird {rate ** len(pairs):.0%} of the time, none {(1 - rate) ** len(pairs):.0%}.")
+print(f"measured on 32 random pairs: {rate:.0%} horse-bird; at that rate {len(pairs)} random pairs all come out "
+      f"horse-bird {rate ** len(pairs):.0%} of the time, none {(1 - rate) ** len(pairs):.0%}.")
 
 # %% [markdown]
-# The classifier's reading is a forced choice between horse and bird, and it can disagree with your eyes
-# on a 32x32 sample: look at the batch in section 1 before trusting a "horse-bird" above (a p(horse) near
-# 0.5 is a coin flip). Notebook 07 (beyond the paper) fixes the limitation by asking the classifier for a
-# horse and a bird, and measures the result with an independent judge.
+# Both readings are a forced choice between horse and bird, and they can disagree with your eyes, and
+# with each other, on a 32x32 sample: look at the batch in section 1 before trusting a "horse-bird" above
+# (a p(horse) near 0.5 is a coin flip). Notebook 07 (beyond the paper) fixes the limitation by asking
+# the classifier for a horse and a bird, and measures the result with the independent judge.
 #
 # ## 9. The interpolation explorer
 #

@@ -412,7 +412,7 @@ def show_png(path: str | Path, title: str | None = None, max_width: float = MAX_
     fig = plt.figure(figsize=(inches + 0.1, inches * h / w + top + 0.05))
     ax = fig.add_axes((0.05 / (inches + 0.1), 0.05 / fig.get_figheight(), inches / (inches + 0.1),
                        inches * h / w / fig.get_figheight()))
-    ax.imshow(pixels, interpolation="nearest" if w / dpi <= max_width else "antialiased")
+    ax.imshow(pixels, interpolation="nearest")  # exact colours: a scaled-down grid stays sharp and its PNG small
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=9)
