@@ -134,7 +134,14 @@ def progress_disabled(progress: bool) -> bool:
     """True when a bar should be hidden: ``progress=False`` or ``TQDM_DISABLE`` set (tests, CI)."""
     import os
 
-    return (not progress) or os.environ.get("TQDM_DISABLE", "").lower() not in ("", "0", "false")
+    return (not progress) or _env_flag("TQDM_DISABLE")
+
+
+def _env_flag(name: str) -> bool:
+    """An environment switch is on unless unset, empty, 0 or false."""
+    import os
+
+    return os.environ.get(name, "").lower() not in ("", "0", "false")
 
 
 TEXT_PROGRESS_ENV = "PEGASUS_TEXT_PROGRESS"
@@ -154,9 +161,7 @@ def progress_bar(iterable=None, *, progress: bool = True, **kwargs):
 def text_progress() -> bool:
     """True when ``PEGASUS_TEXT_PROGRESS`` asks for text bars that stay (a notebook regenerated for the
     repository); then a sampling run's bar is left finished, elsewhere it disappears when the run ends."""
-    import os
-
-    return os.environ.get(TEXT_PROGRESS_ENV, "").lower() not in ("", "0", "false")
+    return _env_flag(TEXT_PROGRESS_ENV)
 
 
 def with_progress(score_fn: ScoreFn, evaluations: int, desc: str = "network evaluations",

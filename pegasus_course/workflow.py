@@ -417,18 +417,28 @@ class Course:
         expected seconds."""
         from .sampling import num_score_evaluations
 
-        cost = self.cost or (_LAST_COST[0] if _LAST_COST else None)
-        if cost is None:
-            raise ValueError("No measurement of the network yet: workflow.setup() measures it.")
         evals = evaluations if evaluations is not None else num_score_evaluations(
             self.schedule.num_scales, self.schedule.n_steps_each)
-        one_run = cost.seconds(n_images, evals)
-        seconds = runs * factor * one_run
-        times = f"{runs} runs x " if runs > 1 else ""
-        extra = f", x {factor:.1f} for {why}" if factor != 1 else ""
-        print(f"{what}: {times}{n_images} image{'s' * (n_images != 1)} x {evals:,} network evaluations "
-              f"(~{format_duration(one_run / evals)} each){extra} -> expected ~{format_duration(seconds)} here")
-        return seconds
+        return expect(what, n_images, evals, self.cost, runs=runs, factor=factor, why=why)
+
+
+def expect(what: str, n_images: int, evaluations: int, cost: NetworkCost | None = None, runs: int = 1,
+           factor: float = 1.0, why: str = "guidance") -> float:
+    """Print what a long cell computes and how long it should take here: ``runs`` runs of ``evaluations``
+    network evaluations of ``n_images`` images with ``cost`` (default: the last :func:`measure_network`),
+    times ``factor`` for ``why``. Returns the expected seconds. :meth:`Course.expect` is this with the
+    course's schedule and its set-up measurement."""
+    cost = cost or (_LAST_COST[0] if _LAST_COST else None)
+    if cost is None:
+        raise ValueError("No measurement of the network yet: workflow.setup() or workflow.measure_network() "
+                         "measures it.")
+    one_run = cost.seconds(n_images, evaluations)
+    seconds = runs * factor * one_run
+    times = f"{runs} runs x " if runs > 1 else ""
+    extra = f", x {factor:.1f} for {why}" if factor != 1 else ""
+    print(f"{what}: {times}{n_images} image{'s' * (n_images != 1)} x {evaluations:,} network evaluations "
+          f"(~{format_duration(one_run / evaluations)} each){extra} -> expected ~{format_duration(seconds)} here")
+    return seconds
 
 
 def setup(seed: int = 0, classifiers: tuple[str, ...] = (), which: str | None = None) -> Course:
