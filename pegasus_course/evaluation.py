@@ -292,15 +292,12 @@ def save_quality_figures(record: dict, images: dict[str, torch.Tensor], out: str
     """Write ``OUT.json`` (the record) and ``OUT.safetensors`` (the images as uint8), each atomically."""
     import json
 
-    from safetensors.torch import save_file
+    from .checkpoints import atomic_save
 
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     json_path, tensor_path = out.with_suffix(".json"), out.with_suffix(".safetensors")
-    tensors = {name: (eight_bit(imgs) * 255).round().to(torch.uint8).contiguous() for name, imgs in images.items()}
-    tmp = tensor_path.with_name(tensor_path.name + ".tmp")
-    save_file(tensors, str(tmp))
-    os.replace(tmp, tensor_path)
+    atomic_save({name: (eight_bit(imgs) * 255).round().to(torch.uint8) for name, imgs in images.items()}, {},
+                tensor_path)
     tmp = json_path.with_name(json_path.name + ".tmp")
     tmp.write_text(json.dumps(record, indent=1) + "\n")
     os.replace(tmp, json_path)
