@@ -138,8 +138,7 @@ fig = plotting.plot_curve(shipped_ckpt.losses, title=f"the shipped model's DSM l
 test_set = workflow.training_images(profile, split="test")
 x_test = test_set.images[torch.randperm(len(test_set), generator=g)[:32]].float().div(255).to(device)
 probe = levels[torch.linspace(0, len(levels) - 1, min(24, len(levels))).round().long().unique()]  # ends included
-cost = workflow.measure_network(shipped, len(x_test))
-print(f"{len(probe)} levels x {len(x_test)} images: expected ~{workflow.format_duration(cost.seconds(len(x_test), len(probe)))}")
+workflow.expect("the loss at each level", len(x_test), len(probe), workflow.measure_network(shipped, len(x_test)))
 by_level = losses.dsm_loss_by_level(model_score_fn(shipped), x_test, probe.to(device),
                                     torch.Generator(device).manual_seed(0), progress=True)
 D = x_test[0].numel()
@@ -171,9 +170,8 @@ cfg = training.TrainConfig(steps=steps, batch_size=min(profile.batch_size, len(t
 preview_at = sorted({max(1, steps // 2), steps})
 snapshots = {}
 workflow.estimate_training(profile, device)  # prints what the steps will take here, measured now
-previews = len(preview_at) * workflow.measure_network(model, 4).seconds(
-    4, sampling.num_score_evaluations(schedule.num_scales, schedule.n_steps_each))
-print(f"... and {len(preview_at)} previews of 4 samples ~ {workflow.format_duration(previews)}")
+evals = sampling.num_score_evaluations(schedule.num_scales, schedule.n_steps_each)
+workflow.expect("... and the previews", 4, evals, workflow.measure_network(model, 4), runs=len(preview_at))
 
 def on_step(state):  # runs every log_every steps
     if len(snapshots) < len(preview_at) and state.step >= preview_at[len(snapshots)]:
@@ -240,9 +238,7 @@ print("model config:", ckpt.model_config)
 
 # %% tags=["nbval-ignore-output"]
 live = snapshots[max(snapshots)][:2]
-cost = workflow.measure_network(state.ema, 2)  # what one network evaluation costs here, measured now
-print(f"2 samples, L = {schedule.num_scales}, T = {schedule.n_steps_each}: expected ~"
-      f"{workflow.format_duration(cost.seconds(2, sampling.num_score_evaluations(schedule.num_scales, schedule.n_steps_each)))}")
+workflow.expect("2 samples from the EMA", 2, evals, workflow.measure_network(state.ema, 2))  # measured now
 ema = generate(state.ema, range(2), schedule).cpu()
 fig = plotting.show_rows(torch.stack([live, ema]), row_labels=["live", "EMA"],
                          title=f"after {state.step} steps: live weights vs EMA", scale=1.3)
@@ -270,9 +266,8 @@ coarse = trained[(len(trained) - 1) % every::every]  # every seventh trained lev
 coarse_schedule = Schedule(float(coarse[0]), float(coarse[-1]), len(coarse), profile.n_steps_each)
 ema_seeds = list(range(16))
 coarse_evals = sampling.num_score_evaluations(len(coarse), profile.n_steps_each)
-cost = workflow.measure_network(shipped, len(ema_seeds))
-print(f"2 x {len(ema_seeds)} samples, {coarse_evals} network evaluations each run: expected ~"
-      f"{workflow.format_duration(2 * cost.seconds(len(ema_seeds), coarse_evals))}")
+workflow.expect("EMA and live samples", len(ema_seeds), coarse_evals, workflow.measure_network(shipped, len(ema_seeds)),
+                runs=2)
 pair = {name: generate(weights, ema_seeds, coarse_schedule).cpu()
         for name, weights in (("EMA", shipped), ("live", shipped_live))}
 fig = plotting.show_rows(torch.stack([pair["EMA"], pair["live"]]), row_labels=["EMA", "live"], scale=1.0,
