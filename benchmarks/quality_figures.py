@@ -26,7 +26,7 @@ import torch
 
 from pegasus_course import checkpoints, classifier, evaluation
 from pegasus_course.generate import Guidance, generate, schedule_from_meta
-from pegasus_course.workflow import format_duration
+from pegasus_course.formatting import format_duration
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -167,6 +167,17 @@ def _read_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     return tensors, meta
 
 
+# Readers of the other configurations a checkpoint's metadata may hold, by key (each raises TypeError or
+# ValueError for a malformed one). The module that defines such a model registers its reader
+# (classifier.py: "classifier_config"), so the checkpoint format needs to know no model above the score network.
+CONFIG_READERS: dict[str, Callable[[dict], object]] = {}
+
+
+def register_config(key: str, read: Callable[[dict], object]) -> None:
+    """Check ``meta[key]`` with ``read`` whenever a checkpoint is read (see :func:`check_meta`)."""
+    CONFIG_READERS[key] = read
+
+
 def _whole(v, minimum: int = 0) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= minimum
 
@@ -208,13 +219,12 @@ def check_meta(meta: dict, path: Path | str | None = None) -> None:
                 raise bad("schedule", "sigma_max > sigma_min", sched)
         if "num_levels" in sched and not _whole(sched["num_levels"], 1):
             raise bad("schedule.num_levels", "a whole number of at least 1", sched["num_levels"])
-    from .classifier import ClassifierConfig
     from .nn import ScoreUNetConfig
 
-    for key, config_class in (("model_config", ScoreUNetConfig), ("classifier_config", ClassifierConfig)):
+    for key, read in {"model_config": ScoreUNetConfig.from_dict, **CONFIG_READERS}.items():
         if key in meta:
             try:
-                config_class.from_dict(meta[key])
+                read(meta[key])
             except (TypeError, ValueError) as exc:
                 raise CheckpointError(f"{path} has a malformed {key} ({exc}) The file was edited or not written by "
                                       "the course: re-train or re-download it.") from None

@@ -30,7 +30,7 @@ import torch
 import torch.nn as tnn
 import torch.nn.functional as F
 
-from .checkpoints import DEFAULT_CHECKPOINT
+from .checkpoints import DEFAULT_CHECKPOINT, register_config
 from .nn import FourierEmbedding, InstanceNormPlusPlus, ResBlock
 from .sampling import ScoreFn
 
@@ -89,6 +89,8 @@ class ClassifierConfig:
     def from_dict(cls, d: dict) -> "ClassifierConfig":
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
+
+register_config("classifier_config", ClassifierConfig.from_dict)  # checked whenever a checkpoint is read
 
 class NoisyClassifier(tnn.Module):
     """logits(x, sigma): which class a noisy image x = x_clean + sigma z shows.
@@ -195,7 +197,7 @@ def train_classifier(model: tnn.Module, images: torch.Tensor, labels: torch.Tens
     import time
 
     from .sampling import progress_bar
-    from .training import EpochBatches, make_generator
+    from .batches import EpochBatches, make_generator
 
     if images.dtype != torch.uint8 or images.ndim != 4:
         raise ValueError(f"images must be uint8 (N, 3, H, W), got {images.dtype} {tuple(images.shape)}.")

@@ -337,7 +337,7 @@ class QualityFigures:
 def record_source(record: dict) -> str:
     """How a recorded figure was made, in one line: the command, the machine, the wall time and the date (from
     :func:`run_provenance`'s fields; says so where a record lacks them)."""
-    from .workflow import format_duration
+    from .formatting import format_duration
 
     if "command" not in record:
         return "recorded without its command or machine (an older record): re-run the benchmark to add them"

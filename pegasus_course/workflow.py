@@ -24,6 +24,7 @@ from . import checkpoints, data as data_mod
 from .device import choose_device, place_model, sampling_precision, training_precision
 from .device import describe as describe_device
 from .profiles import Profile, describe, get_profile
+from .formatting import format_duration  # notebooks call it as workflow.format_duration
 
 MODEL_ENV = "PEGASUS_MODEL"
 MODEL_CHOICES = ("shipped", "notebook-04")
@@ -144,17 +145,6 @@ def expected_seconds(n_images: int, evaluations: int, cost: NetworkCost | None =
                              "first.")
         cost = _LAST_COST[0]
     return cost.seconds(n_images, evaluations)
-
-
-def format_duration(seconds: float) -> str:
-    """A rounded duration a person reads at a glance: '0.35 s', '40 s', '7 min', '1.5 h'."""
-    if seconds < 1:
-        return f"{seconds:.2g} s"
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min" if seconds >= 600 else f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def sampling_cost_lines(cost: NetworkCost, profile: Profile, num_scales: int, n_steps_each: int) -> list[str]:
