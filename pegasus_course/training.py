@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import sys
 import threading
 import time
 from typing import Callable
@@ -339,8 +340,8 @@ def train(
                 if on_step is not None:
                     try:
                         on_step(state)
-                    except KeyboardInterrupt:  # a preview's sampling run stopped between two levels
-                        if not interrupted.is_set():
+                    except KeyboardInterrupt as stop:  # a preview's sampling run stopped between two levels
+                        if isinstance(stop, TrainingInterrupted) or not interrupted.is_set():
                             raise
                 out_of_time = cfg.max_minutes is not None and state.seconds > 60 * cfg.max_minutes
                 stop_now = stop_now or (interrupted.is_set() and world == 1)  # Ctrl-C during on_step (previews)
@@ -360,8 +361,15 @@ def train(
     stopped_by: list[int] = []
 
     def on_signal(signum, _frame) -> None:
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        if interrupted.is_set():  # a second signal: stop at once, mid-step (the last checkpoint is kept)
+            raise TrainingInterrupted(state.step, "stopped at once by a second signal, so no checkpoint was "
+                                      "written for it (an earlier one, if any, is kept)", signum)
         stopped_by.append(signum)
         interrupted.set()
+        if rank == 0:  # said at once: the running step may take a while (torch.compile compiles in the first)
+            print(f"\n{name}: stopping after the running step, then writing a checkpoint; press Ctrl-C again to "
+                  "stop at once without one", file=sys.stderr, flush=True)
 
     previous_handlers = {}
     if threading.current_thread() is threading.main_thread():

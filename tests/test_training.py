@@ -130,8 +130,13 @@ def test_kill_during_write_leaves_previous(tmp_path):
     """)
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
     proc.stdout.readline()
+    # Kill it while a write is in progress: once its temporary file exists (waits for the file, not a guess).
+    deadline = 120.0
     import time
-    time.sleep(0.3)
+    start = time.monotonic()
+    while not list(tmp_path.glob(".c.safetensors.*.tmp")):
+        assert time.monotonic() - start < deadline and proc.poll() is None, "no write started"
+        time.sleep(0.001)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     back = C.load_checkpoint(path)  # either the old or a complete new one, never a torn file
@@ -250,3 +255,44 @@ def test_a_learners_step_fn_drives_the_loop_like_the_package_step(tiny_config):
     T.train(_model(tiny_config), data, SIGMAS, cfg, progress=False,
             step_fn=lambda *a: calls.append(a[3].shape) or mine(*a))
     assert calls == [torch.Size([8, 3, 32, 32])] * 3
+
+
+def _signalling_step(signals: list[int]):
+    """A step that, on its first call, sends itself ``signals`` (as a learner's Ctrl-C during the first step's
+    torch.compile would), then trains normally."""
+    calls = []
+
+    def step(m, ema, opt, x, sigma, z, decay):
+        if not calls:
+            calls.append(1)
+            for signum in signals:
+                os.kill(os.getpid(), signum)
+        return T.training_step(m, ema, opt, x, sigma, z, decay)
+
+    return step
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_in_the_first_step_is_acknowledged_at_once_and_stops_after_it(tmp_path, tiny_config, capsys, signum):
+    cfg = T.TrainConfig(steps=5, batch_size=8, log_every=5)
+    path = tmp_path / "c.safetensors"
+    with pytest.raises(T.TrainingInterrupted) as stop:
+        T.train(_model(tiny_config), _images(16), SIGMAS, cfg, checkpoint_path=path, progress=False,
+                step_fn=_signalling_step([signum]))
+    err = capsys.readouterr().err
+    assert "stopping after the running step, then writing a checkpoint; press Ctrl-C again" in err, err
+    assert stop.value.step == 1 and stop.value.signum == signum and str(path) in stop.value.saved
+    assert C.load_checkpoint(path).step == 1
+
+
+def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(tmp_path, tiny_config, capsys):
+    cfg = T.TrainConfig(steps=5, batch_size=8, log_every=5)
+    path = tmp_path / "c.safetensors"
+    C.save_checkpoint({"model.w": torch.ones(3)}, {"step": 0}, path)
+    before = path.read_bytes()
+    with pytest.raises(T.TrainingInterrupted) as stop:
+        T.train(_model(tiny_config), _images(16), SIGMAS, cfg, checkpoint_path=path, progress=False,
+                step_fn=_signalling_step([signal.SIGINT, signal.SIGINT]))
+    assert stop.value.step == 0 and "second signal" in stop.value.saved and "no checkpoint" in stop.value.saved
+    assert path.read_bytes() == before  # the earlier checkpoint is untouched
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handlers are restored

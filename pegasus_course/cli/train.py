@@ -138,6 +138,7 @@ def _run(args) -> int:
     from ..generate import Schedule, generate
     from ..nn import ScoreUNet, ScoreUNetConfig, count_parameters
     from ..plotting import save_grid
+    from ..sampling import num_score_evaluations
     from ..profiles import get_profile
     from ..device import place_model, training_precision
     from ..training import TrainConfig, TrainingInterrupted, resume_state, setup_distributed, train, train_precision
@@ -254,9 +255,14 @@ def _run(args) -> int:
 
     previewed = [(state.step if state is not None else 0) // sample_every if sample_every else 0]
 
+    evaluations = num_score_evaluations(preview.num_scales, preview.n_steps_each)
+    sampling = (f"16 images from the EMA weights over L = {preview.num_scales} levels x T = {preview.n_steps_each} "
+                f"({evaluations:,} network evaluations)")
+
     def on_step(st):  # one preview per sample_every steps, at the first host sync past each multiple
         if rank == 0 and sample_every and st.step // sample_every > previewed[0] and st.step < cfg.steps:
             previewed[0] = st.step // sample_every
+            say(f"step {st.step}: sampling a preview of {sampling}; Ctrl-C stops it between two levels", flush=True)
             imgs = generate(st.ema, range(16), preview, progress=False)
             save_grid(imgs, out / "samples" / f"step-{st.step:07d}.png", nrow=8)
         if tracker is not None:
@@ -270,12 +276,17 @@ def _run(args) -> int:
         state = train(model, ds.images, schedule.sigmas(), cfg, state=state, on_step=on_step,
                       checkpoint_path=ckpt_path, meta=meta, progress=not args.no_progress)
     except TrainingInterrupted as stop:
-        say(f"interrupted at step {stop.step}: {stop.saved or 'no checkpoint written'}; continue with "
-            f"`pegasus-course train --out {out} --resume` and the same options")
+        if ckpt_path.is_file():
+            say(f"interrupted at step {stop.step}: {stop.saved or 'no checkpoint written'}; continue with "
+                f"`pegasus-course train --out {out} --resume` and the same options")
+        else:
+            say(f"interrupted at step {stop.step}: {stop.saved or 'no checkpoint written'}; no checkpoint exists "
+                "yet, so run the same command again to start over")
         return 128 + stop.signum  # 130 for Ctrl-C, 143 for SIGTERM
     if rank == 0:
         (out / "losses.json").write_text(json.dumps(state.losses))
-        final = generate(state.ema, range(16), preview, progress=False)
+        say(f"step {state.step}: sampling the final {sampling}", flush=True)
+        final = generate(state.ema, range(16), preview, progress=not args.no_progress)
         grid = save_grid(final, out / "samples" / f"step-{state.step:07d}.png", nrow=8)
         tail = state.losses[-100:]
         say(f"step {state.step}: mean loss of the last {len(tail)} steps {sum(tail) / max(len(tail), 1):.4f}; "
