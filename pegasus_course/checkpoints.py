@@ -21,6 +21,9 @@ from typing import Any, Callable
 
 import torch
 
+from .checks import MAX_IMAGE_SIZE, MAX_NUM_SCALES, MAX_RES_BLOCKS, MAX_STEPS_EACH, MAX_WIDTH
+from .sigmas import SIGMA_RANGE
+
 FORMAT = "pegasus-course/score-checkpoint"
 FORMAT_VERSION = 1
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "cifar10-horse-bird-32.safetensors"
@@ -212,9 +215,18 @@ def check_meta(meta: dict, path: Path | str | None = None) -> None:
         for name in ("sigma_max", "sigma_min"):
             if name in sched and not _positive(sched[name]):
                 raise bad(f"schedule.{name}", "a positive finite number", sched[name])
+        for name in ("sigma_max", "sigma_min"):
+            if name in sched and not SIGMA_RANGE[0] <= sched[name] <= SIGMA_RANGE[1]:
+                raise bad(f"schedule.{name}", f"a noise level from {SIGMA_RANGE[0]:g} to {SIGMA_RANGE[1]:g}, as on the "
+                          "command line", sched[name])
         if "num_scales" in sched:
-            if not _whole(sched["num_scales"], 2):
-                raise bad("schedule.num_scales", "a whole number of at least 2", sched["num_scales"])
+            if not _whole(sched["num_scales"], 2) or sched["num_scales"] > MAX_NUM_SCALES:
+                raise bad("schedule.num_scales", f"a whole number from 2 to {MAX_NUM_SCALES:,}, as on the command line "
+                          "(every level costs T network evaluations per sample)", sched["num_scales"])
+        if "n_steps_each" in sched and not (_whole(sched["n_steps_each"], 1)
+                                            and sched["n_steps_each"] <= MAX_STEPS_EACH):
+            raise bad("schedule.n_steps_each", f"a whole number from 1 to {MAX_STEPS_EACH:,}, as on the command line",
+                      sched["n_steps_each"])
             if not sched.get("sigma_max", 50.0) > sched.get("sigma_min", 0.01):
                 raise bad("schedule", "sigma_max > sigma_min", sched)
         if "num_levels" in sched and not _whole(sched["num_levels"], 1):
@@ -228,6 +240,28 @@ def check_meta(meta: dict, path: Path | str | None = None) -> None:
             except (TypeError, ValueError) as exc:
                 raise CheckpointError(f"{path} has a malformed {key} ({exc}) The file was edited or not written by "
                                       "the course: re-train or re-download it.") from None
+    _check_sizes(meta, bad)
+
+
+# The sizes of a recorded network, held to the command line's limits (key: (largest, what it is)).
+SIZE_LIMITS = {"base_channels": (MAX_WIDTH, "the network's base width"),
+               "num_res_blocks": (MAX_RES_BLOCKS, "ResBlocks per level"),
+               "image_size": (MAX_IMAGE_SIZE, "the image side in pixels")}
+
+
+def _check_sizes(meta: dict, bad) -> None:
+    """The recorded network's sizes within the command line's limits, and the model's and the data's image
+    sizes in agreement (a network for 32 px images trained on a record of 48 px data was edited)."""
+    for key in ("model_config", "classifier_config"):
+        for name, (largest, what) in SIZE_LIMITS.items():
+            value = (meta.get(key) or {}).get(name)
+            if value is not None and not (_whole(value, 1) and value <= largest):
+                raise bad(f"{key}.{name}", f"{what}, a whole number of at most {largest:,} as on the command line",
+                          value)
+    model_size = (meta.get("model_config") or meta.get("classifier_config") or {}).get("image_size")
+    data_size = (meta.get("data") or {}).get("image_size")
+    if model_size is not None and data_size is not None and model_size != data_size:
+        raise bad("data.image_size", f"the network's image size, {model_size} (model_config.image_size)", data_size)
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
@@ -240,6 +274,9 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     path = Path(path)
     if path.is_dir():
         files = sorted(path.glob("part-*.safetensors"))
+        if files and (path / "checkpoint.safetensors").is_file():
+            raise CheckpointError(f"{path} holds both resume shards (part-*.safetensors) and a checkpoint.safetensors: "
+                                  "it is not clear which one to read. Pass the file itself, or move one of them away.")
         if not files:
             inside = path / "checkpoint.safetensors"
             if inside.is_file():

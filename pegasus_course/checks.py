@@ -97,6 +97,14 @@ def check_seeds(seeds, where: str, count: int | None = None) -> list[int]:
 
 MAX_SEED = 2**63 - 1  # seeds are stored as int64
 
+# Sizes the command line accepts, and so the sizes a checkpoint's metadata may record (checked when it is
+# read: a recorded L of 10^8 is refused at once, not sampled for thousands of hours).
+MAX_NUM_SCALES = 10_000  # L: the paper uses 232 (CIFAR-10); every level costs T network evaluations per sample
+MAX_STEPS_EACH = 10_000  # T: the paper uses 5 (NCSNv1 100); every step is one network evaluation per level
+MAX_WIDTH = 1024  # the network's base width; the paper's CIFAR-10 network uses 128
+MAX_RES_BLOCKS = 16  # ResBlocks per level; the paper uses 2
+MAX_IMAGE_SIZE = 512  # image side in pixels; the course trains at 32, 48 and 64
+
 
 def check_score_shape(score: torch.Tensor, x: torch.Tensor, where: str) -> torch.Tensor:
     """A score_fn's output must have its input's shape (a score is a gradient of log p in x's space);

@@ -32,11 +32,26 @@ class Schedule:
         return {"sigma_max": self.sigma_max, "sigma_min": self.sigma_min, "num_scales": self.num_scales}
 
 
-def schedule_from_meta(meta: dict, n_steps_each: int = 5, num_scales: int | None = None) -> Schedule:
-    """The training schedule stored in a checkpoint, with T (and optionally a coarser L) for sampling."""
-    s = meta.get("schedule", {})
-    return Schedule(float(s.get("sigma_max", 50.0)), float(s.get("sigma_min", 0.01)),
-                    int(num_scales if num_scales is not None else s.get("num_scales", 232)), n_steps_each)
+PAPER_SCHEDULE = {"sigma_max": 50.0, "sigma_min": 0.01, "num_scales": 232}  # CIFAR-10's, the fallback
+
+
+def schedule_from_meta(meta: dict, n_steps_each: int = 5, num_scales: int | None = None,
+                       say: Callable[[str], None] | None = print) -> Schedule:
+    """The training schedule stored in a checkpoint, with T (and optionally a coarser L) for sampling.
+
+    A checkpoint that records no schedule (or only part of one) was not written by `train`; the paper's
+    CIFAR-10 values fill the gap, and ``say`` names that fallback (pass ``say=None`` to keep quiet).
+    """
+    s = meta.get("schedule") or {}
+    missing = [k for k in PAPER_SCHEDULE if k not in s and not (k == "num_scales" and num_scales is not None)]
+    if missing and say is not None:
+        say(f"note: the checkpoint records no {', '.join(missing)}: using the paper's CIFAR-10 value"
+            f"{'s' if len(missing) > 1 else ''} ({', '.join(f'{k} = {PAPER_SCHEDULE[k]:g}' for k in missing)}). If the "
+            "network was trained on other noise levels its samples will be wrong: sample a checkpoint from `train`.")
+    return Schedule(float(s.get("sigma_max", PAPER_SCHEDULE["sigma_max"])),
+                    float(s.get("sigma_min", PAPER_SCHEDULE["sigma_min"])),
+                    int(num_scales if num_scales is not None else s.get("num_scales", PAPER_SCHEDULE["num_scales"])),
+                    n_steps_each)
 
 
 def model_score_fn(model: torch.nn.Module, autocast_bf16: bool = False, precision: str | None = None):

@@ -147,6 +147,12 @@ def resume_state(path: str | os.PathLike | Checkpoint, model: torch.nn.Module, c
     state = new_state(model, cfg)
     load_weights(state.ema, ckpt.part("ema") or ckpt.part("model"), ckpt.path)
     optim = ckpt.part("optim")
+    broken = sorted(k for k, v in optim.items() if v.is_floating_point() and not bool(torch.isfinite(v).all()))
+    if broken:  # a lower learning rate would not help: the moments themselves are damaged
+        raise CheckpointError(f"{ckpt.path}: Adam's state is not finite (optim.{broken[0]}"
+                              f"{f' and {len(broken) - 1} more' if len(broken) > 1 else ''}): the file was damaged, or "
+                              "written as the run diverged. Resume from an earlier checkpoint, or from an export of "
+                              "this one (`pegasus-course export`), which keeps the weights and restarts Adam's moments.")
     if optim:
         sd = state.optimizer.state_dict()
         per_param: dict[int, dict] = {}

@@ -603,6 +603,96 @@ def test_a_folder_another_command_writes_is_refused_and_a_stale_lock_is_taken_ov
     assert not lock.exists() and load_checkpoint(out / "checkpoint.safetensors").step == 1
 
 
+# ---------------------------------------------------------------- a checkpoint's own record, read like the command line
+
+
+def test_a_folder_of_shards_beside_a_checkpoint_file_is_ambiguous_and_refused(run_dir, tmp_path, capsys):
+    both = tmp_path / "both"
+    save_checkpoint({"model.w": torch.zeros(40_000), "ema.w": torch.ones(40_000)}, {"step": 9}, both,
+                    max_shard_bytes=100_000)
+    shutil.copy(run_dir / "checkpoint.safetensors", both / "checkpoint.safetensors")
+    with pytest.raises(CheckpointError, match="holds both resume shards .* and a checkpoint.safetensors"):
+        load_checkpoint(both)
+    code, _, err = run(["sample", "--checkpoint", both, "--n", "1", "--out", tmp_path / "s"], capsys)
+    assert code == 2 and "not clear which one to read" in err and "Traceback" not in err
+
+
+def test_a_checkpoint_without_a_schedule_names_the_fallback(run_dir, tmp_path, capsys):
+    path = _broken_copy(run_dir, tmp_path, schedule=None)
+    code, text, err = run(["sample", "--checkpoint", path, "--n", "1", "--steps-each", "1", "--num-scales", "3",
+                           "--out", tmp_path / "s"], capsys)
+    assert code == 0, err
+    assert "records no sigma_max, sigma_min: using the paper's CIFAR-10 values (sigma_max = 50, sigma_min = 0.01)" \
+        in text
+    from pegasus_course.generate import schedule_from_meta
+
+    said = []
+    full = schedule_from_meta({"schedule": {"sigma_max": 5.0, "sigma_min": 0.1, "num_scales": 3}}, say=said.append)
+    assert said == [] and full.num_scales == 3  # a complete record says nothing
+    schedule_from_meta({}, say=said.append)
+    assert len(said) == 1 and "num_scales = 232" in said[0]
+
+
+def _other_classes_run(tmp_path, capsys):
+    """A tiny run on cat and dog images: the record a resume must not silently replace with horses and birds."""
+    root = tmp_path / "pets"
+    make_image_folder(root, classes=("cat", "dog"), per_class=8)
+    make_image_folder(root, classes=("horse", "bird"), per_class=8)
+    out = tmp_path / "run"
+    argv = ["train", "--dataset", "folder", "--data-root", root, "--classes", "cat", "dog", "--profile", "ci",
+            "--batch-size", "4", "--num-scales", "3", "--sample-every", "1000", "--out", out, "--no-progress",
+            "--steps", "2"]
+    assert run(argv, capsys)[0] == 0
+    return root, out
+
+
+def test_resume_without_data_options_continues_on_the_checkpoints_own_data(tmp_path, capsys, monkeypatch):
+    root, out = _other_classes_run(tmp_path, capsys)
+    assert load_checkpoint(out / "checkpoint.safetensors").meta["data"]["root"] == str(root.resolve())
+    monkeypatch.delenv("PEGASUS_DATA_SOURCE", raising=False)  # the defaults would be CIFAR-10's horses and birds
+    monkeypatch.delenv("PEGASUS_DATA_ROOT", raising=False)
+    code, text, err = run(["train", "--profile", "ci", "--batch-size", "4", "--sample-every", "1000", "--out", out,
+                           "--no-progress", "--steps", "3", "--resume"], capsys)
+    assert code == 0, err
+    assert "other data" not in text and "does not record" not in text
+    data_record = load_checkpoint(out / "checkpoint.safetensors").meta["data"]
+    assert data_record["classes"] == ["cat", "dog"] and data_record["source"] == "folder"
+
+
+def test_resume_on_other_data_names_every_difference(tmp_path, capsys):
+    root, out = _other_classes_run(tmp_path, capsys)
+    moved = tmp_path / "moved"
+    shutil.copytree(root, moved)
+    code, text, err = run(["train", "--dataset", "folder", "--data-root", moved, "--classes", "horse", "bird",
+                           "--profile", "ci", "--batch-size", "4", "--sample-every", "1000", "--out", out,
+                           "--no-progress", "--steps", "3", "--resume"], capsys)
+    assert code == 0, err
+    assert f"--data-root {root.resolve()} -> {moved}" in text and "--classes cat dog -> horse bird" in text
+    code, _, err = run(["train", "--image-size", "48", "--profile", "ci", "--batch-size", "4", "--out", out,
+                        "--no-progress", "--steps", "4", "--resume"], capsys)
+    assert code == 2 and "--image-size 32 -> 48" not in err and "32px images but the data is 48px" in err
+
+
+def test_resume_from_an_export_says_adam_restarts(folder, run_dir, tmp_path, capsys):
+    exported = tmp_path / "ema.safetensors"
+    assert run(["export", run_dir / "checkpoint.safetensors", exported], capsys)[0] == 0
+    code, text, err = run(train_args(folder, tmp_path / "r", "--steps", "3", "--resume", exported), capsys)
+    assert code == 0, err
+    assert "holds no optimizer state" in text and "Adam's moments restart from zero" in text
+    assert "the live weights start from the EMA weights" in text
+    code, text, _ = run(train_args(folder, tmp_path / "r", "--steps", "4", "--resume"), capsys)
+    assert code == 0 and "optimizer state" not in text  # its own checkpoint carries Adam's moments on
+
+
+def test_a_non_finite_adam_state_says_resume_elsewhere_not_lower_lr(folder, run_dir, tmp_path, capsys):
+    tensors = dict(load_checkpoint(run_dir / "checkpoint.safetensors").tensors)
+    name = next(k for k in tensors if k.startswith("optim.") and k.endswith("exp_avg_sq"))
+    tensors[name] = torch.full_like(tensors[name], float("nan"))
+    path = _broken_copy(run_dir, tmp_path, tensors)
+    code, _, err = run(train_args(folder, tmp_path / "r", "--steps", "3", "--resume", path), capsys)
+    assert code == 2 and "Adam's state is not finite" in err and "export" in err and "--lr" not in err, err
+
+
 # ---------------------------------------------------------------- stopping keeps the work
 
 
@@ -800,7 +890,18 @@ MALFORMED = [({"model_config": {"base_channels": -4}}, "base_channels must be a 
              ({"format_version": "x"}, "format_version must be a whole number"),
              ({"schedule": [50, 0.01, 3]}, "schedule must be a mapping"),
              ({"schedule": {"sigma_max": "big", "sigma_min": 0.01, "num_scales": 3}}, "schedule.sigma_max must be"),
-             ({"legs": "three"}, "legs must be a list")]
+             ({"legs": "three"}, "legs must be a list"),
+             # sizes held to the command line's limits: a recorded L of 10^8 is refused at once, not sampled
+             ({"schedule": {"sigma_max": 5.0, "sigma_min": 0.1, "num_scales": 100_000_000}},
+              "schedule.num_scales must be a whole number from 2 to 10,000, as on the command line"),
+             ({"schedule": {"sigma_max": 1e30, "sigma_min": 0.1, "num_scales": 3}},
+              "schedule.sigma_max must be a noise level from 1e-18 to 1e+18"),
+             ({"model_config": {"base_channels": 100_000}}, "model_config.base_channels must be the network's base "
+              "width, a whole number of at most 1,024"),
+             ({"model_config": {"num_res_blocks": 64}}, "model_config.num_res_blocks must be ResBlocks per level"),
+             # the model's and the data's image sizes agree
+             ({"data": {"source": "folder", "classes": ["horse", "bird"], "image_size": 48}},
+              "data.image_size must be the network's image size, 32 (model_config.image_size), got 48")]
 
 
 @pytest.mark.parametrize("change,message", MALFORMED, ids=[str(c) for c, _ in MALFORMED])

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from ..checks import MAX_NUM_SCALES, MAX_RES_BLOCKS, MAX_STEPS_EACH, MAX_WIDTH  # the sizes checkpoints are held to too
+
 CKPT_NAME = "checkpoint.safetensors"
 
 
@@ -81,19 +83,13 @@ def bounded_int(maximum: int, why: str):
     return parse
 
 
-MAX_STEPS_EACH = 10_000  # T: the paper uses 5 (NCSNv1 100); every step is one network evaluation per level
 steps_each = bounded_int(MAX_STEPS_EACH, "T, Langevin steps per level; the paper uses 5")
-MAX_WIDTH = 1024
 width = bounded_int(MAX_WIDTH, "the network's base width; the paper's CIFAR-10 network uses 128")
-MAX_RES_BLOCKS = 16
 res_blocks = bounded_int(MAX_RES_BLOCKS, "ResBlocks per level; the paper uses 2")
 
 
 def ema_rate(text: str) -> float:
     return _number(text, float, "a number", lambda v: 0 <= v < 1, "in [0, 1) (0.999 is the paper's EMA rate)")
-
-
-MAX_NUM_SCALES = 10_000  # the paper uses 232 (CIFAR-10); every level costs T network evaluations per sample
 
 
 def num_scales(text: str) -> int:

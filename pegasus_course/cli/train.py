@@ -29,7 +29,8 @@ def add_parser(sub):
                    help="image source (default: PEGASUS_DATA_SOURCE or cifar10)")
     p.add_argument("--data-root", default=None, help="where the data lives (default: PEGASUS_DATA_ROOT or the cache)")
     p.add_argument("--download", action="store_true", help="let torchvision download CIFAR-10 / STL-10")
-    p.add_argument("--classes", nargs="+", default=["horse", "bird"], help="class names to train on")
+    p.add_argument("--classes", nargs="+", default=None,
+                   help="class names to train on (default: horse bird; with --resume, the checkpoint's)")
     p.add_argument("--image-size", type=int, choices=[32, 48, 64], default=None,
                    help="image side (default: 32 for CIFAR-10, 48 for STL-10, native for folders)")
     p.add_argument("--profile", default=None, help="gpu | cpu | ci (default: PEGASUS_PROFILE or by device)")
@@ -76,6 +77,38 @@ def add_parser(sub):
                    "the EMA and the live weights, with and without the denoising step (OUT/colour.json)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
+
+
+DATA_OPTIONS = {"dataset": ("source", "--dataset"), "data_root": ("root", "--data-root"),
+                "classes": ("classes", "--classes"), "image_size": ("image_size", "--image-size")}
+
+
+def _resume_data(args, prev, say) -> None:
+    """With --resume, a data option not given is the checkpoint's own (its record in meta["data"]); one given
+    that differs from the record is named, so a run never silently continues on other data."""
+    record = prev.meta.get("data") or {}
+    changed, reused = [], []
+    for attr, (key, flag) in DATA_OPTIONS.items():
+        given, recorded = getattr(args, attr), record.get(key)
+        if given is None and recorded is not None:
+            setattr(args, attr, list(recorded) if key == "classes" else recorded)
+            reused.append(flag)
+        elif given is not None and recorded is not None and not _same(key, given, recorded):
+            changed.append(f"{flag} {recorded if key != 'classes' else ' '.join(recorded)} -> "
+                           f"{given if key != 'classes' else ' '.join(given)}")
+    if changed:
+        say(f"note: resuming on other data than {prev.path} records ({'; '.join(changed)}): the network continues "
+            "from what it learnt on the recorded data; drop these options to continue on the checkpoint's own")
+    missing = [flag for attr, (key, flag) in DATA_OPTIONS.items() if record.get(key) is None and getattr(args, attr) is None]
+    if missing:
+        say(f"note: {prev.path} does not record its {', '.join(missing)} (written before data was recorded): using "
+            "the defaults (PEGASUS_DATA_SOURCE, PEGASUS_DATA_ROOT, horse bird); pass them to continue on other data")
+
+
+def _same(key: str, given, recorded) -> bool:
+    if key == "root":
+        return Path(given).expanduser().resolve() == Path(recorded).expanduser().resolve()
+    return (list(given) if key == "classes" else given) == recorded
 
 
 def _resume_checks(prev, schedule, cfg, say, precision: str = "") -> list[dict]:
@@ -175,6 +208,9 @@ def _run(args) -> int:
         raise UsageError(f"--precision {asked_precision}: {exc}") from None
     if profile.num_threads:
         torch.set_num_threads(profile.num_threads)
+    if prev is not None:
+        _resume_data(args, prev, say)
+    args.classes = args.classes or ["horse", "bird"]
     root, split = data_source(args)
     ds = data_mod.load_dataset(args.dataset, root, split=split, classes=args.classes, image_size=args.image_size,
                                download=args.download, max_images=None)
@@ -230,6 +266,10 @@ def _run(args) -> int:
         legs = _resume_checks(prev, schedule, cfg, say, precision.name)
         state = resume_state(prev, model, cfg)
         say(f"resumed from {prev.path} at step {state.step}")
+        if not prev.part("optim"):
+            say(f"note: {prev.path} holds no optimizer state (an exported file keeps one set of weights): Adam's "
+                "moments restart from zero, so the first steps move the weights as at the start of a run"
+                + ("" if prev.part("model") else "; the live weights start from the EMA weights it holds"))
         if state.step >= steps:
             raise UsageError(f"the checkpoint is already at step {state.step} and --steps is {steps}: pass a larger "
                              "--steps (the total to reach, not the steps to add) to continue.")
@@ -238,7 +278,8 @@ def _run(args) -> int:
                  "profile": profile.name, "compile": args.compile_mode if args.compile else False})
     meta = {"schedule": schedule.to_dict(), "profile": profile.name, "legs": legs,
             "data": {"source": args.dataset, "classes": list(args.classes), "image_size": size,
-                     "num_images": len(ds), "split": split}}
+                     "num_images": len(ds), "split": split,
+                     "root": str(Path(root).expanduser().resolve()) if root else None}}
     if from_data is not None:  # how sigma_1 and L were computed, for `pegasus-course doctor` and the learner
         meta["data_schedule"] = from_data.to_dict()
     say(f"{profile.name} profile on {device} (x{world}), {precision.describe()} ({precision.reason}); {len(ds)} images "
