@@ -1068,3 +1068,45 @@ def test_the_host_running_out_of_memory_is_one_line(capsys, monkeypatch):
     monkeypatch.setattr(cli.schedule, "run", out_of_memory)
     code, _, err = run(["schedule"], capsys)
     assert code == 4 and err.startswith("error: out of memory") and "Traceback" not in err
+
+
+# ================================================================ issue 32: the command line's classes
+# (paths, options that would be ignored, nothing replaced before its successor exists, a faithful export)
+
+PATH_DESTS = {"out", "checkpoint", "classifier", "data_root", "resume", "resume_shards"}
+
+
+def _subparsers():
+    return cli.build_parser()._subparsers._group_actions[0].choices
+
+
+def _path_options():
+    """(subcommand, option as typed, dest) for every option or argument that takes a path."""
+    return [(name, (a.option_strings or [a.dest])[-1], a.dest) for name, p in _subparsers().items()
+            for a in p._actions if a.dest in PATH_DESTS]
+
+
+@pytest.mark.parametrize("command,option,dest", _path_options(), ids=[f"{c} {o}" for c, o, _ in _path_options()])
+def test_every_path_option_expands_the_home_folder_also_after_equals(command, option, dest, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    if option.startswith("--"):
+        before = ["a.safetensors", "b.safetensors"] if command == "export" else []
+        forms = [[*before, f"{option}=~/x"], [*before, option, "~/x"]]
+    else:  # a positional path (a quoted "~/x" reaches the command as it is)
+        forms = [{("export", "checkpoint"): ["~/x", "b.safetensors"], ("export", "out"): ["a.safetensors", "~/x"],
+                  ("doctor", "checkpoint"): ["~/x"]}[command, dest]]
+    for form in forms:
+        value = getattr(cli.build_parser().parse_args([command, *form]), dest)
+        assert Path(value) == tmp_path / "x", (form, value)
+
+
+def test_out_equals_tilde_writes_into_the_home_folder_and_says_so(run_dir, tmp_path, capsys, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    code, text, err = run(["sample", "--checkpoint", run_dir / "checkpoint.safetensors", "--n", "1", "--steps-each",
+                           "1", "--num-scales", "2", "--out=~/x"], capsys)
+    assert code == 0, err
+    assert (home / "x" / "grid.png").is_file() and not (tmp_path / "~").exists()
+    assert f"wrote {home / 'x' / 'grid.png'}" in text and "~/x" not in text

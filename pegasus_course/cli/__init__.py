@@ -16,7 +16,7 @@ import sys
 import threading
 
 from . import doctor, export, pegasus, sample, schedule, train, train_classifier
-from .common import Terminated, UsageError, check_path_options, is_out_of_memory
+from .common import Terminated, UsageError, is_out_of_memory
 
 __all__ = ["COMMANDS", "UsageError", "build_parser", "main"]
 
@@ -44,7 +44,6 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():  # SIGTERM (kill, a scheduler) stops like Ctrl-C
         previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        check_path_options(args)
         return args.func(args)
     except KeyboardInterrupt as exc:
         name, code = ("SIGTERM", 143) if isinstance(exc, Terminated) else ("Ctrl-C", 130)

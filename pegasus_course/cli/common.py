@@ -24,6 +24,12 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
             return "\n".join(indent + line for line in text.splitlines())
         return super()._fill_text(text, width, indent)
 
+    def _get_help_string(self, action):
+        """The default once: an option whose help says its default (or has none to say) gets no "(default: None)"."""
+        if action.default is None or "default" in (action.help or "").lower():
+            return action.help
+        return super()._get_help_string(action)
+
 # ---------------------------------------------------------------- option types: refused where parsed
 
 
@@ -136,6 +142,15 @@ def precision_name(text: str) -> str:
     return name
 
 
+def path_arg(text: str) -> Path:
+    """Every path option and argument: ``~`` expanded (also after ``=``, which the shell leaves alone, so
+    ``--out=~/x`` is the home folder's x), an empty path refused (it would mean the current folder or the default)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"the path is empty ({text!r}): give a path (an empty one would mean the "
+                                         "current folder or the default)")
+    return Path(os.path.expanduser(text))
+
+
 class UsageError(ValueError):
     """A command line that cannot be run as given; the message names the option to change."""
 
@@ -228,21 +243,6 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 
 # ---------------------------------------------------------------- no run replaced without consent
-
-PATH_OPTIONS = ("out", "checkpoint", "classifier", "data_root", "resume", "resume_shards")
-
-
-def check_path_options(args) -> None:
-    """An empty path option would quietly mean the current folder (or the default data): refuse it."""
-    for name in PATH_OPTIONS:
-        value = getattr(args, name, None)
-        if isinstance(value, str) and not value.strip():
-            positional = getattr(args, "command", "") == "export" and name in ("out", "checkpoint")
-            option = {"out": "the output file", "checkpoint": "the checkpoint"}[name] if positional else (
-                "--" + name.replace("_", "-"))
-            raise UsageError(f"{option} is empty ({value!r}): give a path (an empty one would mean the current "
-                             "folder or the default).")
-
 
 LOCK_NAME = ".lock"
 

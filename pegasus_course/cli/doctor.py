@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from .common import (DEVICE_HELP, HelpFormatter, check_out_dir, data_source, device_name, load_score,
-                     non_negative_int, positive_float, positive_int, steps_each)
+                     non_negative_int, path_arg, positive_float, positive_int, steps_each)
 
 
 def add_parser(sub):
@@ -22,10 +22,12 @@ def add_parser(sub):
                                "  pegasus-course doctor                                   # the shipped model\n"
                                "  pegasus-course doctor runs/mine/checkpoint.safetensors --dataset folder "
                                "--data-root my-photos"))
-    p.add_argument("checkpoint", nargs="?", default=None, help="checkpoint to examine (default: the shipped model)")
+    p.add_argument("checkpoint", type=path_arg, nargs="?", default=None,
+                   help="checkpoint to examine (default: the shipped model)")
     p.add_argument("--dataset", choices=["cifar10", "stl10", "folder"], default=None,
                    help="image source (default: PEGASUS_DATA_SOURCE or cifar10)")
-    p.add_argument("--data-root", default=None, help="where the data lives (default: PEGASUS_DATA_ROOT or the cache)")
+    p.add_argument("--data-root", type=path_arg, default=None,
+                   help="where the data lives (default: PEGASUS_DATA_ROOT or the cache)")
     p.add_argument("--download", action="store_true", help="let torchvision download CIFAR-10 / STL-10")
     p.add_argument("--classes", nargs="+", default=None, help="class names (default: those the checkpoint was "
                    "trained on)")
@@ -39,7 +41,7 @@ def add_parser(sub):
     p.add_argument("--live", action="store_true", help="examine the live weights instead of the EMA")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the held-out choice and the noise")
     p.add_argument("--device", type=device_name, default=None, help=DEVICE_HELP)
-    p.add_argument("--out", default="outputs/doctor", help="output folder (doctor.png, doctor.txt)")
+    p.add_argument("--out", type=path_arg, default="outputs/doctor", help="output folder (doctor.png, doctor.txt)")
     p.add_argument("--json", action="store_true", help="print the measurements and verdicts as JSON")
     p.set_defaults(func=run)
 

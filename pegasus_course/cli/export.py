@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 from .common import HelpFormatter, UsageError, _number, check_out_dir, check_out_file
-from .common import checkpoint_kind, folder_lock, refuse_existing_file
+from .common import checkpoint_kind, folder_lock, path_arg, refuse_existing_file
 
 
 def add_parser(sub):
@@ -15,11 +15,11 @@ def add_parser(sub):
                        formatter_class=HelpFormatter,
                        epilog=("example:\n"
                                "  pegasus-course export runs/mine/checkpoint.safetensors runs/mine/ema-fp16.safetensors"))
-    p.add_argument("checkpoint", help="training checkpoint (file or shard folder)")
-    p.add_argument("out", help="output .safetensors file")
+    p.add_argument("checkpoint", type=path_arg, help="training checkpoint (file or shard folder)")
+    p.add_argument("out", type=path_arg, help="output .safetensors file")
     p.add_argument("--weights", choices=["ema", "live"], default="ema",
                    help="which weights to keep: the EMA (for sampling) or the live, optimised ones")
-    p.add_argument("--resume-shards", default=None, metavar="DIR",
+    p.add_argument("--resume-shards", type=path_arg, default=None, metavar="DIR",
                    help="also write live (float32) and EMA (float16) weights as shards of at most "
                    "--max-shard-mib each into DIR, enough for `train --resume DIR` (Adam restarts)")
     p.add_argument("--max-shard-mib", type=shard_mib, default=15.0, help="largest shard size in MiB")

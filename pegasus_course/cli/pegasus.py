@@ -8,7 +8,7 @@ from pathlib import Path
 from .common import (DEVICE_HELP, HelpFormatter, UsageError, device_name, finite_float,
                      load_classifier_for, load_score, non_negative_int, num_scales, value_or)
 from .common import MAX_SEED, bounded_int, remove_files, run_writing_images
-from .common import steps_each
+from .common import steps_each, path_arg
 
 
 def add_parser(sub):
@@ -17,7 +17,8 @@ def add_parser(sub):
                        epilog=("example:\n"
                                "  pegasus-course pegasus --seeds 8 3 --n 7 --out outputs/first-pegasus\n"
                                "  pegasus-course pegasus --auto --ends guidance --pairs 4"))
-    p.add_argument("--checkpoint", default=None, help="checkpoint file, or a folder of resume shards (default: the shipped model)")
+    p.add_argument("--checkpoint", type=path_arg, default=None,
+                   help="checkpoint file, or a folder of resume shards (default: the shipped model)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--seeds", type=non_negative_int, nargs=2, metavar=("SEED1", "SEED2"), help="the two end samples' seeds")
     g.add_argument("--auto", action="store_true", help="choose the ends automatically (the default), see --ends")
@@ -31,7 +32,8 @@ def add_parser(sub):
     p.add_argument("--candidates", type=bounded_int(100_000, "samples to choose from"), default=None,
                    help="samples to choose from with --ends selection "
                    "(default: 4 per row, at least 8)")
-    p.add_argument("--classifier", default=None, help="noise-conditional classifier checkpoint (default: the shipped one)")
+    p.add_argument("--classifier", type=path_arg, default=None,
+                   help="noise-conditional classifier checkpoint (default: the shipped one)")
     p.add_argument("--guidance-scale", type=finite_float, default=3.0, help="classifier guidance scale for --ends guidance")
     p.add_argument("--seed", type=non_negative_int, default=0, help="first seed used by --auto")
     p.add_argument("--n", type=bounded_int(1000, "N + 2 images a row; the paper uses 15"), default=15,
@@ -39,7 +41,7 @@ def add_parser(sub):
     p.add_argument("--steps-each", type=steps_each, default=5, help="T, Langevin steps per noise level")
     p.add_argument("--num-scales", type=num_scales, default=None, help="use a coarser schedule of L levels (default: trained)")
     p.add_argument("--device", type=device_name, default=None, help=DEVICE_HELP)
-    p.add_argument("--out", default="outputs/pegasus", help="output folder")
+    p.add_argument("--out", type=path_arg, default="outputs/pegasus", help="output folder")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the images of an earlier pegasus or sample run in --out (removed, and listed)")
     p.set_defaults(func=run)

@@ -8,7 +8,7 @@ from pathlib import Path
 from .common import (DEVICE_HELP, HelpFormatter, device_name, finite_float, load_classifier_for, load_score,
                      non_negative_int, num_scales, steps_each)
 from .common import MAX_SEED, UsageError, remove_files, run_writing_images
-from .common import bounded_int
+from .common import bounded_int, path_arg
 
 
 def add_parser(sub):
@@ -17,7 +17,8 @@ def add_parser(sub):
                        epilog=("example:\n"
                                "  pegasus-course sample --n 64 --out outputs/samples          # the shipped model\n"
                                "  pegasus-course sample --checkpoint runs/mine/checkpoint.safetensors --class horse --n 16"))
-    p.add_argument("--checkpoint", default=None, help="checkpoint file, or a folder of resume shards (default: the shipped model)")
+    p.add_argument("--checkpoint", type=path_arg, default=None,
+                   help="checkpoint file, or a folder of resume shards (default: the shipped model)")
     p.add_argument("--n", type=bounded_int(100_000, "samples; FID uses 50,000"), default=16, help="number of samples")
     p.add_argument("--seed", type=non_negative_int, default=0, help="sample i uses seed SEED + i")
     p.add_argument("--steps-each", type=steps_each, default=5, help="T, Langevin steps per noise level")
@@ -26,10 +27,11 @@ def add_parser(sub):
     p.add_argument("--live", action="store_true", help="use the live weights instead of the EMA")
     p.add_argument("--class", dest="cls", default=None, metavar="NAME",
                    help="ask for this class (horse or bird) with classifier guidance")
-    p.add_argument("--classifier", default=None, help="noise-conditional classifier checkpoint (default: the shipped one)")
+    p.add_argument("--classifier", type=path_arg, default=None,
+                   help="noise-conditional classifier checkpoint (default: the shipped one)")
     p.add_argument("--guidance-scale", type=finite_float, default=3.0, help="classifier guidance scale for --class")
     p.add_argument("--device", type=device_name, default=None, help=DEVICE_HELP)
-    p.add_argument("--out", default="outputs/samples", help="output folder")
+    p.add_argument("--out", type=path_arg, default="outputs/samples", help="output folder")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the images of an earlier sample or pegasus run in --out (removed, and listed)")
     p.set_defaults(func=run)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from .common import HelpFormatter, data_source, sigma_level, steps_each
+from .common import HelpFormatter, data_source, path_arg, sigma_level, steps_each
 
 
 def add_parser(sub):
@@ -20,7 +20,7 @@ def add_parser(sub):
                                "  pegasus-course schedule --json > schedule.json     # PEGASUS_DATA_* data, for scripts"))
     p.add_argument("--dataset", choices=["cifar10", "stl10", "folder"], default=None,
                    help="image source (default: PEGASUS_DATA_SOURCE or cifar10)")
-    p.add_argument("--data-root", default=None,
+    p.add_argument("--data-root", type=path_arg, default=None,
                    help="where the data lives: for a folder, DIR/train/<class>/*.jpg|png (default: PEGASUS_DATA_ROOT)")
     p.add_argument("--download", action="store_true", help="let torchvision download CIFAR-10 / STL-10")
     p.add_argument("--classes", nargs="+", default=["horse", "bird"], help="class names to use")

@@ -13,7 +13,7 @@ import torch
 from .common import (DEVICE_HELP, HelpFormatter, CKPT_NAME, UsageError, check_out_dir, data_source, device_name,
                      ema_rate, non_negative_int, num_scales, positive_float, positive_int, precision_name, value_or)
 from .common import earlier_outputs, folder_lock, refuse_or_clear, remove_files, sigma_level
-from .common import learning_rate, res_blocks, width
+from .common import learning_rate, res_blocks, width, path_arg
 
 
 def add_parser(sub):
@@ -27,7 +27,8 @@ def add_parser(sub):
                                "  pegasus-course train --out runs/mine --resume --steps 20000   # continue the same run"))
     p.add_argument("--dataset", choices=["cifar10", "stl10", "folder"], default=None,
                    help="image source (default: PEGASUS_DATA_SOURCE or cifar10)")
-    p.add_argument("--data-root", default=None, help="where the data lives (default: PEGASUS_DATA_ROOT or the cache)")
+    p.add_argument("--data-root", type=path_arg, default=None,
+                   help="where the data lives (default: PEGASUS_DATA_ROOT or the cache)")
     p.add_argument("--download", action="store_true", help="let torchvision download CIFAR-10 / STL-10")
     p.add_argument("--classes", nargs="+", default=["horse", "bird"], help="class names to train on")
     p.add_argument("--image-size", type=int, choices=[32, 48, 64], default=None,
@@ -49,9 +50,10 @@ def add_parser(sub):
                    help="profile: the profile's sigma_1 and L (the paper's 50 and 232 for CIFAR-10); data: sigma_1 "
                    "and L computed from the training images (NCSNv2 techniques 1 and 2, as `pegasus-course schedule` "
                    "prints them), written to the checkpoint")
-    p.add_argument("--out", default="runs/train", help="output folder (checkpoint, losses, sample grids)")
-    p.add_argument("--resume", nargs="?", const="auto", default=None,
-                   help="continue from a checkpoint (no value: OUT/checkpoint.safetensors)")
+    p.add_argument("--out", type=path_arg, default="runs/train",
+                   help="output folder (checkpoint, losses, sample grids)")
+    p.add_argument("--resume", type=resume_arg, nargs="?", const="auto", default=None,
+                   help="continue from a checkpoint (no value, or auto: OUT/checkpoint.safetensors)")
     p.add_argument("--overwrite", action="store_true",
                    help="start from scratch in an --out that holds another run: its checkpoint, losses.json, "
                    "colour.json and sample grids are removed (and listed) just before training starts")
@@ -76,6 +78,11 @@ def add_parser(sub):
                    "the EMA and the live weights, with and without the denoising step (OUT/colour.json)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
+
+
+def resume_arg(text: str) -> Path | str:
+    """--resume's value: ``auto`` (OUT's own checkpoint, as with no value) or a path (``~`` expanded)."""
+    return "auto" if text == "auto" else path_arg(text)
 
 
 def _resume_checks(prev, schedule, cfg, say, precision: str = "") -> list[dict]:

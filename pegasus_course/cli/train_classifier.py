@@ -8,7 +8,7 @@ import torch
 
 from .common import (DEVICE_HELP, HelpFormatter, UsageError, check_out_file, data_source, device_name, non_negative_int,
                      positive_int, resolve_device, value_or)
-from .common import learning_rate, width, folder_lock, refuse_existing_file, sigma_level
+from .common import learning_rate, width, folder_lock, refuse_existing_file, sigma_level, path_arg
 
 
 def add_parser(sub):
@@ -22,7 +22,8 @@ def add_parser(sub):
                                "  pegasus-course train-classifier --dataset folder --data-root data/cifar10-jpg --out runs/clf/classifier.safetensors"))
     p.add_argument("--dataset", choices=["cifar10", "stl10", "folder"], default=None,
                    help="image source (default: PEGASUS_DATA_SOURCE or cifar10)")
-    p.add_argument("--data-root", default=None, help="where the data lives (default: PEGASUS_DATA_ROOT or the cache)")
+    p.add_argument("--data-root", type=path_arg, default=None,
+                   help="where the data lives (default: PEGASUS_DATA_ROOT or the cache)")
     p.add_argument("--download", action="store_true", help="let torchvision download CIFAR-10 / STL-10")
     p.add_argument("--classes", nargs="+", default=["horse", "bird"],
                    help="class names, or `all` for every class of the source")
@@ -38,7 +39,8 @@ def add_parser(sub):
     p.add_argument("--sigma-min", type=sigma_level, default=None, help="smallest noise level (default: the profile's, 0.01)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the weights, data order and noise")
     p.add_argument("--device", type=device_name, default=None, help=DEVICE_HELP)
-    p.add_argument("--out", default="runs/classifier/classifier.safetensors", help="checkpoint file to write")
+    p.add_argument("--out", type=path_arg, default="runs/classifier/classifier.safetensors",
+                   help="checkpoint file to write")
     p.add_argument("--overwrite", action="store_true", help="replace the file at --out if there is one")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
