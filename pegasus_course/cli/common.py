@@ -7,7 +7,9 @@ import argparse
 import contextlib
 import math
 import os
+import shutil
 import socket
+import tempfile
 import time
 from pathlib import Path
 
@@ -201,6 +203,26 @@ def data_source(args) -> tuple[str, str]:
     return args.data_root or spec.root, ("train+test" if args.dataset == "stl10" else "train")
 
 
+def check_download(args) -> None:
+    """--download fetches CIFAR-10 or STL-10: beside a folder of images (given, or PEGASUS_DATA_SOURCE's) it would be
+    ignored, so it is refused."""
+    if not args.download:
+        return
+    from ..data import default_data
+
+    if (args.dataset or default_data().source) == "folder":
+        source = "--dataset folder" if args.dataset else "--dataset folder (PEGASUS_DATA_SOURCE)"
+        raise UsageError(f"--download fetches CIFAR-10 or STL-10, but {source} reads images already on disk: drop "
+                         "--download (or choose --dataset cifar10 or stl10).")
+
+
+def check_sigma_order(args) -> None:
+    """--sigma-max at or below --sigma-min, both given: refused before any data is read."""
+    if args.sigma_max is not None and args.sigma_min is not None and not args.sigma_max > args.sigma_min:
+        raise UsageError(f"--sigma-max ({args.sigma_max:g}) must be above --sigma-min ({args.sigma_min:g}): the levels "
+                         "run from the largest to the smallest.")
+
+
 def value_or(given, default):
     """An option's value, or the default when it was not given (0 is a value, never 'not given')."""
     return default if given is None else given
@@ -219,13 +241,21 @@ def load_score(args):
     return place_model(model, resolve_device(args.device)), ckpt, Path(path)
 
 
-def load_classifier_for(args, model):
-    from ..classifier import DEFAULT_CLASSIFIER, load_classifier
+def classifier_path(args) -> Path:
+    """--classifier, else the shipped classifier; refused (before any sampling) when there is no file."""
+    from ..classifier import DEFAULT_CLASSIFIER
 
-    path = args.classifier or DEFAULT_CLASSIFIER
-    if not Path(path).exists():
+    path = Path(args.classifier or DEFAULT_CLASSIFIER)
+    if not path.exists():
         raise UsageError(f"No classifier at {path}: train one with `pegasus-course train-classifier --out {path}`, "
                          "or leave --classifier out to use the shipped one.")
+    return path
+
+
+def load_classifier_for(args, model):
+    from ..classifier import load_classifier
+
+    path = classifier_path(args)
     from ..device import place_model
 
     clf, _ = load_classifier(path, device="cpu")
@@ -383,11 +413,67 @@ def remove_files(folder: Path, files: list[Path], say=print) -> None:
     say(f"--overwrite: removed the earlier run's {describe_files(folder, files)} from {folder}")
 
 
+@contextlib.contextmanager
+def output_folder(path: Path, option: str = "--out"):
+    """:func:`check_out_dir`, and should the command fail, the folders it created for it are removed again while
+    empty, so a failed command leaves no empty --out behind (a folder that was there before stays)."""
+    missing, above = [], Path(os.path.abspath(path))
+    while not above.exists() and above != above.parent:
+        missing.append(above)  # deepest first
+        above = above.parent
+    try:
+        yield check_out_dir(Path(path), option)
+    except BaseException:
+        for folder in missing:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (or not ours to remove): kept
+                break
+        raise
+
+
+STAGING_PREFIX = ".pegasus-course-new-"
+
+
+@contextlib.contextmanager
+def replacing(out: Path, stale: list[Path], say=print):
+    """Yield a folder inside ``out`` to write a command's files into; once the block ends without an error they are
+    moved into ``out`` and the earlier run's files (``stale``, listed by :func:`refuse_or_clear`) are removed. An
+    error, Ctrl-C or SIGTERM before then leaves the earlier files as they were, and the new ones are dropped.
+
+    ``out`` must be locked (:func:`folder_lock`): a staging folder found there is one a killed command left."""
+    out = Path(out)
+    for left in out.glob(STAGING_PREFIX + "*"):
+        shutil.rmtree(left, ignore_errors=True)
+    stage = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
+    try:
+        yield stage
+        written = sorted(p for p in stage.rglob("*") if p.is_file())
+        for f in written:
+            dest = out / f.relative_to(stage)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(f, dest)
+        replaced = {out / f.relative_to(stage) for f in written}
+        for f in stale:
+            if f not in replaced:
+                f.unlink(missing_ok=True)
+        if stale:
+            say(f"--overwrite: removed the earlier run's {describe_files(out, stale)} from {out}")
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def moved_out(stage: Path, out: Path, path: Path) -> Path:
+    """Where a file written under ``stage`` lies once :func:`replacing` has moved it into ``out``."""
+    return Path(out) / Path(path).relative_to(stage)
+
+
 def run_writing_images(args, body) -> int:
     """What `sample` and `pegasus` share: check --out, refuse (or, with --overwrite, list for removal) the
-    images of an earlier run there, and run ``body(args, out, stale)`` with --out locked."""
-    out = check_out_dir(Path(args.out))
-    stale = refuse_or_clear(out, earlier_outputs(out, IMAGE_OUTPUTS), args.overwrite,
-                            what="the images of an earlier run")
-    with folder_lock(out):
-        return body(args, out, stale)
+    images of an earlier run there, and run ``body(args, out, stale)`` with --out locked; a failed run removes the
+    --out it created."""
+    with output_folder(Path(args.out)) as out:
+        stale = refuse_or_clear(out, earlier_outputs(out, IMAGE_OUTPUTS), args.overwrite,
+                                what="the images of an earlier run")
+        with folder_lock(out):
+            return body(args, out, stale)

@@ -6,8 +6,8 @@ import contextlib
 import math
 from pathlib import Path
 
-from .common import HelpFormatter, UsageError, _number, check_out_dir, check_out_file
-from .common import checkpoint_kind, folder_lock, path_arg, refuse_existing_file
+from .common import HelpFormatter, UsageError, _number, check_out_file, output_folder
+from .common import checkpoint_kind, folder_lock, path_arg, refuse_existing_file, value_or
 
 
 def add_parser(sub):
@@ -22,7 +22,8 @@ def add_parser(sub):
     p.add_argument("--resume-shards", type=path_arg, default=None, metavar="DIR",
                    help="also write live (float32) and EMA (float16) weights as shards of at most "
                    "--max-shard-mib each into DIR, enough for `train --resume DIR` (Adam restarts)")
-    p.add_argument("--max-shard-mib", type=shard_mib, default=15.0, help="largest shard size in MiB")
+    p.add_argument("--max-shard-mib", type=shard_mib, default=None,
+                   help="largest shard size in MiB, with --resume-shards (default: 15)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing output file (and the shards of another checkpoint in --resume-shards)")
     p.set_defaults(func=run)
@@ -34,28 +35,38 @@ def shard_mib(text: str) -> float:
                    "a positive finite number of at least 0.01 (MiB; smaller shards would be thousands of files)")
 
 
+def check_options(args) -> None:
+    """Refuse, before any work, an option that would be ignored beside the others."""
+    if args.max_shard_mib is not None and args.resume_shards is None:
+        raise UsageError(f"--max-shard-mib {args.max_shard_mib:g} sizes the shards of --resume-shards, and no "
+                         "--resume-shards is given: add --resume-shards DIR, or drop --max-shard-mib.")
+    args.max_shard_mib = value_or(args.max_shard_mib, 15.0)
+
+
 def run(args) -> int:
     """Check the paths (no file replaced without --overwrite), then export with the output folders locked."""
+    check_options(args)
     src, dst = Path(args.checkpoint), Path(args.out)
     if dst.exists() and src.exists() and dst.resolve() == src.resolve():
         raise UsageError(f"export would write over its input {src}: give another output file.")
     if args.resume_shards and Path(args.resume_shards).resolve() in (src.resolve(), dst.resolve()):
         raise UsageError(f"--resume-shards {args.resume_shards} is the input or the output: give another folder.")
-    check_out_file(dst, "the output")
-    refuse_existing_file(dst, args.overwrite, "the output")
-    if args.resume_shards:
-        shards = check_out_dir(Path(args.resume_shards), "--resume-shards")
-        if any(shards.glob("part-*.safetensors")) and not args.overwrite:
-            raise UsageError(f"--resume-shards {shards} already holds the shards of a checkpoint: add --overwrite to "
-                             "replace them (the old ones are removed once the new ones are written), or choose "
-                             "another folder.")
     if src.is_file() and checkpoint_kind(src) == "a classifier checkpoint":
         raise UsageError(f"{src} is a classifier checkpoint: export keeps the weights of a score network's training "
                          "checkpoint (written by `pegasus-course train`).")
-    with contextlib.ExitStack() as locks:
-        locks.enter_context(folder_lock(dst.parent, "the folder of the output"))
+    with contextlib.ExitStack() as stack:  # a failed export leaves no empty folder behind
+        stack.enter_context(output_folder(dst.parent, "the folder of the output"))
+        check_out_file(dst, "the output")
+        refuse_existing_file(dst, args.overwrite, "the output")
+        if args.resume_shards:
+            shards = stack.enter_context(output_folder(Path(args.resume_shards), "--resume-shards"))
+            if any(shards.glob("part-*.safetensors")) and not args.overwrite:
+                raise UsageError(f"--resume-shards {shards} already holds the shards of a checkpoint: add --overwrite "
+                                 "to replace them (the old ones are removed once the new ones are written), or choose "
+                                 "another folder.")
+        stack.enter_context(folder_lock(dst.parent, "the folder of the output"))
         if args.resume_shards and Path(args.resume_shards).resolve() != dst.parent.resolve():
-            locks.enter_context(folder_lock(Path(args.resume_shards), "--resume-shards"))
+            stack.enter_context(folder_lock(Path(args.resume_shards), "--resume-shards"))
         return _export(args)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from .common import HelpFormatter, data_source, path_arg, sigma_level, steps_each
+from .common import HelpFormatter, check_download, data_source, path_arg, sigma_level, steps_each
 
 
 def add_parser(sub):
@@ -36,10 +36,16 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
+def check_options(args) -> None:
+    """Refuse, before any work, an option that would be ignored beside the others."""
+    check_download(args)
+
+
 def run(args) -> int:
     from .. import data as data_mod
     from ..schedule_from_data import data_schedule, paper_schedule, schedule_table
 
+    check_options(args)
     root, split = data_source(args)
     ds = data_mod.load_dataset(args.dataset, root, split=split, classes=args.classes, image_size=args.image_size,
                                download=args.download, train=False)

@@ -12,8 +12,8 @@ import torch
 
 from .common import (DEVICE_HELP, HelpFormatter, CKPT_NAME, UsageError, check_out_dir, data_source, device_name,
                      ema_rate, non_negative_int, num_scales, positive_float, positive_int, precision_name, value_or)
-from .common import earlier_outputs, folder_lock, refuse_or_clear, remove_files, sigma_level
-from .common import learning_rate, res_blocks, width, path_arg
+from .common import earlier_outputs, folder_lock, output_folder, refuse_or_clear, remove_files, sigma_level
+from .common import check_download, check_sigma_order, learning_rate, path_arg, res_blocks, width
 
 
 def add_parser(sub):
@@ -59,8 +59,9 @@ def add_parser(sub):
                    "colour.json and sample grids are removed (and listed) just before training starts")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the initial weights, data order and noise")
     p.add_argument("--compile", action="store_true", help="torch.compile the network")
-    p.add_argument("--compile-mode", choices=("default", "reduce-overhead", "max-autotune"), default="default",
-                   help="torch.compile mode with --compile: reduce-overhead replays the step's kernels as CUDA graphs")
+    p.add_argument("--compile-mode", choices=("default", "reduce-overhead", "max-autotune"), default=None,
+                   help="torch.compile mode with --compile (default: default): reduce-overhead replays the step's "
+                   "kernels as CUDA graphs")
     p.add_argument("--channels-last", action="store_true", help="use the channels_last memory format")
     p.add_argument("--device", type=device_name, default=None, help=DEVICE_HELP + "; torchrun: each process's GPU")
     prec = p.add_mutually_exclusive_group()
@@ -120,9 +121,6 @@ def _data_schedule(args, ds, sigma_min: float, n_steps_each: int, say):
     """--schedule data: sigma_1, L and eps from the training images (techniques 1, 2, 4), printed before training."""
     from ..schedule_from_data import data_schedule
 
-    if args.sigma_max is not None or args.num_scales is not None:
-        raise UsageError("--schedule data computes sigma_1 and L from the images: drop --sigma-max/--num-scales, or "
-                         "drop --schedule data to set them yourself.")
     ds_sched = data_schedule(ds.images, sigma_min=sigma_min, n_steps_each=n_steps_each)
     bound = "exact" if ds_sched.distance.exact else f"a lower bound; at most {ds_sched.distance.upper:.2f}"
     say(f"schedule from the {len(ds)} training images (NCSNv2 techniques 1, 2, 4): sigma_1 = {ds_sched.sigma_1:.2f} "
@@ -132,11 +130,32 @@ def _data_schedule(args, ds, sigma_min: float, n_steps_each: int, say):
     return ds_sched
 
 
+def check_options(args) -> None:
+    """Refuse, before any work, an option that would be ignored beside the others (or contradicts them)."""
+    check_download(args)
+    check_sigma_order(args)
+    if args.compile_mode is not None and not args.compile:
+        raise UsageError(f"--compile-mode {args.compile_mode} is torch.compile's mode and applies with --compile only: "
+                         "add --compile, or drop --compile-mode.")
+    args.compile_mode = value_or(args.compile_mode, "default")
+    if args.schedule == "data" and (args.sigma_max is not None or args.num_scales is not None):
+        given = " and ".join(o for o, v in (("--sigma-max", args.sigma_max), ("--num-scales", args.num_scales))
+                             if v is not None)
+        raise UsageError(f"--schedule data computes sigma_1 and L from the images, so {given} would be ignored: drop "
+                         f"{given}, or drop --schedule data to set them yourself.")
+    own = Path(args.out) / CKPT_NAME
+    if args.overwrite and args.resume is not None and (args.resume == "auto" or Path(args.resume).resolve() ==
+                                                       own.resolve()):
+        raise UsageError(f"--overwrite starts --out {args.out} afresh (its checkpoint removed), --resume continues that "
+                         "checkpoint: drop --overwrite to continue it, or --resume to start again.")
+
+
 def run(args) -> int:
     """Train with --out locked (rank 0 under torchrun), so a second command writing there is refused."""
-    out = check_out_dir(Path(args.out))
-    with folder_lock(out) if int(os.environ.get("RANK", "0")) == 0 else contextlib.nullcontext():
-        return _run(args)
+    check_options(args)
+    with output_folder(Path(args.out)) as out:  # a failed run leaves no empty --out behind
+        with folder_lock(out) if int(os.environ.get("RANK", "0")) == 0 else contextlib.nullcontext():
+            return _run(args)
 
 
 def _run(args) -> int:

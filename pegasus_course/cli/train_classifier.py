@@ -9,6 +9,7 @@ import torch
 from .common import (DEVICE_HELP, HelpFormatter, UsageError, check_out_file, data_source, device_name, non_negative_int,
                      positive_int, resolve_device, value_or)
 from .common import learning_rate, width, folder_lock, refuse_existing_file, sigma_level, path_arg
+from .common import check_download, check_sigma_order, output_folder
 
 
 def add_parser(sub):
@@ -46,12 +47,23 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
+def check_options(args) -> None:
+    """Refuse, before any work, an option that would be ignored beside the others (or contradicts them)."""
+    check_download(args)
+    if args.clean and args.sigma_max is not None:
+        raise UsageError(f"--sigma-max {args.sigma_max:g} sets the largest noise level, but --clean trains on clean "
+                         "images only (at --sigma-min): drop --sigma-max, or --clean.")
+    check_sigma_order(args)
+
+
 def run(args) -> int:
     """Refuse to replace an existing file without --overwrite; train with --out's folder locked."""
-    out_path = check_out_file(Path(args.out))
-    refuse_existing_file(out_path, args.overwrite)
-    with folder_lock(out_path.parent, "the folder of --out"):
-        return _run(args)
+    check_options(args)
+    with output_folder(Path(args.out).parent, "the folder of --out"):  # a failed run leaves no empty folder behind
+        out_path = check_out_file(Path(args.out))
+        refuse_existing_file(out_path, args.overwrite)
+        with folder_lock(out_path.parent, "the folder of --out"):
+            return _run(args)
 
 
 def _run(args) -> int:
