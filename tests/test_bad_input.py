@@ -1382,3 +1382,65 @@ def test_a_command_that_fails_leaves_no_empty_out_folder(command, argv, folder, 
     (tmp_path / "new" / "a").mkdir(parents=True)  # a folder that was there before the command stays
     code, _, _ = run(argv(folder, tmp_path), capsys)
     assert code == 2 and (tmp_path / "new" / "a").is_dir()
+
+
+# ---------------------------------------------------------------- export writes only what it can write faithfully
+
+EXPORT_BAD = [  # (weights, tensor, its new value, what is added to the command line, the message)
+    ("ema", lambda t: torch.full_like(t, float("nan")), [], "are not finite (ema.conv_out.weight holds NaN or inf)"),
+    ("ema", lambda t: torch.full_like(t, float("-inf")), [], "are not finite (ema.conv_out.weight holds NaN or inf)"),
+    ("ema", lambda t: torch.full_like(t, 1e5), [],
+     "ema.conv_out.weight in {ck} holds values up to 1e+05, beyond float16's largest (65504)"),
+    ("ema", lambda t: (t * 100).to(torch.int32), [], "are not floating point (ema.conv_out.weight is torch.int32)"),
+    ("model", lambda t: torch.full_like(t, 7e4), ["--weights", "live"], "model.conv_out.weight in {ck} holds values up"),
+    ("model", lambda t: torch.full_like(t, float("nan")), ["--resume-shards", "SHARDS"],  # the live float32 shards
+     "are not finite (model.conv_out.weight holds NaN or inf)"),
+]
+
+
+@pytest.mark.parametrize("part,change,extra,message", EXPORT_BAD,
+                         ids=[f"{p} {' '.join(e)} {m[:30]}" for p, _, e, m in EXPORT_BAD])
+def test_export_refuses_weights_it_cannot_write_faithfully(run_dir, tmp_path, capsys, part, change, extra, message):
+    tensors = dict(load_checkpoint(run_dir / "checkpoint.safetensors").tensors)
+    name = f"{part}.conv_out.weight"
+    tensors[name] = change(tensors[name])
+    ck = _broken_copy(run_dir, tmp_path, tensors)
+    out = tmp_path / "new" / "e.safetensors"
+    extra = [tmp_path / "new-shards" if a == "SHARDS" else a for a in extra]
+    code, text, err = run(["export", ck, out, *extra], capsys)
+    assert code == 2 and message.format(ck=ck) in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "new").exists() and not (tmp_path / "new-shards").exists() and "wrote" not in text
+
+
+def test_export_says_exactly_what_it_wrote(run_dir, tmp_path, capsys):
+    ck = load_checkpoint(run_dir / "checkpoint.safetensors")
+    for weights, prefix, label in (("ema", "ema", "EMA"), ("live", "model", "live")):
+        out = tmp_path / f"{weights}.safetensors"
+        code, text, _ = run(["export", run_dir / "checkpoint.safetensors", out, "--weights", weights], capsys)
+        written = load_checkpoint(out)
+        part = written.part(prefix)
+        assert code == 0 and all(v.dtype == torch.float16 for v in part.values())
+        assert len(part) == len(ck.part(prefix)) and not written.part("ema" if prefix == "model" else "model")
+        values = sum(v.numel() for v in part.values())
+        size = out.stat().st_size
+        assert size < 2**20  # the tiny network: said in KiB
+        assert text.strip() == (f"wrote {out} ({round(size / 1024)} KiB): {len(part):,} {label} weight tensors "
+                                f"({values:,} values) in float16 and the loss history of 2 steps"), text
+    shards = tmp_path / "shards"
+    code, text, _ = run(["export", run_dir / "checkpoint.safetensors", tmp_path / "e2.safetensors", "--resume-shards",
+                         shards, "--max-shard-mib", "0.05"], capsys)
+    files = sorted(shards.glob("part-*.safetensors"))
+    assert code == 0 and f"wrote {len(files)} shards in {shards}" in text and len(files) > 1
+    assert (f"{len(ck.part('model')):,} live weight tensors in float32 and {len(ck.part('ema')):,} EMA ones in "
+            "float16, no optimizer state") in text
+    resumed = load_checkpoint(shards)
+    assert all(v.dtype == torch.float32 for v in resumed.part("model").values()) and not resumed.part("optim")
+    assert all(v.dtype == torch.float16 for v in resumed.part("ema").values())
+
+
+def test_export_of_an_exported_file_writes_no_shards_it_could_not_resume(run_dir, tmp_path, capsys):
+    exported = tmp_path / "ema.safetensors"
+    assert run(["export", run_dir / "checkpoint.safetensors", exported], capsys)[0] == 0
+    code, _, err = run(["export", exported, tmp_path / "again.safetensors", "--resume-shards", tmp_path / "s"], capsys)
+    assert code == 2 and "holds no live weights" in err and not (tmp_path / "s").exists()
+    assert not (tmp_path / "again.safetensors").exists()

@@ -70,20 +70,78 @@ def run(args) -> int:
         return _export(args)
 
 
+DTYPE_NAMES = {"F16": "float16", "BF16": "bfloat16", "F32": "float32", "F64": "float64"}
+
+
+def size_text(nbytes: int) -> str:
+    """1.2 MiB, 215 KiB: a file's size as a person reads it."""
+    return f"{nbytes / 2**20:.1f} MiB" if nbytes >= 2**20 else f"{max(1, round(nbytes / 2**10))} KiB"
+
+
+def check_faithful(ckpt, prefix: str, cast=None) -> None:
+    """Refuse the ``prefix.*`` weights of ``ckpt`` that export could not write as they are: not floating point,
+    NaN or inf, or (with ``cast``, e.g. float16) values beyond what ``cast`` holds, which would become inf."""
+    import torch
+
+    for name, t in ckpt.part(prefix).items():
+        full = f"{prefix}.{name}"
+        if not t.is_floating_point():
+            raise UsageError(f"Weights in {ckpt.path} are not floating point ({full} is {t.dtype}): export writes a "
+                             "network's float weights only, so the file was not written by the course's training. "
+                             "Re-train or re-download it.")
+        if not bool(torch.isfinite(t).all()):
+            raise UsageError(f"Weights in {ckpt.path} are not finite ({full} holds NaN or inf): the run diverged "
+                             "before this file was written, or it is damaged. Export an earlier checkpoint or re-train.")
+        if cast is not None and not bool(torch.isfinite(t.to(cast)).all()):
+            name_of = str(cast).removeprefix("torch.")
+            raise UsageError(f"{full} in {ckpt.path} holds values up to {t.abs().max().item():.3g}, beyond {name_of}'s "
+                             f"largest ({torch.finfo(cast).max:g}), which the {name_of} export would turn into inf: "
+                             "sample from the checkpoint itself (it keeps float32), or export an earlier one.")
+
+
+def describe_written(path: Path) -> str:
+    """What a written safetensors file holds, read back from its header: '123 EMA weight tensors (45,678 values) in
+    float16 and the loss history of 2,000 steps'."""
+    from safetensors import safe_open
+
+    parts: dict[str, list] = {}
+    with safe_open(str(path), framework="pt") as f:
+        for key in f.keys():
+            piece = f.get_slice(key)
+            shape = piece.get_shape()
+            entry = parts.setdefault(key.split(".")[0], [0, 0, set()])
+            entry[0] += 1
+            entry[1] += math.prod(shape) if shape else 1
+            entry[2].add(DTYPE_NAMES.get(piece.get_dtype(), piece.get_dtype()))
+    said = [f"{n:,} {'EMA' if part == 'ema' else 'live'} weight tensors ({values:,} values) in {', '.join(sorted(d))}"
+            for part, (n, values, d) in parts.items() if part in ("ema", "model")]
+    steps = parts.get("history", [0, 0])[1]
+    return " and ".join(said + ([f"the loss history of {steps:,} steps"] if steps else ["no loss history"]))
+
+
 def _export(args) -> int:
+    import torch
+
+    from ..checkpoints import load_checkpoint, save_checkpoint
     from ..training import export_ema
 
-    out = export_ema(args.checkpoint, args.out, weights=args.weights)
-    print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB, {args.weights.upper() if args.weights == 'ema' else 'live'} "
-          "weights in float16)")
+    ckpt = load_checkpoint(args.checkpoint)  # checked before anything is written
+    check_faithful(ckpt, "ema" if args.weights == "ema" else "model", torch.float16)
     if args.resume_shards:
-        from ..checkpoints import load_checkpoint, save_checkpoint
-
-        ckpt = load_checkpoint(args.checkpoint)
+        if not ckpt.part("model"):
+            raise UsageError(f"{ckpt.path} holds no live weights (an exported file keeps one set), so its shards could "
+                             "not be resumed: give --resume-shards a training checkpoint, or drop --resume-shards.")
+        check_faithful(ckpt, "model")
+        check_faithful(ckpt, "ema", torch.float16)
+    out = export_ema(args.checkpoint, args.out, weights=args.weights)
+    print(f"wrote {out} ({size_text(out.stat().st_size)}): {describe_written(out)}")
+    if args.resume_shards:
         tensors = {k: v for k, v in ckpt.tensors.items() if k.startswith(("model.", "history."))}
-        tensors.update({k: v.half() if v.is_floating_point() else v for k, v in ckpt.tensors.items()
-                        if k.startswith("ema.")})
+        tensors.update({k: v.half() for k, v in ckpt.tensors.items() if k.startswith("ema.")})
         meta = {k: v for k, v in ckpt.meta.items() if k not in ("format", "format_version")}
         files = save_checkpoint(tensors, meta, args.resume_shards, max_shard_bytes=int(args.max_shard_mib * 2**20))
-        print(f"wrote {len(files)} shards in {args.resume_shards} (resume with --resume {args.resume_shards})")
+        n_live, n_ema = len(ckpt.part("model")), len(ckpt.part("ema"))
+        print(f"wrote {len(files)} shards in {args.resume_shards} ({size_text(sum(f.stat().st_size for f in files))}): "
+              f"{n_live:,} live weight tensors in float32 and {n_ema:,} EMA ones in float16, no optimizer state "
+              f"(resume with --resume {args.resume_shards}; Adam restarts)")
     return 0
