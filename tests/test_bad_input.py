@@ -1444,3 +1444,18 @@ def test_export_of_an_exported_file_writes_no_shards_it_could_not_resume(run_dir
     code, _, err = run(["export", exported, tmp_path / "again.safetensors", "--resume-shards", tmp_path / "s"], capsys)
     assert code == 2 and "holds no live weights" in err and not (tmp_path / "s").exists()
     assert not (tmp_path / "again.safetensors").exists()
+
+
+# ---------------------------------------------------------------- an interruption is told about by its own command
+
+
+@pytest.mark.parametrize("command", list(cli.COMMANDS))
+def test_an_interrupted_command_says_what_it_leaves_not_what_train_does(command, capsys, monkeypatch):
+    def stopped(args):
+        raise cli.common.Terminated()
+
+    monkeypatch.setattr(cli.COMMANDS[command], "run", stopped)
+    argv = [command, *(["a.safetensors", "b.safetensors"] if command == "export" else [])]
+    code, _, err = run(argv, capsys)
+    assert code == 143 and err.startswith("interrupted (SIGTERM): nothing") and len(err.strip().splitlines()) == 1
+    assert ("--resume" in err) == (command == "train") and "`train`" not in err, err
