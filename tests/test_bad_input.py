@@ -1459,3 +1459,25 @@ def test_an_interrupted_command_says_what_it_leaves_not_what_train_does(command,
     code, _, err = run(argv, capsys)
     assert code == 143 and err.startswith("interrupted (SIGTERM): nothing") and len(err.strip().splitlines()) == 1
     assert ("--resume" in err) == (command == "train") and "`train`" not in err, err
+
+
+def test_train_overwrite_puts_the_earlier_run_back_when_the_new_one_writes_no_checkpoint(folder, run_dir, tmp_path,
+                                                                                        capsys, monkeypatch):
+    from pegasus_course import training
+
+    out = copy_run(run_dir, tmp_path)
+    before = _files(out)
+    real = training.dsm_loss_given
+    monkeypatch.setattr(training, "dsm_loss_given", lambda *a, **k: real(*a, **k) * float("nan"))
+    code, text, err = run(train_args(folder, out, "--steps", "3", "--sample-every", "1",
+                                     "--overwrite"), capsys)
+    assert code == 3 and "no checkpoint was written" in err, err
+    assert "this run wrote no checkpoint, so the earlier run's checkpoint.safetensors, losses.json, 1 file in " \
+           "samples/ are back in" in text
+    assert _files(out) == before and sorted(p.name for p in out.iterdir()) == sorted(
+        ["checkpoint.safetensors", "losses.json", "samples"])  # no hidden folder, no lock, no preview of the new run
+    monkeypatch.setattr(training, "dsm_loss_given", real)
+    code, text, _ = run(train_args(folder, out, "--steps", "3", "--overwrite"), capsys)
+    assert code == 0 and "--overwrite: removed the earlier run's checkpoint.safetensors" in text
+    assert load_checkpoint(out / "checkpoint.safetensors").step == 3 and sorted(p.name for p in out.iterdir()) == \
+        ["checkpoint.safetensors", "losses.json", "samples"]

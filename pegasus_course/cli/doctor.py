@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from .common import (DEVICE_HELP, HelpFormatter, UsageError, _number, check_download, data_source, device_name,
-                     earlier_outputs, folder_lock, load_score, non_negative_int, output_folder, path_arg,
-                     positive_float, positive_int, refuse_or_clear, replacing, steps_each)
+                     load_score, non_negative_int, path_arg, positive_float, positive_int, steps_each)
+from .outputs import earlier_outputs, folder_lock, output_folder, refuse_or_clear, replacing
 
 
 def add_parser(sub):

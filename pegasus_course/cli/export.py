@@ -6,8 +6,8 @@ import contextlib
 import math
 from pathlib import Path
 
-from .common import HelpFormatter, UsageError, _number, check_out_file, output_folder
-from .common import checkpoint_kind, folder_lock, path_arg, refuse_existing_file, value_or
+from .common import HelpFormatter, UsageError, _number, path_arg, value_or
+from .outputs import check_out_file, checkpoint_kind, folder_lock, output_folder, refuse_existing_file
 
 
 def add_parser(sub):
@@ -91,7 +91,8 @@ def check_faithful(ckpt, prefix: str, cast=None) -> None:
                              "Re-train or re-download it.")
         if not bool(torch.isfinite(t).all()):
             raise UsageError(f"Weights in {ckpt.path} are not finite ({full} holds NaN or inf): the run diverged "
-                             "before this file was written, or it is damaged. Export an earlier checkpoint or re-train.")
+                             "before this file was written, or it is damaged. Export an earlier checkpoint or "
+                             "re-train.")
         if cast is not None and not bool(torch.isfinite(t.to(cast)).all()):
             name_of = str(cast).removeprefix("torch.")
             raise UsageError(f"{full} in {ckpt.path} holds values up to {t.abs().max().item():.3g}, beyond {name_of}'s "

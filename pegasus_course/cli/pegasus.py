@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .common import (DEVICE_HELP, HelpFormatter, UsageError, device_name, finite_float,
-                     load_classifier_for, load_score, non_negative_int, num_scales, value_or)
-from .common import MAX_SEED, bounded_int, classifier_path, replacing, run_writing_images
-from .common import steps_each, path_arg
+from .common import (DEVICE_HELP, HelpFormatter, MAX_SEED, UsageError, bounded_int, classifier_path, device_name,
+                     finite_float, load_classifier_for, load_score, non_negative_int, num_scales, path_arg, steps_each,
+                     value_or)
+from .outputs import replacing, run_writing_images
 
 
 def add_parser(sub):

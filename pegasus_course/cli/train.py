@@ -10,10 +10,10 @@ from pathlib import Path
 
 import torch
 
-from .common import (DEVICE_HELP, HelpFormatter, CKPT_NAME, UsageError, check_out_dir, data_source, device_name,
-                     ema_rate, non_negative_int, num_scales, positive_float, positive_int, precision_name, value_or)
-from .common import earlier_outputs, folder_lock, output_folder, refuse_or_clear, remove_files, sigma_level
-from .common import check_download, check_sigma_order, learning_rate, path_arg, res_blocks, width
+from .common import (CKPT_NAME, DEVICE_HELP, HelpFormatter, UsageError, check_download, check_sigma_order, data_source,
+                     device_name, ema_rate, learning_rate, non_negative_int, num_scales, path_arg, positive_float,
+                     positive_int, precision_name, res_blocks, sigma_level, value_or, width)
+from .outputs import check_out_dir, earlier_outputs, folder_lock, output_folder, refuse_or_clear, set_aside
 
 
 def add_parser(sub):
@@ -56,7 +56,8 @@ def add_parser(sub):
                    help="continue from a checkpoint (no value, or auto: OUT/checkpoint.safetensors)")
     p.add_argument("--overwrite", action="store_true",
                    help="start from scratch in an --out that holds another run: its checkpoint, losses.json, "
-                   "colour.json and sample grids are removed (and listed) just before training starts")
+                   "colour.json and sample grids are set aside when training starts, and removed (and listed) once "
+                   "this run has written its checkpoint (put back if it writes none)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the initial weights, data order and noise")
     p.add_argument("--compile", action="store_true", help="torch.compile the network")
     p.add_argument("--compile-mode", choices=("default", "reduce-overhead", "max-autotune"), default=None,
@@ -146,8 +147,8 @@ def check_options(args) -> None:
     own = Path(args.out) / CKPT_NAME
     if args.overwrite and args.resume is not None and (args.resume == "auto" or Path(args.resume).resolve() ==
                                                        own.resolve()):
-        raise UsageError(f"--overwrite starts --out {args.out} afresh (its checkpoint removed), --resume continues that "
-                         "checkpoint: drop --overwrite to continue it, or --resume to start again.")
+        raise UsageError(f"--overwrite starts --out {args.out} afresh (its checkpoint removed), --resume continues "
+                         "that checkpoint: drop --overwrite to continue it, or --resume to start again.")
 
 
 def run(args) -> int:
@@ -155,10 +156,11 @@ def run(args) -> int:
     check_options(args)
     with output_folder(Path(args.out)) as out:  # a failed run leaves no empty --out behind
         with folder_lock(out) if int(os.environ.get("RANK", "0")) == 0 else contextlib.nullcontext():
-            return _run(args)
+            with contextlib.ExitStack() as until_done:
+                return _run(args, until_done)
 
 
-def _run(args) -> int:
+def _run(args, until_done: contextlib.ExitStack) -> int:
     from .. import data as data_mod
     from ..checkpoints import load_checkpoint
     from ..generate import Schedule, generate
@@ -289,8 +291,8 @@ def _run(args) -> int:
             tracker(st)
             tracker.save(out / "colour.json")
 
-    if rank == 0:
-        remove_files(out, stale, say)
+    if rank == 0:  # the earlier run's files stay until this run has written its checkpoint
+        until_done.enter_context(set_aside(out, stale, RUN_OUTPUTS, ckpt_path, say))
     t0 = time.time()
     try:
         state = train(model, ds.images, schedule.sigmas(), cfg, state=state, on_step=on_step,

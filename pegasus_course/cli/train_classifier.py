@@ -6,10 +6,10 @@ from pathlib import Path
 
 import torch
 
-from .common import (DEVICE_HELP, HelpFormatter, UsageError, check_out_file, data_source, device_name, non_negative_int,
-                     positive_int, resolve_device, value_or)
-from .common import learning_rate, width, folder_lock, refuse_existing_file, sigma_level, path_arg
-from .common import check_download, check_sigma_order, output_folder
+from .common import (DEVICE_HELP, HelpFormatter, UsageError, check_download, check_sigma_order, data_source,
+                     device_name, learning_rate, non_negative_int, path_arg, positive_int, resolve_device, sigma_level,
+                     value_or, width)
+from .outputs import check_out_file, folder_lock, output_folder, refuse_existing_file
 
 
 def add_parser(sub):
