@@ -1481,3 +1481,13 @@ def test_train_overwrite_puts_the_earlier_run_back_when_the_new_one_writes_no_ch
     assert code == 0 and "--overwrite: removed the earlier run's checkpoint.safetensors" in text
     assert load_checkpoint(out / "checkpoint.safetensors").step == 3 and sorted(p.name for p in out.iterdir()) == \
         ["checkpoint.safetensors", "losses.json", "samples"]
+
+
+def test_track_colour_that_would_record_nothing_is_refused(folder, tmp_path, capsys):
+    out = tmp_path / "r"
+    code, text, err = run(train_args(folder, out, "--steps", "2", "--track-colour"), capsys)  # --sample-every 1000
+    assert code == 2 and "--track-colour records the colours every --sample-every 1000 steps" in err, err
+    assert "lower --sample-every to 2 or less" in err and not out.exists() and "steps of batch" not in text
+    code, _, _ = run(train_args(folder, out, "--steps", "2", "--track-colour", "--sample-every", "2"), capsys)
+    history = json.loads((out / "colour.json").read_text())["history"]
+    assert code == 0 and {h["step"] for h in history} == {2}

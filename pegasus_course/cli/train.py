@@ -244,6 +244,10 @@ def _run(args, until_done: contextlib.ExitStack) -> int:
                          "lower --batch-size.")
     steps = args.steps if args.steps is not None else (
         max(1, int(round(args.epochs * per_epoch))) if args.epochs is not None else profile.train_steps)
+    if args.track_colour and steps < value_or(args.sample_every, profile.sample_every):
+        raise UsageError(f"--track-colour records the colours every --sample-every "
+                         f"{value_or(args.sample_every, profile.sample_every)} steps, and this run ends at step {steps}, "
+                         f"so it would record nothing: lower --sample-every to {steps} or less, or drop --track-colour.")
     cfg = TrainConfig(steps=steps, batch_size=batch, lr=args.lr, ema_decay=args.ema_decay, grad_clip=args.grad_clip,
                       seed=args.seed, precision=asked_precision, compile=args.compile,
                       compile_mode=args.compile_mode,
