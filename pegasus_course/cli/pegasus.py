@@ -110,6 +110,9 @@ def check_options(args) -> None:
             if value is not None and ends not in applies:
                 raise UsageError(f"{option} applies to --ends {' and '.join(applies)} only; {why}: drop {option}"
                                  f"{', or add --ends guidance' if applies == ('guidance',) else ''}.")
+        if ends == "guidance" and args.guidance_scale == 0:
+            raise UsageError("--guidance-scale 0 guides nothing, so --ends guidance would ask for no horse and no "
+                             "bird: give a positive --guidance-scale (3 is the default), or use --ends random.")
         if ends in ("selection", "guidance"):
             classifier_path(args)  # there, before any sampling
     args.pairs = value_or(args.pairs, 4)

@@ -50,6 +50,9 @@ def check_options(args) -> None:
                          f"and no --class is given, so no guidance would be used: add --class horse (or bird), or "
                          f"drop {' and '.join(unused)}.")
     args.guidance_scale = value_or(args.guidance_scale, 3.0)
+    if args.cls and args.guidance_scale == 0:
+        raise UsageError(f"--guidance-scale 0 guides nothing, so --class {args.cls} would be ignored: give a positive "
+                         "--guidance-scale (3 is the default), or drop --class to sample unguided.")
     if args.cls:
         classifier_path(args)  # there, before any sampling
 
