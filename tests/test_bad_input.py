@@ -4,6 +4,7 @@ clear message that names the fix, and no run, checkpoint or file is lost or sile
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -777,9 +778,9 @@ def test_weights_that_are_not_finite_or_not_float_are_refused(run_dir, tmp_path,
         assert not list((tmp_path / argv[0]).rglob("*.png"))
 
 
-PEGASUS_ENDS = [(["--seeds", "1", "2", "--ends", "guidance"], "--ends choose the ends with --auto"),
-                (["--seeds", "1", "2", "--pairs", "3"], "--pairs choose the ends with --auto"),
-                (["--seeds", "1", "2", "--candidates", "8"], "--candidates choose the ends"),
+PEGASUS_ENDS = [(["--seeds", "1", "2", "--ends", "guidance"], "--ends chooses the ends with --auto"),
+                (["--seeds", "1", "2", "--pairs", "3"], "--pairs chooses the ends with --auto"),
+                (["--seeds", "1", "2", "--candidates", "8"], "--candidates chooses the ends"),
                 (["--auto", "--ends", "random", "--candidates", "8"], "--candidates applies to --ends selection only")]
 
 
@@ -1172,3 +1173,429 @@ def test_the_host_running_out_of_memory_is_one_line(capsys, monkeypatch):
     monkeypatch.setattr(cli.schedule, "run", out_of_memory)
     code, _, err = run(["schedule"], capsys)
     assert code == 4 and err.startswith("error: out of memory") and "Traceback" not in err
+
+
+# ================================================================ issue 32: the command line's classes
+# (paths, options that would be ignored, nothing replaced before its successor exists, a faithful export)
+
+PATH_DESTS = {"out", "checkpoint", "classifier", "data_root", "resume", "resume_shards"}
+
+
+def _subparsers():
+    return cli.build_parser()._subparsers._group_actions[0].choices
+
+
+def _path_options():
+    """(subcommand, option as typed, dest) for every option or argument that takes a path."""
+    return [(name, (a.option_strings or [a.dest])[-1], a.dest) for name, p in _subparsers().items()
+            for a in p._actions if a.dest in PATH_DESTS]
+
+
+@pytest.mark.parametrize("command,option,dest", _path_options(), ids=[f"{c} {o}" for c, o, _ in _path_options()])
+def test_every_path_option_expands_the_home_folder_also_after_equals(command, option, dest, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    if option.startswith("--"):
+        before = ["a.safetensors", "b.safetensors"] if command == "export" else []
+        forms = [[*before, f"{option}=~/x"], [*before, option, "~/x"]]
+    else:  # a positional path (a quoted "~/x" reaches the command as it is)
+        forms = [{("export", "checkpoint"): ["~/x", "b.safetensors"], ("export", "out"): ["a.safetensors", "~/x"],
+                  ("doctor", "checkpoint"): ["~/x"]}[command, dest]]
+    for form in forms:
+        value = getattr(cli.build_parser().parse_args([command, *form]), dest)
+        assert Path(value) == tmp_path / "x", (form, value)
+
+
+def test_out_equals_tilde_writes_into_the_home_folder_and_says_so(run_dir, tmp_path, capsys, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    code, text, err = run(["sample", "--checkpoint", run_dir / "checkpoint.safetensors", "--n", "1", "--steps-each",
+                           "1", "--num-scales", "2", "--out=~/x"], capsys)
+    assert code == 0, err
+    assert (home / "x" / "grid.png").is_file() and not (tmp_path / "~").exists()
+    assert f"wrote {home / 'x' / 'grid.png'}" in text and "~/x" not in text
+
+
+# ---------------------------------------------------------------- an option that would be ignored is refused
+
+# (command line, the options the one-line message names, a words of its reason); --out o is added where there is one
+IGNORED = [
+    (["train", "--compile-mode", "max-autotune"], ["--compile-mode", "--compile"], "applies with --compile only"),
+    (["train", "--dataset", "folder", "--download"], ["--download", "--dataset folder"], "images already on disk"),
+    (["train", "--download"], ["--download", "--dataset folder (PEGASUS_DATA_SOURCE)"], "images already on disk"),
+    (["train", "--schedule", "data", "--sigma-max", "20"], ["--schedule data", "--sigma-max"], "would be ignored"),
+    (["train", "--schedule", "data", "--num-scales", "20"], ["--schedule data", "--num-scales"], "would be ignored"),
+    (["train", "--sigma-max", "0.5", "--sigma-min", "1"], ["--sigma-max", "--sigma-min"], "must be above"),
+    (["train", "--sigma-max", "1", "--sigma-min", "1"], ["--sigma-max", "--sigma-min"], "must be above"),
+    (["train", "--resume", "--overwrite"], ["--overwrite", "--resume"], "continues that checkpoint"),
+    (["train", "--resume", "o/checkpoint.safetensors", "--overwrite"], ["--overwrite", "--resume"], "continues"),
+    (["train-classifier", "--clean", "--sigma-max", "20"], ["--sigma-max", "--clean"], "clean images only"),
+    (["train-classifier", "--sigma-max", "0.5", "--sigma-min", "1"], ["--sigma-max", "--sigma-min"], "must be above"),
+    (["train-classifier", "--dataset", "folder", "--download"], ["--download", "--dataset folder"], "on disk"),
+    (["sample", "--guidance-scale", "5"], ["--guidance-scale", "--class"], "no guidance would be used"),
+    (["sample", "--classifier", "c.safetensors"], ["--classifier", "--class"], "no guidance would be used"),
+    (["sample", "--classifier", "c.safetensors", "--guidance-scale", "5"], ["--classifier and --guidance-scale",
+                                                                          "--class"], "no guidance would be used"),
+    (["sample", "--class", "horse", "--guidance-scale", "0"], ["--guidance-scale 0", "--class horse"],
+     "guides nothing"),
+    (["pegasus", "--ends", "guidance", "--guidance-scale", "0"], ["--guidance-scale 0", "--ends guidance"],
+     "guides nothing"),
+    (["pegasus", "--seeds", "1", "2", "--seed", "5"], ["--seed", "--seeds", "--auto"], "from seed 1 to seed 2"),
+    (["pegasus", "--seeds", "1", "2", "--guidance-scale", "5"], ["--guidance-scale", "--seeds"], "with --auto"),
+    (["pegasus", "--seeds", "1", "2", "--classifier", "c.safetensors"], ["--classifier", "--seeds"], "with --auto"),
+    (["pegasus", "--ends", "random", "--guidance-scale", "5"], ["--guidance-scale", "--ends guidance"], "by random"),
+    (["pegasus", "--ends", "selection", "--guidance-scale", "5"], ["--guidance-scale", "--ends guidance"],
+     "by selection"),
+    (["pegasus", "--ends", "random", "--classifier", "c.safetensors"], ["--classifier", "--ends selection"],
+     "by random"),
+    (["pegasus", "--ends", "guidance", "--candidates", "8"], ["--candidates", "--ends selection"], "by guidance"),
+    (["export", "a.safetensors", "b.safetensors", "--max-shard-mib", "5"], ["--max-shard-mib", "--resume-shards"],
+     "no --resume-shards is given"),
+    (["schedule", "--dataset", "folder", "--download"], ["--download", "--dataset folder"], "images already on disk"),
+    (["doctor", "--dataset", "folder", "--download"], ["--download", "--dataset folder"], "images already on disk"),
+]
+
+# Every other option is used whatever the others say (a value out of range is refused where parsed, above).
+ALWAYS_USED = {
+    "train": {"--data-root", "--classes", "--image-size", "--profile", "--steps", "--epochs", "--batch-size", "--lr",
+              "--ema-decay", "--grad-clip", "--base-channels", "--num-res-blocks", "--out", "--seed", "--compile",
+              "--channels-last", "--device", "--precision", "--no-bf16", "--max-minutes", "--sample-every",
+              "--checkpoint-every", "--track-colour", "--no-progress"},
+    "sample": {"--checkpoint", "--n", "--seed", "--steps-each", "--num-scales", "--no-denoise", "--live", "--class",
+               "--device", "--out", "--overwrite"},
+    "pegasus": {"--checkpoint", "--auto", "--n", "--steps-each", "--num-scales", "--device", "--out", "--overwrite",
+                "--pairs"},
+    "export": {"checkpoint", "out", "--weights", "--resume-shards", "--overwrite"},
+    "train-classifier": {"--data-root", "--classes", "--image-size", "--profile", "--steps", "--batch-size", "--lr",
+                         "--base-channels", "--seed", "--device", "--out", "--overwrite", "--no-progress"},
+    "schedule": {"--dataset", "--data-root", "--classes", "--image-size", "--steps-each", "--sigma-min", "--exact",
+                 "--json"},
+    "doctor": {"checkpoint", "--dataset", "--data-root", "--classes", "--split", "--n-images", "--levels",
+               "--steps-each", "--step-lr", "--live", "--seed", "--device", "--out", "--json", "--overwrite"},
+}
+
+
+def _options_of(command):
+    return {(a.option_strings or [a.dest])[-1] for a in _subparsers()[command]._actions if a.dest != "help"}
+
+
+def test_every_option_of_every_subcommand_is_in_the_tables():
+    """A new option must be placed: refused where it would be ignored (IGNORED), or listed as always used."""
+    refused = {}
+    for argv, _, _ in IGNORED:
+        refused.setdefault(argv[0], set()).update(a for a in argv[1:] if a in _options_of(argv[0]))
+    assert set(ALWAYS_USED) == set(_subparsers())
+    for command in _subparsers():
+        assert _options_of(command) <= ALWAYS_USED[command] | refused.get(command, set()), command
+
+
+@pytest.mark.parametrize("argv,names,why", IGNORED, ids=[" ".join(a) for a, _, _ in IGNORED])
+def test_an_option_that_would_be_ignored_is_refused_in_one_line(argv, names, why, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PEGASUS_DATA_SOURCE", "folder")
+    (tmp_path / "c.safetensors").write_bytes(b"")  # a classifier file that is there: refused for another reason
+    out = ["--out", "o"] if "--out" in _options_of(argv[0]) else []
+    code, text, err = run([*argv, *out], capsys)
+    assert code == 2, (code, text, err)
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: ") and why in err, err
+    assert all(name in err for name in names), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.safetensors"], "a refused command line wrote files"
+
+
+@pytest.fixture
+def classifier_file(tmp_path):
+    from pegasus_course.classifier import ClassifierConfig, NoisyClassifier, save_classifier
+
+    return save_classifier(NoisyClassifier(ClassifierConfig(image_size=32, base_channels=8)),
+                           tmp_path / "clf.safetensors")
+
+
+VALID = [
+    (["train"], {"compile_mode": "default"}),
+    (["train", "--compile", "--compile-mode", "max-autotune", "--schedule", "data", "--sigma-min", "0.1", "--dataset",
+      "cifar10", "--download", "--resume", "runs/other/checkpoint.safetensors", "--overwrite"],
+     {"compile_mode": "max-autotune"}),
+    (["train", "--resume", "--sigma-max", "20", "--sigma-min", "0.1", "--num-scales", "4"], {"sigma_max": 20.0}),
+    (["train-classifier", "--clean", "--sigma-min", "0.1"], {"sigma_max": None}),
+    (["train-classifier", "--sigma-max", "50", "--sigma-min", "0.01", "--dataset", "stl10", "--download"],
+     {"sigma_max": 50.0}),
+    (["sample"], {"guidance_scale": 3.0}),
+    (["sample", "--class", "horse", "--classifier", "CLF", "--guidance-scale", "5"], {"guidance_scale": 5.0}),
+    (["pegasus", "--seeds", "1", "2"], {"seed": 0, "pairs": 4, "guidance_scale": 3.0}),
+    (["pegasus", "--ends", "guidance", "--guidance-scale", "5", "--classifier", "CLF", "--seed", "3", "--pairs", "2"],
+     {"seed": 3, "pairs": 2, "guidance_scale": 5.0}),
+    (["pegasus", "--ends", "selection", "--candidates", "8", "--classifier", "CLF"], {"candidates": 8}),
+    (["pegasus", "--auto", "--classifier", "CLF", "--candidates", "8"], {"candidates": 8}),
+    (["pegasus", "--ends", "random", "--seed", "4"], {"seed": 4}),
+    (["export", "a", "b"], {"max_shard_mib": 15.0}),
+    (["export", "a", "b", "--resume-shards", "d", "--max-shard-mib", "5"], {"max_shard_mib": 5.0}),
+    (["schedule", "--dataset", "cifar10", "--download"], {"download": True}),
+    (["doctor", "--dataset", "stl10", "--download", "--levels", "2"], {"levels": 2}),
+]
+
+
+@pytest.mark.parametrize("argv,expected", VALID, ids=[" ".join(a) for a, _ in VALID])
+def test_the_same_options_in_a_valid_combination_pass(argv, expected, classifier_file, monkeypatch):
+    """The refusals are not blanket ones: every subcommand's check passes a combination that uses each option."""
+    monkeypatch.setenv("PEGASUS_DATA_SOURCE", "folder")
+    args = cli.build_parser().parse_args([str(classifier_file) if a == "CLF" else a for a in argv])
+    cli.COMMANDS[argv[0]].check_options(args)
+    assert {k: getattr(args, k) for k in expected} == expected
+
+
+def test_doctor_probes_no_more_levels_than_the_checkpoint_has(run_dir, folder, tmp_path, capsys):
+    base = ["doctor", run_dir / "checkpoint.safetensors", "--dataset", "folder", "--data-root", folder,
+            "--out", tmp_path / "d"]
+    code, _, err = run([*base, "--levels", "5"], capsys)
+    assert code == 2 and "--levels 5 is more than the 3 noise levels of" in err and "at most 3" in err, err
+    assert not (tmp_path / "d").exists()
+    code, _, err = run([*base, "--levels", "1"], capsys)  # both ends are probed: 1 would silently be 2
+    assert code == 2 and "at least 2 (both ends of the schedule are probed)" in err
+
+
+# ---------------------------------------------------------------- nothing is replaced before its successor exists
+
+
+def _files(folder):
+    return {str(p.relative_to(folder)): digest(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def earlier_rows(run_dir, tmp_path, capsys):
+    """An --out that holds the images of an earlier pegasus run."""
+    out = tmp_path / "p"
+    argv = ["pegasus", "--checkpoint", run_dir / "checkpoint.safetensors", "--seeds", "1", "2", "--n", "1",
+            "--steps-each", "1", "--num-scales", "2", "--out", out]
+    assert run(argv, capsys)[0] == 0
+    return out
+
+
+def test_pegasus_overwrite_checks_first_and_keeps_the_earlier_images_when_it_fails(run_dir, earlier_rows, tmp_path,
+                                                                                   capsys, monkeypatch):
+    from pegasus_course import classifier, generate, plotting
+
+    out, before = earlier_rows, _files(earlier_rows)
+    assert sorted(before) == ["images/pegasus-k1-000.png", "pegasus.png", "rows.png"]
+    clf = tmp_path / "clf.safetensors"
+    common = ["pegasus", "--checkpoint", run_dir / "checkpoint.safetensors", "--auto", "--pairs", "1", "--n", "1",
+              "--steps-each", "1", "--num-scales", "2", "--out", out, "--overwrite"]
+    code, _, err = run([*common, "--ends", "selection", "--classifier", clf], capsys)  # no classifier there
+    assert code == 2 and f"No classifier at {clf}" in err and _files(out) == before, err
+    from pegasus_course.classifier import ClassifierConfig, NoisyClassifier, save_classifier
+
+    save_classifier(NoisyClassifier(ClassifierConfig(image_size=32, base_channels=8)), clf)
+    all_horses = lambda model, images, **k: torch.tensor([[1.0, 0.0]] * len(images))  # noqa: E731
+    monkeypatch.setattr(classifier, "predict_proba", all_horses)
+    code, _, err = run([*common, "--ends", "selection", "--classifier", clf], capsys)  # no bird among the candidates
+    assert code == 2 and "Sample more candidates" in err and _files(out) == before, err
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    for patched, name in ((generate, "pegasus_rows"), (plotting, "save_images")):  # while sampling, while writing
+        with monkeypatch.context() as m:
+            m.setattr(patched, name, interrupted)
+            code, text, err = run([*common, "--ends", "random"], capsys)
+        assert code == 130 and "interrupted (Ctrl-C)" in err and "removed" not in text, (name, err)
+        assert _files(out) == before, name  # the earlier images are all there, nothing of the new run mixed in
+        assert sorted(p.name for p in out.iterdir()) == ["images", "pegasus.png", "rows.png"]  # no staging, no lock
+    code, text, _ = run([*common, "--ends", "random", "--seed", "7"], capsys)
+    assert code == 0 and "--overwrite: removed the earlier run's pegasus.png, rows.png, 1 file in images/" in text
+    after = _files(out)
+    assert sorted(after) == sorted(before) and after["rows.png"] != before["rows.png"]  # seeds 7, 8 this time
+
+
+def test_sample_overwrite_keeps_the_earlier_images_until_the_new_ones_are_written(run_dir, tmp_path, capsys,
+                                                                                  monkeypatch):
+    from pegasus_course import plotting
+
+    out = tmp_path / "s"
+    common = ["sample", "--checkpoint", run_dir / "checkpoint.safetensors", "--steps-each", "1", "--num-scales", "2",
+              "--out", out]
+    assert run([*common, "--n", "3"], capsys)[0] == 0
+    before = _files(out)
+    real = plotting.save_images
+
+    def half_written(images, folder, **k):  # one image written, then SIGTERM
+        real(images[:1], folder, **k | {"numbers": list(k["numbers"])[:1]})
+        raise cli.common.Terminated()
+
+    monkeypatch.setattr(plotting, "save_images", half_written)
+    code, _, err = run([*common, "--n", "2", "--seed", "5", "--overwrite"], capsys)
+    assert code == 143 and "interrupted (SIGTERM)" in err and _files(out) == before
+    monkeypatch.setattr(plotting, "save_images", real)
+    code, text, _ = run([*common, "--n", "2", "--seed", "5", "--overwrite"], capsys)
+    assert code == 0 and f"wrote {out / 'grid.png'} and 2 images in {out / 'images'}" in text
+    assert sorted(_files(out)) == ["grid.png", "images/seed-005.png", "images/seed-006.png"]
+
+
+@pytest.fixture
+def doctor_argv(run_dir, folder, tmp_path):
+    return ["doctor", run_dir / "checkpoint.safetensors", "--dataset", "folder", "--data-root", folder, "--levels", "2",
+            "--n-images", "4", "--device", "cpu", "--out", tmp_path / "d"]
+
+
+def test_doctor_replaces_an_earlier_report_only_with_overwrite_and_takes_the_lock(doctor_argv, tmp_path, capsys,
+                                                                                  monkeypatch):
+    from pegasus_course import doctor
+
+    out = tmp_path / "d"
+    assert run(doctor_argv, capsys)[0] in (0, 1)
+    (out / "doctor.txt").write_text("another model's report\n")
+    before = _files(out)
+    code, _, err = run(doctor_argv, capsys)
+    assert code == 2 and "holds the report of an earlier doctor run: doctor.png, doctor.txt" in err
+    assert "--overwrite" in err and _files(out) == before
+    (out / ".lock").write_text(f"{os.getppid()} {socket.gethostname()}")  # a live command writes there
+    code, _, err = run([*doctor_argv, "--overwrite"], capsys)
+    assert code == 2 and "in use by another pegasus-course command" in err
+    (out / ".lock").unlink()
+    assert _files(out) == before
+
+    def interrupted(*a, **k):
+        raise cli.common.Terminated()
+
+    with monkeypatch.context() as m:
+        m.setattr(doctor.Report, "save", interrupted)
+        assert run([*doctor_argv, "--overwrite"], capsys)[0] == 143
+    assert _files(out) == before and sorted(p.name for p in out.iterdir()) == ["doctor.png", "doctor.txt"]
+    code, text, err = run([*doctor_argv, "--overwrite", "--json"], capsys)
+    assert code in (0, 1) and "removed the earlier run's doctor.png, doctor.txt" in err
+    assert json.loads(text)["files"] == [str(out / "doctor.png"), str(out / "doctor.txt")]  # stdout: the JSON alone
+    assert (out / "doctor.txt").read_text().startswith("pegasus-course doctor:")
+
+
+def _missing(tmp_path):
+    return tmp_path / "missing.safetensors"
+
+
+FAILING = [  # (command line writing under tmp/new/..., the folders it would create)
+    ("train", lambda f, t: train_args(f, t / "new" / "a" / "run", "--steps", "1", "--classes", "horse", "zebra")),
+    ("train-classifier", lambda f, t: ["train-classifier", "--dataset", "folder", "--data-root", f, "--profile", "ci",
+                                       "--classes", "zebra", "horse", "--out", t / "new" / "a" / "c.safetensors"]),
+    ("sample", lambda f, t: ["sample", "--checkpoint", _missing(t), "--out", t / "new" / "a"]),
+    ("pegasus", lambda f, t: ["pegasus", "--checkpoint", _missing(t), "--seeds", "1", "2", "--out", t / "new" / "a"]),
+    ("doctor", lambda f, t: ["doctor", _missing(t), "--out", t / "new" / "a"]),
+    ("export", lambda f, t: ["export", _missing(t), t / "new" / "a" / "e.safetensors", "--resume-shards",
+                             t / "new" / "shards"]),
+]
+
+
+@pytest.mark.parametrize("command,argv", FAILING, ids=[c for c, _ in FAILING])
+def test_a_command_that_fails_leaves_no_empty_out_folder(command, argv, folder, tmp_path, capsys):
+    code, _, err = run(argv(folder, tmp_path), capsys)
+    assert code == 2 and "Traceback" not in err, err
+    assert not (tmp_path / "new").exists(), f"{command} left {sorted(tmp_path.rglob('*'))}"
+    (tmp_path / "new" / "a").mkdir(parents=True)  # a folder that was there before the command stays
+    code, _, _ = run(argv(folder, tmp_path), capsys)
+    assert code == 2 and (tmp_path / "new" / "a").is_dir()
+
+
+# ---------------------------------------------------------------- export writes only what it can write faithfully
+
+EXPORT_BAD = [  # (weights, tensor, its new value, what is added to the command line, the message)
+    ("ema", lambda t: torch.full_like(t, float("nan")), [], "are not finite (ema.conv_out.weight holds NaN or inf)"),
+    ("ema", lambda t: torch.full_like(t, float("-inf")), [], "are not finite (ema.conv_out.weight holds NaN or inf)"),
+    ("ema", lambda t: torch.full_like(t, 1e5), [],
+     "ema.conv_out.weight in {ck} holds values up to 1e+05, beyond float16's largest (65504)"),
+    ("ema", lambda t: (t * 100).to(torch.int32), [], "are not floating point (ema.conv_out.weight is torch.int32)"),
+    ("model", lambda t: torch.full_like(t, 7e4), ["--weights", "live"], "model.conv_out.weight in {ck} holds values up"),
+    ("model", lambda t: torch.full_like(t, float("nan")), ["--resume-shards", "SHARDS"],  # the live float32 shards
+     "are not finite (model.conv_out.weight holds NaN or inf)"),
+]
+
+
+@pytest.mark.parametrize("part,change,extra,message", EXPORT_BAD,
+                         ids=[f"{p} {' '.join(e)} {m[:30]}" for p, _, e, m in EXPORT_BAD])
+def test_export_refuses_weights_it_cannot_write_faithfully(run_dir, tmp_path, capsys, part, change, extra, message):
+    tensors = dict(load_checkpoint(run_dir / "checkpoint.safetensors").tensors)
+    name = f"{part}.conv_out.weight"
+    tensors[name] = change(tensors[name])
+    ck = _broken_copy(run_dir, tmp_path, tensors)
+    out = tmp_path / "new" / "e.safetensors"
+    extra = [tmp_path / "new-shards" if a == "SHARDS" else a for a in extra]
+    code, text, err = run(["export", ck, out, *extra], capsys)
+    assert code == 2 and message.format(ck=ck) in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "new").exists() and not (tmp_path / "new-shards").exists() and "wrote" not in text
+
+
+def test_export_says_exactly_what_it_wrote(run_dir, tmp_path, capsys):
+    ck = load_checkpoint(run_dir / "checkpoint.safetensors")
+    for weights, prefix, label in (("ema", "ema", "EMA"), ("live", "model", "live")):
+        out = tmp_path / f"{weights}.safetensors"
+        code, text, _ = run(["export", run_dir / "checkpoint.safetensors", out, "--weights", weights], capsys)
+        written = load_checkpoint(out)
+        part = written.part(prefix)
+        assert code == 0 and all(v.dtype == torch.float16 for v in part.values())
+        assert len(part) == len(ck.part(prefix)) and not written.part("ema" if prefix == "model" else "model")
+        values = sum(v.numel() for v in part.values())
+        size = out.stat().st_size
+        assert size < 2**20  # the tiny network: said in KiB
+        assert text.strip() == (f"wrote {out} ({round(size / 1024)} KiB): {len(part):,} {label} weight tensors "
+                                f"({values:,} values) in float16 and the loss history of 2 steps"), text
+    shards = tmp_path / "shards"
+    code, text, _ = run(["export", run_dir / "checkpoint.safetensors", tmp_path / "e2.safetensors", "--resume-shards",
+                         shards, "--max-shard-mib", "0.05"], capsys)
+    files = sorted(shards.glob("part-*.safetensors"))
+    assert code == 0 and f"wrote {len(files)} shards in {shards}" in text and len(files) > 1
+    assert (f"{len(ck.part('model')):,} live weight tensors in float32 and {len(ck.part('ema')):,} EMA ones in "
+            "float16, no optimizer state") in text
+    resumed = load_checkpoint(shards)
+    assert all(v.dtype == torch.float32 for v in resumed.part("model").values()) and not resumed.part("optim")
+    assert all(v.dtype == torch.float16 for v in resumed.part("ema").values())
+
+
+def test_export_of_an_exported_file_writes_no_shards_it_could_not_resume(run_dir, tmp_path, capsys):
+    exported = tmp_path / "ema.safetensors"
+    assert run(["export", run_dir / "checkpoint.safetensors", exported], capsys)[0] == 0
+    code, _, err = run(["export", exported, tmp_path / "again.safetensors", "--resume-shards", tmp_path / "s"], capsys)
+    assert code == 2 and "holds no live weights" in err and not (tmp_path / "s").exists()
+    assert not (tmp_path / "again.safetensors").exists()
+
+
+# ---------------------------------------------------------------- an interruption is told about by its own command
+
+
+@pytest.mark.parametrize("command", list(cli.COMMANDS))
+def test_an_interrupted_command_says_what_it_leaves_not_what_train_does(command, capsys, monkeypatch):
+    def stopped(args):
+        raise cli.common.Terminated()
+
+    monkeypatch.setattr(cli.COMMANDS[command], "run", stopped)
+    argv = [command, *(["a.safetensors", "b.safetensors"] if command == "export" else [])]
+    code, _, err = run(argv, capsys)
+    assert code == 143 and err.startswith("interrupted (SIGTERM): nothing") and len(err.strip().splitlines()) == 1
+    assert ("--resume" in err) == (command == "train") and "`train`" not in err, err
+
+
+def test_train_overwrite_puts_the_earlier_run_back_when_the_new_one_writes_no_checkpoint(folder, run_dir, tmp_path,
+                                                                                        capsys, monkeypatch):
+    from pegasus_course import training
+
+    out = copy_run(run_dir, tmp_path)
+    before = _files(out)
+    real = training.dsm_loss_given
+    monkeypatch.setattr(training, "dsm_loss_given", lambda *a, **k: real(*a, **k) * float("nan"))
+    code, text, err = run(train_args(folder, out, "--steps", "3", "--sample-every", "1",
+                                     "--overwrite"), capsys)
+    assert code == 3 and "no checkpoint was written" in err, err
+    assert "this run wrote no checkpoint, so the earlier run's checkpoint.safetensors, losses.json, 1 file in " \
+           "samples/ are back in" in text
+    assert _files(out) == before and sorted(p.name for p in out.iterdir()) == sorted(
+        ["checkpoint.safetensors", "losses.json", "samples"])  # no hidden folder, no lock, no preview of the new run
+    monkeypatch.setattr(training, "dsm_loss_given", real)
+    code, text, _ = run(train_args(folder, out, "--steps", "3", "--overwrite"), capsys)
+    assert code == 0 and "--overwrite: removed the earlier run's checkpoint.safetensors" in text
+    assert load_checkpoint(out / "checkpoint.safetensors").step == 3 and sorted(p.name for p in out.iterdir()) == \
+        ["checkpoint.safetensors", "losses.json", "samples"]
+
+
+def test_track_colour_that_would_record_nothing_is_refused(folder, tmp_path, capsys):
+    out = tmp_path / "r"
+    code, text, err = run(train_args(folder, out, "--steps", "2", "--track-colour"), capsys)  # --sample-every 1000
+    assert code == 2 and "--track-colour records the colours every --sample-every 1000 steps" in err, err
+    assert "lower --sample-every to 2 or less" in err and not out.exists() and "steps of batch" not in text
+    code, _, _ = run(train_args(folder, out, "--steps", "2", "--track-colour", "--sample-every", "2"), capsys)
+    history = json.loads((out / "colour.json").read_text())["history"]
+    assert code == 0 and {h["step"] for h in history} == {2}

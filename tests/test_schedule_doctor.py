@@ -287,7 +287,7 @@ def test_doctor_command_on_a_model_trained_a_few_steps(tmp_path, tiny_config, ca
         assert im.size[0] >= 500
     assert "[FAIL] untrained" in (tmp_path / "report" / "doctor.txt").read_text()
     code, out, _ = run(["doctor", str(ck), "--dataset", "folder", "--data-root", str(root), "--levels", "2",
-                        "--device", "cpu", "--out", str(tmp_path / "report"), "--json"], capsys)
+                        "--device", "cpu", "--out", str(tmp_path / "report"), "--json", "--overwrite"], capsys)
     res = json.loads(out)
     assert code == 1 and not res["healthy"] and res["verdicts"][0]["fired"] and len(res["sigmas"]) == 2
 

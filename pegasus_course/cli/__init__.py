@@ -16,12 +16,24 @@ import sys
 import threading
 
 from . import doctor, export, pegasus, sample, schedule, train, train_classifier
-from .common import Terminated, UsageError, check_path_options, is_out_of_memory
+from .common import Terminated, UsageError, is_out_of_memory
 
 __all__ = ["COMMANDS", "UsageError", "build_parser", "main"]
 
 COMMANDS = {"train": train, "sample": sample, "pegasus": pegasus, "export": export,
             "train-classifier": train_classifier, "schedule": schedule, "doctor": doctor}
+
+
+# What an interrupted command leaves, said by the command itself (each writes its files only once they are complete).
+INTERRUPTED = {
+    "train": "nothing more was written; a checkpoint already in --out is kept: continue it with --resume",
+    "sample": "nothing was written; the images already in --out are kept as they were",
+    "pegasus": "nothing was written; the images already in --out are kept as they were",
+    "export": "nothing was written; a file already at the output is kept as it was",
+    "train-classifier": "nothing was written (the classifier is saved once trained); a file already at --out is kept",
+    "schedule": "nothing was written",
+    "doctor": "nothing was written; a report already in --out is kept as it was",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,12 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():  # SIGTERM (kill, a scheduler) stops like Ctrl-C
         previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        check_path_options(args)
         return args.func(args)
     except KeyboardInterrupt as exc:
         name, code = ("SIGTERM", 143) if isinstance(exc, Terminated) else ("Ctrl-C", 130)
-        print(f"interrupted ({name}): nothing more was written; `train` keeps its last checkpoint and continues "
-              "with --resume", file=sys.stderr)
+        print(f"interrupted ({name}): {INTERRUPTED[args.command]}", file=sys.stderr)
         return code
     except FloatingPointError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,14 +1,12 @@
-"""What every subcommand shares: option types refused where parsed, the usage error, output checks,
-the device, the data source and loading a score model or classifier."""
+"""What every subcommand shares: option types refused where parsed, the usage error, the checks of options that
+would be ignored, the device, the data source and loading a score model or classifier (the output folders and
+files: :mod:`.outputs`)."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import os
-import socket
-import time
 from pathlib import Path
 
 import torch
@@ -25,6 +23,12 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if text.startswith("example"):
             return "\n".join(indent + line for line in text.splitlines())
         return super()._fill_text(text, width, indent)
+
+    def _get_help_string(self, action):
+        """The default once: an option whose help says its default (or has none to say) gets no "(default: None)"."""
+        if action.default is None or "default" in (action.help or "").lower():
+            return action.help
+        return super()._get_help_string(action)
 
 # ---------------------------------------------------------------- option types: refused where parsed
 
@@ -132,38 +136,21 @@ def precision_name(text: str) -> str:
     return name
 
 
+def path_arg(text: str) -> Path:
+    """Every path option and argument: ``~`` expanded (also after ``=``, which the shell leaves alone, so
+    ``--out=~/x`` is the home folder's x), an empty path refused (it would mean the current folder or the default)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"the path is empty ({text!r}): give a path (an empty one would mean the "
+                                         "current folder or the default)")
+    return Path(os.path.expanduser(text))
+
+
 class UsageError(ValueError):
     """A command line that cannot be run as given; the message names the option to change."""
 
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread like Ctrl-C's KeyboardInterrupt (the command exits with 143)."""
-
-
-def check_out_dir(path: Path, option: str = "--out") -> Path:
-    """Make sure the output folder can be written now, before any training or sampling."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"{option} {path} is a file, not a folder: choose another {option}.")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot create the folder {option} {path} ({exc.strerror or exc}): choose a writable "
-                         f"{option}.") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise UsageError(f"{option} {path} is not writable: choose a writable {option}.")
-    return path
-
-
-def check_out_file(path: Path, option: str = "--out") -> Path:
-    """Make sure an output file can be written now (its folder is created if missing)."""
-    path = Path(path)
-    if path.is_dir():
-        raise UsageError(f"{option} {path} is a folder: give a file name, e.g. {path / 'model.safetensors'}.")
-    check_out_dir(path.parent, f"the folder of {option}")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise UsageError(f"{option} {path} exists and is read-only: choose another {option}.")
-    return path
 
 
 def resolve_device(name: str | None) -> torch.device:
@@ -180,6 +167,26 @@ def data_source(args) -> tuple[str, str]:
     spec = default_data()
     args.dataset = args.dataset or spec.source
     return args.data_root or spec.root, ("train+test" if args.dataset == "stl10" else "train")
+
+
+def check_download(args) -> None:
+    """--download fetches CIFAR-10 or STL-10: beside a folder of images (given, or PEGASUS_DATA_SOURCE's) it would be
+    ignored, so it is refused."""
+    if not args.download:
+        return
+    from ..data import default_data
+
+    if (args.dataset or default_data().source) == "folder":
+        source = "--dataset folder" if args.dataset else "--dataset folder (PEGASUS_DATA_SOURCE)"
+        raise UsageError(f"--download fetches CIFAR-10 or STL-10, but {source} reads images already on disk: drop "
+                         "--download (or choose --dataset cifar10 or stl10).")
+
+
+def check_sigma_order(args) -> None:
+    """--sigma-max at or below --sigma-min, both given: refused before any data is read."""
+    if args.sigma_max is not None and args.sigma_min is not None and not args.sigma_max > args.sigma_min:
+        raise UsageError(f"--sigma-max ({args.sigma_max:g}) must be above --sigma-min ({args.sigma_min:g}): the levels "
+                         "run from the largest to the smallest.")
 
 
 def value_or(given, default):
@@ -200,13 +207,21 @@ def load_score(args):
     return place_model(model, resolve_device(args.device)), ckpt, Path(path)
 
 
-def load_classifier_for(args, model):
-    from ..classifier import DEFAULT_CLASSIFIER, load_classifier
+def classifier_path(args) -> Path:
+    """--classifier, else the shipped classifier; refused (before any sampling) when there is no file."""
+    from ..classifier import DEFAULT_CLASSIFIER
 
-    path = args.classifier or DEFAULT_CLASSIFIER
-    if not Path(path).exists():
+    path = Path(args.classifier or DEFAULT_CLASSIFIER)
+    if not path.exists():
         raise UsageError(f"No classifier at {path}: train one with `pegasus-course train-classifier --out {path}`, "
                          "or leave --classifier out to use the shipped one.")
+    return path
+
+
+def load_classifier_for(args, model):
+    from ..classifier import load_classifier
+
+    path = classifier_path(args)
     from ..device import place_model
 
     clf, _ = load_classifier(path, device="cpu")
@@ -221,169 +236,3 @@ def is_out_of_memory(exc: BaseException) -> bool:
     oom = getattr(torch, "OutOfMemoryError", None)
     return (oom is not None and isinstance(exc, oom)) or (
         isinstance(exc, RuntimeError) and ("out of memory" in str(exc) or "can't allocate memory" in str(exc)))
-
-
-# ---------------------------------------------------------------- no run replaced without consent
-
-PATH_OPTIONS = ("out", "checkpoint", "classifier", "data_root", "resume", "resume_shards")
-
-
-def check_path_options(args) -> None:
-    """An empty path option would quietly mean the current folder (or the default data): refuse it."""
-    for name in PATH_OPTIONS:
-        value = getattr(args, name, None)
-        if isinstance(value, str) and not value.strip():
-            positional = getattr(args, "command", "") == "export" and name in ("out", "checkpoint")
-            option = {"out": "the output file", "checkpoint": "the checkpoint"}[name] if positional else (
-                "--" + name.replace("_", "-"))
-            raise UsageError(f"{option} is empty ({value!r}): give a path (an empty one would mean the current "
-                             "folder or the default).")
-
-
-LOCK_NAME = ".lock"
-
-
-def _lock_holder(lock: Path) -> tuple[int, str] | None:
-    try:
-        pid, host = lock.read_text().split()[:2]
-        return int(pid), host
-    except (OSError, ValueError):
-        return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
-
-
-def _clear_stale_lock(lock: Path, folder: Path, option: str) -> None:
-    """Raise UsageError while a live command holds ``lock``; remove it, with a note, when it is stale."""
-    held = f"{option} {folder} is in use by another pegasus-course command"
-    fix = f"wait for it to end, or choose another {option}. If no command is writing there, delete {lock}."
-    holder = _lock_holder(lock)
-    if holder is None:
-        try:
-            age = time.time() - lock.stat().st_mtime
-        except FileNotFoundError:
-            return  # released meanwhile
-        if age < 10:  # created this instant, its pid not written yet
-            raise UsageError(f"{held}: {fix}")
-        reason = "it names no process"
-    else:
-        pid, host = holder
-        if host != socket.gethostname() or (pid != os.getpid() and _alive(pid)):
-            raise UsageError(f"{held} (pid {pid} on {host}): {fix}")
-        reason = f"pid {pid} is no longer running"
-    print(f"note: removed a stale lock {lock} ({reason})")
-    lock.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def folder_lock(folder: Path, option: str = "--out"):
-    """Hold ``folder/.lock`` (made with O_EXCL, holding the pid and host) while a command writes into ``folder``,
-    so a second command writing there at the same time is refused. A lock whose process is gone (killed before
-    it could remove it) is stale and taken over with a note; the lock is removed when the command ends."""
-    folder = Path(folder)
-    lock = folder / LOCK_NAME
-    me = f"{os.getpid()} {socket.gethostname()}"
-    for _ in range(3):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            _clear_stale_lock(lock, folder, option)
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(me)
-        break
-    else:
-        raise UsageError(f"could not lock {option} {folder} ({lock} keeps coming back): choose another {option}.")
-    try:
-        yield lock
-    finally:
-        with contextlib.suppress(OSError):
-            if lock.read_text() == me:
-                lock.unlink()
-
-
-# What `sample` and `pegasus` write into --out: another run's images there are refused, or removed with --overwrite,
-# so a folder never mixes the images of two runs.
-IMAGE_OUTPUTS = ("grid.png", "rows.png", "pegasus.png", "candidates.png", "images/seed-*.png",
-                 "images/pegasus-k*-*.png")
-
-
-def earlier_outputs(folder: Path, patterns: tuple[str, ...]) -> list[Path]:
-    """The files under ``folder`` that match ``patterns`` (glob patterns relative to it): what an earlier run of
-    a command left there."""
-    folder = Path(folder)
-    return sorted({p for pattern in patterns for p in folder.glob(pattern) if p.is_file()})
-
-
-def describe_files(folder: Path, files: list[Path]) -> str:
-    """'checkpoint.safetensors, losses.json, 3 files in samples/': the files, by name or counted per subfolder."""
-    names, per_dir = [], {}
-    for f in files:
-        rel = f.relative_to(folder)
-        if len(rel.parts) == 1:
-            names.append(rel.name)
-        else:
-            per_dir[rel.parts[0]] = per_dir.get(rel.parts[0], 0) + 1
-    names += [f"{n} file{'s' if n > 1 else ''} in {d}/" for d, n in per_dir.items()]
-    return ", ".join(names)
-
-
-def refuse_or_clear(folder: Path, files: list[Path], overwrite: bool, option: str = "--out",
-                    what: str = "an earlier run's files") -> list[Path]:
-    """Outputs of an earlier run in ``folder``: refused without ``--overwrite`` (a UsageError naming them);
-    with it, returned so that the caller removes them (:func:`remove_files`) once its own checks have passed."""
-    if files and not overwrite:
-        raise UsageError(f"{option} {folder} holds {what}: {describe_files(folder, files)}. Add --overwrite to "
-                         f"remove them first (nothing of that run remains), or choose another {option}.")
-    return files
-
-
-def checkpoint_kind(path: Path) -> str:
-    """'a score network's checkpoint (step 2000)', 'a classifier', ... read from the header only."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-    except Exception:  # noqa: BLE001 - not a safetensors file: still a file we would replace
-        return "a file"
-    if meta.get("kind") == '"noise-conditional-classifier"':
-        return "a classifier checkpoint"
-    if "model_config" in meta:
-        return f"a score network's checkpoint (step {meta.get('step', '?')})"
-    return "a checkpoint"
-
-
-def refuse_existing_file(path: Path, overwrite: bool, option: str = "--out") -> None:
-    """A command that writes one file does not replace one that is there without ``--overwrite``."""
-    path = Path(path)
-    if path.is_file() and not overwrite:
-        raise UsageError(f"{option} {path} already exists ({checkpoint_kind(path)}): add --overwrite to replace it, or "
-                         "give another file name.")
-
-
-def remove_files(folder: Path, files: list[Path], say=print) -> None:
-    """Remove an earlier run's files (``--overwrite``) and say which, so that nothing of it remains."""
-    if not files:
-        return
-    for f in files:
-        f.unlink(missing_ok=True)
-    say(f"--overwrite: removed the earlier run's {describe_files(folder, files)} from {folder}")
-
-
-def run_writing_images(args, body) -> int:
-    """What `sample` and `pegasus` share: check --out, refuse (or, with --overwrite, list for removal) the
-    images of an earlier run there, and run ``body(args, out, stale)`` with --out locked."""
-    out = check_out_dir(Path(args.out))
-    stale = refuse_or_clear(out, earlier_outputs(out, IMAGE_OUTPUTS), args.overwrite,
-                            what="the images of an earlier run")
-    with folder_lock(out):
-        return body(args, out, stale)

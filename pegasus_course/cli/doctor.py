@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
-from .common import (DEVICE_HELP, HelpFormatter, check_out_dir, data_source, device_name, load_score,
-                     non_negative_int, positive_float, positive_int, steps_each)
+from .common import (DEVICE_HELP, HelpFormatter, UsageError, _number, check_download, data_source, device_name,
+                     load_score, non_negative_int, path_arg, positive_float, positive_int, steps_each)
+from .outputs import earlier_outputs, folder_lock, output_folder, refuse_or_clear, replacing
 
 
 def add_parser(sub):
@@ -22,26 +24,45 @@ def add_parser(sub):
                                "  pegasus-course doctor                                   # the shipped model\n"
                                "  pegasus-course doctor runs/mine/checkpoint.safetensors --dataset folder "
                                "--data-root my-photos"))
-    p.add_argument("checkpoint", nargs="?", default=None, help="checkpoint to examine (default: the shipped model)")
+    p.add_argument("checkpoint", type=path_arg, nargs="?", default=None,
+                   help="checkpoint to examine (default: the shipped model)")
     p.add_argument("--dataset", choices=["cifar10", "stl10", "folder"], default=None,
                    help="image source (default: PEGASUS_DATA_SOURCE or cifar10)")
-    p.add_argument("--data-root", default=None, help="where the data lives (default: PEGASUS_DATA_ROOT or the cache)")
+    p.add_argument("--data-root", type=path_arg, default=None,
+                   help="where the data lives (default: PEGASUS_DATA_ROOT or the cache)")
     p.add_argument("--download", action="store_true", help="let torchvision download CIFAR-10 / STL-10")
     p.add_argument("--classes", nargs="+", default=None, help="class names (default: those the checkpoint was "
                    "trained on)")
     p.add_argument("--split", default="test",
                    help="the held-out split (a folder without it: the training images, with a note)")
     p.add_argument("--n-images", type=positive_int, default=128, help="held-out images examined")
-    p.add_argument("--levels", type=positive_int, default=8, help="noise levels probed, spread over the schedule")
+    p.add_argument("--levels", type=probe_levels, default=8,
+                   help="noise levels probed, spread over the schedule (both ends included)")
     p.add_argument("--steps-each", type=steps_each, default=5, help="T, Langevin steps per level you sample with")
     p.add_argument("--step-lr", type=positive_float, default=None, metavar="EPS",
                    help="the eps you sample with (default: technique 4 for the checkpoint's schedule, as `sample`)")
     p.add_argument("--live", action="store_true", help="examine the live weights instead of the EMA")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the held-out choice and the noise")
     p.add_argument("--device", type=device_name, default=None, help=DEVICE_HELP)
-    p.add_argument("--out", default="outputs/doctor", help="output folder (doctor.png, doctor.txt)")
+    p.add_argument("--out", type=path_arg, default="outputs/doctor", help="output folder (doctor.png, doctor.txt)")
     p.add_argument("--json", action="store_true", help="print the measurements and verdicts as JSON")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the report of an earlier doctor run in --out (removed once the new one is written)")
     p.set_defaults(func=run)
+
+
+def probe_levels(text: str) -> int:
+    """--levels: at least 2, as both ends of the schedule are probed."""
+    return _number(text, int, "a whole number", lambda v: v >= 2,
+                   "at least 2 (both ends of the schedule are probed)")
+
+
+REPORT = ("doctor.png", "doctor.txt")
+
+
+def check_options(args) -> None:
+    """Refuse, before any work, an option that would be ignored beside the others."""
+    check_download(args)
 
 
 def _loss_note(losses: list[float]) -> str | None:
@@ -55,14 +76,27 @@ def _loss_note(losses: list[float]) -> str | None:
 
 
 def run(args) -> int:
+    """Refuse an earlier report in --out without --overwrite; examine with --out locked."""
+    check_options(args)
+    with output_folder(Path(args.out)) as out:
+        stale = refuse_or_clear(out, earlier_outputs(out, REPORT), args.overwrite,
+                                what="the report of an earlier doctor run")
+        with folder_lock(out):
+            return _run(args, out, stale)
+
+
+def _run(args, out: Path, stale: list[Path]) -> int:
     import torch
 
     from .. import data as data_mod
     from ..doctor import examine
     from ..generate import schedule_from_meta
 
-    out = check_out_dir(Path(args.out))
     model, ckpt, path = load_score(args)
+    schedule = schedule_from_meta(ckpt.meta, args.steps_each)
+    if args.levels > schedule.num_scales:
+        raise UsageError(f"--levels {args.levels} is more than the {schedule.num_scales} noise levels of {path}: "
+                         f"give at most {schedule.num_scales}.")
     size = model.config.image_size
     classes = args.classes or (ckpt.meta.get("data") or {}).get("classes") or ["horse", "bird"]
     root, train_split = data_source(args)
@@ -81,7 +115,6 @@ def run(args) -> int:
         notes.append(f"note: the {args.split!r} images are training images here: the shares may look better than on "
                      "new images")
     pick = torch.randperm(len(held), generator=torch.Generator().manual_seed(args.seed))[:args.n_images]
-    schedule = schedule_from_meta(ckpt.meta, args.steps_each)
     weights = "live" if args.live else "EMA"
     if not args.json:  # --json prints the JSON alone
         print(f"examining {path} (step {ckpt.step:,}, {weights} weights) on {len(pick)} held-out images and "
@@ -89,7 +122,10 @@ def run(args) -> int:
     report = examine(model, schedule, held.images[pick], train.images, n_levels=args.levels, step_lr=args.step_lr,
                      seed=args.seed, title=f"{path} (step {ckpt.step:,}, {weights} weights)")
     report.notes = notes + [n for n in [_loss_note(ckpt.losses)] if n]
-    png, txt = report.save(out)
+    say = (lambda line: print(line, file=sys.stderr)) if args.json else print  # --json: stdout holds the JSON alone
+    with replacing(out, stale, say) as stage:  # the earlier report stays until this one is written
+        report.save(stage)
+    png, txt = (out / name for name in REPORT)
     if args.json:
         print(json.dumps({**report.to_dict(), "files": [str(png), str(txt)]}, indent=2))
     else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from .common import HelpFormatter, data_source, sigma_level, steps_each
+from .common import HelpFormatter, check_download, data_source, path_arg, sigma_level, steps_each
 
 
 def add_parser(sub):
@@ -20,7 +20,7 @@ def add_parser(sub):
                                "  pegasus-course schedule --json > schedule.json     # PEGASUS_DATA_* data, for scripts"))
     p.add_argument("--dataset", choices=["cifar10", "stl10", "folder"], default=None,
                    help="image source (default: PEGASUS_DATA_SOURCE or cifar10)")
-    p.add_argument("--data-root", default=None,
+    p.add_argument("--data-root", type=path_arg, default=None,
                    help="where the data lives: for a folder, DIR/train/<class>/*.jpg|png (default: PEGASUS_DATA_ROOT)")
     p.add_argument("--download", action="store_true", help="let torchvision download CIFAR-10 / STL-10")
     p.add_argument("--classes", nargs="+", default=["horse", "bird"], help="class names to use")
@@ -36,10 +36,16 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
+def check_options(args) -> None:
+    """Refuse, before any work, an option that would be ignored beside the others."""
+    check_download(args)
+
+
 def run(args) -> int:
     from .. import data as data_mod
     from ..schedule_from_data import data_schedule, paper_schedule, schedule_table
 
+    check_options(args)
     root, split = data_source(args)
     ds = data_mod.load_dataset(args.dataset, root, split=split, classes=args.classes, image_size=args.image_size,
                                download=args.download, train=False)

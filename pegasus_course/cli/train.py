@@ -10,10 +10,10 @@ from pathlib import Path
 
 import torch
 
-from .common import (DEVICE_HELP, HelpFormatter, CKPT_NAME, UsageError, check_out_dir, data_source, device_name,
-                     ema_rate, non_negative_int, num_scales, positive_float, positive_int, precision_name, value_or)
-from .common import earlier_outputs, folder_lock, refuse_or_clear, remove_files, sigma_level
-from .common import learning_rate, res_blocks, width
+from .common import (CKPT_NAME, DEVICE_HELP, HelpFormatter, UsageError, check_download, check_sigma_order, data_source,
+                     device_name, ema_rate, learning_rate, non_negative_int, num_scales, path_arg, positive_float,
+                     positive_int, precision_name, res_blocks, sigma_level, value_or, width)
+from .outputs import check_out_dir, earlier_outputs, folder_lock, output_folder, refuse_or_clear, set_aside
 
 
 def add_parser(sub):
@@ -27,7 +27,8 @@ def add_parser(sub):
                                "  pegasus-course train --out runs/mine --resume --steps 20000   # continue the same run"))
     p.add_argument("--dataset", choices=["cifar10", "stl10", "folder"], default=None,
                    help="image source (default: PEGASUS_DATA_SOURCE or cifar10)")
-    p.add_argument("--data-root", default=None, help="where the data lives (default: PEGASUS_DATA_ROOT or the cache)")
+    p.add_argument("--data-root", type=path_arg, default=None,
+                   help="where the data lives (default: PEGASUS_DATA_ROOT or the cache)")
     p.add_argument("--download", action="store_true", help="let torchvision download CIFAR-10 / STL-10")
     p.add_argument("--classes", nargs="+", default=None,
                    help="class names to train on (default: horse bird; with --resume, the checkpoint's)")
@@ -50,16 +51,19 @@ def add_parser(sub):
                    help="profile: the profile's sigma_1 and L (the paper's 50 and 232 for CIFAR-10); data: sigma_1 "
                    "and L computed from the training images (NCSNv2 techniques 1 and 2, as `pegasus-course schedule` "
                    "prints them), written to the checkpoint")
-    p.add_argument("--out", default="runs/train", help="output folder (checkpoint, losses, sample grids)")
-    p.add_argument("--resume", nargs="?", const="auto", default=None,
-                   help="continue from a checkpoint (no value: OUT/checkpoint.safetensors)")
+    p.add_argument("--out", type=path_arg, default="runs/train",
+                   help="output folder (checkpoint, losses, sample grids)")
+    p.add_argument("--resume", type=resume_arg, nargs="?", const="auto", default=None,
+                   help="continue from a checkpoint (no value, or auto: OUT/checkpoint.safetensors)")
     p.add_argument("--overwrite", action="store_true",
                    help="start from scratch in an --out that holds another run: its checkpoint, losses.json, "
-                   "colour.json and sample grids are removed (and listed) just before training starts")
+                   "colour.json and sample grids are set aside when training starts, and removed (and listed) once "
+                   "this run has written its checkpoint (put back if it writes none)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the initial weights, data order and noise")
     p.add_argument("--compile", action="store_true", help="torch.compile the network")
-    p.add_argument("--compile-mode", choices=("default", "reduce-overhead", "max-autotune"), default="default",
-                   help="torch.compile mode with --compile: reduce-overhead replays the step's kernels as CUDA graphs")
+    p.add_argument("--compile-mode", choices=("default", "reduce-overhead", "max-autotune"), default=None,
+                   help="torch.compile mode with --compile (default: default): reduce-overhead replays the step's "
+                   "kernels as CUDA graphs")
     p.add_argument("--channels-last", action="store_true", help="use the channels_last memory format")
     p.add_argument("--device", type=device_name, default=None, help=DEVICE_HELP + "; torchrun: each process's GPU")
     prec = p.add_mutually_exclusive_group()
@@ -111,6 +115,11 @@ def _same(key: str, given, recorded) -> bool:
     return (list(given) if key == "classes" else given) == recorded
 
 
+def resume_arg(text: str) -> Path | str:
+    """--resume's value: ``auto`` (OUT's own checkpoint, as with no value) or a path (``~`` expanded)."""
+    return "auto" if text == "auto" else path_arg(text)
+
+
 def _resume_checks(prev, schedule, cfg, say, precision: str = "") -> list[dict]:
     """Compare a resumed run with its checkpoint: refuse another schedule, note other settings.
 
@@ -146,9 +155,6 @@ def _data_schedule(args, ds, sigma_min: float, n_steps_each: int, say):
     """--schedule data: sigma_1, L and eps from the training images (techniques 1, 2, 4), printed before training."""
     from ..schedule_from_data import data_schedule
 
-    if args.sigma_max is not None or args.num_scales is not None:
-        raise UsageError("--schedule data computes sigma_1 and L from the images: drop --sigma-max/--num-scales, or "
-                         "drop --schedule data to set them yourself.")
     ds_sched = data_schedule(ds.images, sigma_min=sigma_min, n_steps_each=n_steps_each)
     bound = "exact" if ds_sched.distance.exact else f"a lower bound; at most {ds_sched.distance.upper:.2f}"
     say(f"schedule from the {len(ds)} training images (NCSNv2 techniques 1, 2, 4): sigma_1 = {ds_sched.sigma_1:.2f} "
@@ -158,14 +164,36 @@ def _data_schedule(args, ds, sigma_min: float, n_steps_each: int, say):
     return ds_sched
 
 
+def check_options(args) -> None:
+    """Refuse, before any work, an option that would be ignored beside the others (or contradicts them)."""
+    check_download(args)
+    check_sigma_order(args)
+    if args.compile_mode is not None and not args.compile:
+        raise UsageError(f"--compile-mode {args.compile_mode} is torch.compile's mode and applies with --compile only: "
+                         "add --compile, or drop --compile-mode.")
+    args.compile_mode = value_or(args.compile_mode, "default")
+    if args.schedule == "data" and (args.sigma_max is not None or args.num_scales is not None):
+        given = " and ".join(o for o, v in (("--sigma-max", args.sigma_max), ("--num-scales", args.num_scales))
+                             if v is not None)
+        raise UsageError(f"--schedule data computes sigma_1 and L from the images, so {given} would be ignored: drop "
+                         f"{given}, or drop --schedule data to set them yourself.")
+    own = Path(args.out) / CKPT_NAME
+    if args.overwrite and args.resume is not None and (args.resume == "auto" or Path(args.resume).resolve() ==
+                                                       own.resolve()):
+        raise UsageError(f"--overwrite starts --out {args.out} afresh (its checkpoint removed), --resume continues "
+                         "that checkpoint: drop --overwrite to continue it, or --resume to start again.")
+
+
 def run(args) -> int:
     """Train with --out locked (rank 0 under torchrun), so a second command writing there is refused."""
-    out = check_out_dir(Path(args.out))
-    with folder_lock(out) if int(os.environ.get("RANK", "0")) == 0 else contextlib.nullcontext():
-        return _run(args)
+    check_options(args)
+    with output_folder(Path(args.out)) as out:  # a failed run leaves no empty --out behind
+        with folder_lock(out) if int(os.environ.get("RANK", "0")) == 0 else contextlib.nullcontext():
+            with contextlib.ExitStack() as until_done:
+                return _run(args, until_done)
 
 
-def _run(args) -> int:
+def _run(args, until_done: contextlib.ExitStack) -> int:
     from .. import data as data_mod
     from ..checkpoints import load_checkpoint
     from ..generate import Schedule, generate
@@ -253,6 +281,10 @@ def _run(args) -> int:
                          "lower --batch-size.")
     steps = args.steps if args.steps is not None else (
         max(1, int(round(args.epochs * per_epoch))) if args.epochs is not None else profile.train_steps)
+    if args.track_colour and steps < value_or(args.sample_every, profile.sample_every):
+        raise UsageError(f"--track-colour records the colours every --sample-every "
+                         f"{value_or(args.sample_every, profile.sample_every)} steps, and this run ends at step {steps}, "
+                         f"so it would record nothing: lower --sample-every to {steps} or less, or drop --track-colour.")
     cfg = TrainConfig(steps=steps, batch_size=batch, lr=args.lr, ema_decay=args.ema_decay, grad_clip=args.grad_clip,
                       seed=args.seed, precision=asked_precision, compile=args.compile,
                       compile_mode=args.compile_mode,
@@ -310,8 +342,8 @@ def _run(args) -> int:
             tracker(st)
             tracker.save(out / "colour.json")
 
-    if rank == 0:
-        remove_files(out, stale, say)
+    if rank == 0:  # the earlier run's files stay until this run has written its checkpoint
+        until_done.enter_context(set_aside(out, stale, RUN_OUTPUTS, ckpt_path, say))
     t0 = time.time()
     try:
         state = train(model, ds.images, schedule.sigmas(), cfg, state=state, on_step=on_step,

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import torch
 
-from .common import (DEVICE_HELP, HelpFormatter, UsageError, check_out_file, data_source, device_name, non_negative_int,
-                     positive_int, resolve_device, value_or)
-from .common import learning_rate, width, folder_lock, refuse_existing_file, sigma_level
+from .common import (DEVICE_HELP, HelpFormatter, UsageError, check_download, check_sigma_order, data_source,
+                     device_name, learning_rate, non_negative_int, path_arg, positive_int, resolve_device, sigma_level,
+                     value_or, width)
+from .outputs import check_out_file, folder_lock, output_folder, refuse_existing_file
 
 
 def add_parser(sub):
@@ -22,7 +23,8 @@ def add_parser(sub):
                                "  pegasus-course train-classifier --dataset folder --data-root data/cifar10-jpg --out runs/clf/classifier.safetensors"))
     p.add_argument("--dataset", choices=["cifar10", "stl10", "folder"], default=None,
                    help="image source (default: PEGASUS_DATA_SOURCE or cifar10)")
-    p.add_argument("--data-root", default=None, help="where the data lives (default: PEGASUS_DATA_ROOT or the cache)")
+    p.add_argument("--data-root", type=path_arg, default=None,
+                   help="where the data lives (default: PEGASUS_DATA_ROOT or the cache)")
     p.add_argument("--download", action="store_true", help="let torchvision download CIFAR-10 / STL-10")
     p.add_argument("--classes", nargs="+", default=["horse", "bird"],
                    help="class names, or `all` for every class of the source")
@@ -38,18 +40,30 @@ def add_parser(sub):
     p.add_argument("--sigma-min", type=sigma_level, default=None, help="smallest noise level (default: the profile's, 0.01)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the weights, data order and noise")
     p.add_argument("--device", type=device_name, default=None, help=DEVICE_HELP)
-    p.add_argument("--out", default="runs/classifier/classifier.safetensors", help="checkpoint file to write")
+    p.add_argument("--out", type=path_arg, default="runs/classifier/classifier.safetensors",
+                   help="checkpoint file to write")
     p.add_argument("--overwrite", action="store_true", help="replace the file at --out if there is one")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
 
 
+def check_options(args) -> None:
+    """Refuse, before any work, an option that would be ignored beside the others (or contradicts them)."""
+    check_download(args)
+    if args.clean and args.sigma_max is not None:
+        raise UsageError(f"--sigma-max {args.sigma_max:g} sets the largest noise level, but --clean trains on clean "
+                         "images only (at --sigma-min): drop --sigma-max, or --clean.")
+    check_sigma_order(args)
+
+
 def run(args) -> int:
     """Refuse to replace an existing file without --overwrite; train with --out's folder locked."""
-    out_path = check_out_file(Path(args.out))
-    refuse_existing_file(out_path, args.overwrite)
-    with folder_lock(out_path.parent, "the folder of --out"):
-        return _run(args)
+    check_options(args)
+    with output_folder(Path(args.out).parent, "the folder of --out"):  # a failed run leaves no empty folder behind
+        out_path = check_out_file(Path(args.out))
+        refuse_existing_file(out_path, args.overwrite)
+        with folder_lock(out_path.parent, "the folder of --out"):
+            return _run(args)
 
 
 def _run(args) -> int:
