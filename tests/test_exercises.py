@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from pegasus_course import exercises as E
-from pegasus_course import interpolation, losses, sigmas, solutions
+from pegasus_course import interpolation, losses, sigmas
+from pegasus_course.exercises import nb02, nb03, nb04, nb05, nb06, scores, solutions
 
 
 @pytest.fixture(autouse=True)
@@ -88,10 +89,10 @@ def test_variance_ratio_checker():
     assert E.check_variance_ratio(loop, verbose=False).passed
     closed = lambda e, s, g, t: sigmas.technique4_objective(e, g, s, t)  # noqa: E731
     assert E.check_variance_ratio(closed, verbose=False).passed
-    _assert_caught(E.check_variance_ratio, lambda *a: E._variance_after(*a, noise=1.0), "2 alpha")
-    _assert_caught(E.check_variance_ratio, lambda *a: E._variance_after(*a, square_r=False), "not squared")
-    _assert_caught(E.check_variance_ratio, lambda *a: E._variance_after(*a, start_gamma=False), "gamma^2")
-    _assert_caught(E.check_variance_ratio, lambda *a: E._variance_after(*a, scale_r=False), "r = 1 - eps")
+    _assert_caught(E.check_variance_ratio, lambda *a: nb02.variance_after(*a, noise=1.0), "2 alpha")
+    _assert_caught(E.check_variance_ratio, lambda *a: nb02.variance_after(*a, square_r=False), "not squared")
+    _assert_caught(E.check_variance_ratio, lambda *a: nb02.variance_after(*a, start="1"), "gamma^2")
+    _assert_caught(E.check_variance_ratio, lambda *a: nb02.variance_after(*a, scale_r=False), "r = 1 - eps")
     # a simulation of the one-point data set agrees with the recursion (the derivation of notebook 02)
     from pegasus_course import sampling
 
@@ -125,9 +126,10 @@ def test_instance_norm_pp_checker():
     assert E.check_instance_norm_pp(package, verbose=False).passed
     plain = lambda x, g, a, b: g.view(1, -1, 1, 1) * torch.nn.functional.instance_norm(x) + b.view(1, -1, 1, 1)  # noqa
     _assert_caught(E.check_instance_norm_pp, plain, "plain instance norm")
-    _assert_caught(E.check_instance_norm_pp, lambda x, g, a, b: E._inpp(x, g, a, b, unbiased=True), "unbiased")
-    late = lambda x, g, a, b: E._inpp(x, g, torch.zeros_like(a), b) + a.view(1, -1, 1, 1) * E._means_term(x)  # noqa
-    _assert_caught(E.check_instance_norm_pp, late, "before adding")
+    _assert_caught(E.check_instance_norm_pp, lambda x, g, a, b: nb03.inpp(x, g, a, b, unbiased=True), "unbiased")
+    late = lambda x, g, a, b: nb03.inpp(x, g, torch.zeros_like(a), b) + a.view(1, -1, 1, 1) * nb03.means_term(x)  # noqa
+    paper = E.check_instance_norm_pp(late, verbose=False)  # the paper's form: named at once, not a mistake
+    assert paper.status == "wrong" and "the paper's form" in paper.message and "likely mistake" not in paper.message
 
 
 def _step(model, ema, opt, x, sigma, z, decay, ema_by="mul_add", loss_by="residual"):
@@ -163,7 +165,7 @@ def test_training_step_checker_accepts_correct_steps(ema_by, loss_by):
                                         ("unweighted", "not weighted by sigma^2"), ("ema swapped", "EMA weights are swapped"),
                                         ("no ema", "EMA is not updated"), ("ema first", "before the optimizer step")])
 def test_training_step_checker_names_mistakes(kind, words):
-    _assert_caught(E.check_training_step, E._mistake_step(kind), words)
+    _assert_caught(E.check_training_step, nb04.mistake_step(kind), words)
 
 
 def test_training_step_checker_says_which_part_differs():
@@ -197,10 +199,10 @@ def test_annealed_langevin_checker():
                                                                    progress=False)
     assert E.check_annealed_langevin(package, verbose=False).passed
     _assert_caught(E.check_annealed_langevin, lambda *a: _langevin(*a, sqrt_of=1.0), "sqrt(2 alpha_i)")
-    _assert_caught(E.check_annealed_langevin, lambda *a: E._langevin_reference(*a, anneal=False), "no annealing")
-    _assert_caught(E.check_annealed_langevin, lambda *a: E._langevin_reference(*a, denoise=False), "denoising step")
-    _assert_caught(E.check_annealed_langevin, lambda *a: E._langevin_reference(*a, index_offset=0), "numbered from 0")
-    _assert_caught(E.check_annealed_langevin, lambda *a: E._langevin_reference(*a, base="first"), "sigma_1")
+    _assert_caught(E.check_annealed_langevin, lambda *a: nb05.langevin_reference(*a, anneal="none"), "no annealing")
+    _assert_caught(E.check_annealed_langevin, lambda *a: nb05.langevin_reference(*a, denoise="none"), "denoising step")
+    _assert_caught(E.check_annealed_langevin, lambda *a: nb05.langevin_reference(*a, index_offset=0), "numbered from 0")
+    _assert_caught(E.check_annealed_langevin, lambda *a: nb05.langevin_reference(*a, base="first"), "sigma_1")
 
 
 def _interp(score_fn, tape1, tape2, n, ks, sigmas, T, eps, weights=interpolation.mix_weights):
@@ -223,16 +225,16 @@ def test_interpolate_checker():
     _assert_caught(E.check_interpolate, lambda *a: _interp(*a, weights=linear), "linear weights")
     swapped = lambda k, n: tuple(reversed(interpolation.mix_weights(k, n)))  # noqa: E731
     _assert_caught(E.check_interpolate, lambda *a: _interp(*a, weights=swapped), "swapped")
-    _assert_caught(E.check_interpolate, lambda *a: E._interp_reference(*a, mix_start=False), "z_0")
+    _assert_caught(E.check_interpolate, lambda *a: nb06.interp_reference(*a, mix_start=False), "z_0")
 
 
 def test_interpolate_reference_is_the_package():
     """The checker's written-out eq. 4 replay equals interpolation.interpolate for the same seeds."""
     from pegasus_course import sampling
 
-    score, levels = E._gaussian_score(0.3), sigmas.geometric_sigmas(3.0, 0.1, 4)
+    score, levels = scores.gaussian_score(0.3), sigmas.geometric_sigmas(3.0, 0.1, 4)
     tapes = [sampling.record_tape(sampling.SeededNoise([s]), (1, 2, 4, 4), 9) for s in (3, 8)]
-    ours = E._interp_reference(score, tapes[0], tapes[1], 5, [0, 2, 6], levels, 2, 0.02)
+    ours = nb06.interp_reference(score, tapes[0], tapes[1], 5, [0, 2, 6], levels, 2, 0.02)
     package = interpolation.interpolate(score, (3, 8), 5, levels, 2, 0.02, image_shape=(2, 4, 4), ks=[0, 2, 6],
                                         progress=False)
     assert torch.allclose(ours, package, atol=1e-6)
@@ -302,13 +304,13 @@ def test_dsm_checker_names_a_mean_over_dimensions_and_one_sigma_per_batch(order)
 
 
 def test_instance_norm_pp_checker_accepts_both_variances_of_the_channel_means_and_says_which():
-    biased = E.check_instance_norm_pp(lambda x, g, a, b: E._inpp(x, g, a, b), verbose=False)
+    biased = E.check_instance_norm_pp(lambda x, g, a, b: nb03.inpp(x, g, a, b), verbose=False)
     assert biased.passed and "matches the package" in biased.message and "You wrote" not in biased.message
-    unbiased = E.check_instance_norm_pp(lambda x, g, a, b: E._inpp(x, g, a, b, means_unbiased=True), verbose=False)
+    unbiased = E.check_instance_norm_pp(lambda x, g, a, b: nb03.inpp(x, g, a, b, means_unbiased=True), verbose=False)
     assert unbiased.passed and "unbiased variance of the channel means" in unbiased.message
     # unbiased over H x W (instance norm's own variance) stays a mistake, whatever the means use
     _assert_caught(E.check_instance_norm_pp,
-                   lambda x, g, a, b: E._inpp(x, g, a, b, unbiased=True, means_unbiased=False), "over H x W")
+                   lambda x, g, a, b: nb03.inpp(x, g, a, b, unbiased=True, means_unbiased=False), "over H x W")
 
 
 def test_guided_score_checker_names_a_mean_over_the_batch():
