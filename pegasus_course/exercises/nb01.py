@@ -60,7 +60,7 @@ def check_langevin_step(fn) -> object:
 
 # ----- the DSM loss
 TOY = "the toy network that section 5 trains with your loss"
-LOSS_WHY = "section 5 trains the toy network with it, calling loss.backward() and then loss.item()"
+LOSS_WHY = "training calls loss.backward() on it, then loss.item() (section 5 trains the toy network with your loss)"
 
 
 class ToyScore(torch.nn.Module):
@@ -83,7 +83,7 @@ def loss_answer(loss, net: torch.nn.Module) -> torch.Tensor:
     ``net`` (the checker runs that backward); else a BadAnswer saying what training needs."""
     if not torch.is_tensor(loss):
         if isinstance(loss, (float, int)) and not isinstance(loss, bool):
-            raise BadAnswer(f"your loss is a {type(loss).__name__} ({loss:.6g}): {LOSS_WHY}; return the tensor "
+            raise BadAnswer(f"your loss is a {type(loss).__name__} ({loss:.6g}): {LOSS_WHY}, so return the tensor "
                             "itself (no .item() or float())")
         raise BadAnswer(f"your function returned {describe(loss)}; expected the loss, a tensor of shape (): "
                         f"{LOSS_WHY}")
@@ -94,6 +94,10 @@ def loss_answer(loss, net: torch.nn.Module) -> torch.Tensor:
         raise BadAnswer(f"your loss is a {str(loss.dtype)[6:]} tensor: {LOSS_WHY}, which needs float numbers")
     if not bool(torch.isfinite(loss.detach())):
         raise BadAnswer(f"your function returned {float(loss.detach())}; expected finite numbers")
+    if loss.grad_fn is None and loss.requires_grad:
+        raise BadAnswer(f"your loss is a tensor made anew (torch.tensor(...) or requires_grad_()), so its gradient "
+                        f"does not reach the network's parameters: {LOSS_WHY}; return the loss computed from "
+                        "score_fn(x + sigma z, sigma) itself")
     if loss.grad_fn is None:
         raise BadAnswer(f"your loss has no gradient (computed under torch.no_grad(), or detached): {LOSS_WHY}; "
                         "compute it with gradients on and return it as it is (no .detach(), .item() or torch.tensor())")

@@ -109,7 +109,7 @@ def check_annealed_langevin(fn) -> object:
         "+ j, ...)": [lambda *a: R(*a, steps="T-1"), lambda *a: R(*a, steps="1..T-1")],
         "the final denoising step x + sigma_L^2 s(x, sigma_L) is missing": lambda *a: R(*a, denoise="none"),
         "the denoising step at sigma_1 (sigmas[0], the largest level): it is x + sigma_L^2 s(x, sigma_L) with "
-        "sigma_L = sigmas[-1], the smallest": [lambda *a: R(*a, denoise=d) for d in
+        "sigma_L = sigmas[-1], the smallest": [lambda *a, d=d: R(*a, denoise=d) for d in
                                                ("first", "first at last", "last at first")],
         "the draws are numbered from 0: draw 0 is z_0 (already in x0), z_ij is noise(1 + i * T + j, ...)":
             lambda *a: R(*a, index_offset=0),

@@ -81,8 +81,9 @@ def check_guided_score(fn) -> object:
 
     G = classifier_grad
     mistakes = {
-        "the guidance scale is missing (or applied to the score instead of the gradient)":
+        "the guidance scale is missing (or applied to the score instead of the gradient)": [
             lambda f, c, x, s, y, w: f(x, s) + G(c, x, s, y, "log"),
+            lambda f, c, x, s, y, w: w * f(x, s) + G(c, x, s, y, "log")],
         "gradient of p(y | x) instead of log p(y | x): Bayes' rule adds log-probabilities":
             lambda f, c, x, s, y, w: f(x, s) + w * G(c, x, s, y, "prob"),
         "gradient of the raw logit: the softmax normaliser's gradient is missing (use log_softmax)":
