@@ -289,8 +289,8 @@ def run(check: Check) -> CheckResult:
 def checker(name: str, call: str):
     """Decorate a checker ``check(fn) -> CheckResult`` into ``check_<name>(fn, verbose=True)``: a learner who
     passes something other than a function (None, its result, a tensor) gets a verdict, the verdict is
-    printed when ``verbose``, and nothing the checker meets escapes as an exception. ``call`` shows how the
-    notebook calls the function, for the messages."""
+    printed when ``verbose``, nothing the checker meets escapes as an exception, and the global random state
+    is left as it was. ``call`` shows how the notebook calls the function, for the messages."""
     CALLS[name] = call
 
     def decorate(check: Callable[[Callable], CheckResult]):
@@ -303,7 +303,8 @@ def checker(name: str, call: str):
                                      f"my_{name}{call}.")
             else:
                 try:
-                    result = check(fn)
+                    with torch.random.fork_rng(devices=[]):  # the notebook's random numbers stay as they were
+                        result = check(fn)
                 except Exception as exc:  # noqa: BLE001  the notebook goes on, whatever happened
                     result = CheckResult(name, "error", f"the check could not run your function: "
                                          f"{exc.__class__.__name__}: {exc}")
