@@ -75,10 +75,10 @@ def describe(got: Any) -> str:
     if isinstance(got, bool):
         return f"a bool, {got}"
     if isinstance(got, (int, float)):
-        return f"a {type(got).__name__}, {got:.6g}"
+        return f"a {type(got).__name__}, {got!r}" if len(repr(got)) <= 12 else f"a {type(got).__name__}, {got:.6g}"
     if torch.is_tensor(got):
         return f"a {str(got.dtype).removeprefix('torch.')} tensor of shape {tuple(got.shape)} on {got.device}"
-    return f"a {type(got).__name__}"
+    return f"an object of type {type(got).__name__}"
 
 
 def _dtype_name(dtype: torch.dtype) -> str:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from .. import sigmas as sig
 from .core import Check, checker, number_answer, run
 
-LEVELS_WHY = ("L counts noise levels: the next cell compares it with sigmas.num_noise_scales and prints it, and a "
-              "schedule is built with geometric_sigmas(sigma_1, sigma_L, L)")
+LEVELS_WHY = ("L counts noise levels, a schedule's length (geometric_sigmas takes an int): the next cell compares it "
+              "with sigmas.num_noise_scales and prints it")
 RATIO_WHY = ("the next cells print it with f'{v:.4f}', search eps with min(...) over it and chain it from level to "
              "level through math.sqrt(v)")
 

@@ -66,7 +66,7 @@ def check_loss(loss) -> None:
     except Exception:  # noqa: BLE001
         raise BadAnswer(f"your step returned {describe(loss)}; expected the loss, one number: {LOSS_WHY}") from None
     if t.numel() != 1:
-        raise BadAnswer(f"your step returned a tensor of shape {tuple(t.shape)}; expected the loss, one number (the "
+        raise BadAnswer(f"your step returned {describe(loss)}; expected the loss, one number (the "
                         f"mean over the batch): {LOSS_WHY}")
     if t.is_floating_point() and not bool(torch.isfinite(t).all()):
         raise BadAnswer(f"your step returned a loss of {float(t)}; expected the loss, a finite number: {LOSS_WHY}")
