@@ -405,3 +405,16 @@ def test_guidance_takes_the_learners_guided_score():
         assert torch.allclose(mine(x, sigma), package(x, sigma), atol=1e-5)
     with pytest.raises(ValueError, match="one class index per image"):
         Guidance(clf, 2.0, guided_score=E.solution("guided_score")).score_fn(score, torch.rand(3, 2))
+
+
+@pytest.mark.parametrize("module,check,cases", [("nb05", E.check_annealed_langevin, 4), ("nb06", E.check_interpolate, 3),
+                                                ("nb07", E.check_guided_score, 4)])
+def test_the_sampling_checkers_add_a_case_on_the_notebooks_device(module, check, cases, monkeypatch):
+    """On an accelerator the next cells pass tensors on it, so the checker adds a case there (run here on the
+    CPU in the device case's place: the code path, not the device, is what a CPU-only test can check)."""
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module(f"pegasus_course.exercises.{module}"), "notebook_device",
+                        lambda: torch.device("cpu"))
+    result = check(E.solution(check.__name__.removeprefix("check_")), verbose=False)
+    assert result.passed and f"all {cases} cases" in result.message

@@ -58,7 +58,7 @@ def check_interpolate(fn) -> object:
         def make():
             draws = num_score_evaluations(len(sigmas), T, denoise=False) + 1
             tapes = [record_tape(SeededNoise([s]), (1, *image_shape), draws, device=device) for s in seeds]
-            return strict_gaussian_score(mu), tapes[0], tapes[1], n, list(ks), sigmas.to(device), T, eps
+            return strict_gaussian_score(mu), tapes[0], tapes[1], n, list(ks), sigmas, T, eps  # sigmas on the CPU
         return make
 
     def call(args):
