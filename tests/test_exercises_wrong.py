@@ -148,6 +148,36 @@ def _sigma_float(score_fn, x0, sigmas, T, eps, noise):  # the review's sampler: 
     return A.sampler(sigma_of=lambda s, x: s)(score_fn, x0, sigmas, T, eps, noise)
 
 
+def _in_place_sampler(score_fn, x0, sigmas, T, eps, noise):  # x = x0, then x += ...: x0 is changed too
+    x, sigma_L = x0, float(sigmas[-1])
+    for i, s in enumerate(sigmas.tolist()):
+        alpha, sv = eps * s**2 / sigma_L**2, torch.full((x.shape[0],), s)
+        for j in range(T):
+            x += alpha * score_fn(x, sv) + math.sqrt(2 * alpha) * noise(1 + i * T + j, x.shape, x.device, x.dtype)
+    x += sigma_L**2 * score_fn(x, torch.full((x.shape[0],), sigma_L))
+    return x
+
+
+def _in_place_inpp(x, gamma, alpha, beta, eps=1e-5):
+    mu = x.mean((2, 3), keepdim=True)
+    var = x.var((2, 3), keepdim=True, unbiased=False)
+    m, s2 = mu.mean(1, keepdim=True), mu.var(1, keepdim=True, unbiased=False)
+    x -= mu
+    x /= torch.sqrt(var + eps)
+    x += alpha.view(1, -1, 1, 1) * (mu - m) / torch.sqrt(s2 + eps)
+    return gamma.view(1, -1, 1, 1) * x + beta.view(1, -1, 1, 1)
+
+
+def _in_place_interp(score_fn, tape1, tape2, n, ks, sigmas, T, eps):  # writes the mixed draws into tape1 itself
+    from pegasus_course import sampling
+
+    angles = torch.tensor([k * math.pi / (2 * (n + 1)) for k in ks]).view(-1, 1, 1, 1)
+    for i in tape1:
+        tape1[i] = angles.cos() * tape1[i] + angles.sin() * tape2[i]
+    return sampling.annealed_langevin(score_fn, (len(ks), *tape2[0].shape[1:]), sigmas, T, eps,
+                                      noise=sampling.TapeNoise(tape1), progress=False)
+
+
 def _one_sample_noise(score_fn, x0, sigmas, T, eps, noise):  # draws the shape of one sample, not of the batch
     return A.sampler()(score_fn, x0, sigmas, T, eps, lambda i, shape, d, t: noise(i, shape[1:], d, t))
 
@@ -190,6 +220,9 @@ CONTRACT = {  # (checker, answer, words the message must contain: what the next 
     "sampler/NumPy": (AL, A.sampler(after=_np), "torch.allclose"),
     "sampler/float64 samples": (AL, A.sampler(after=lambda t: t.double()), "float32"),
     "sampler/noise of one sample": (AL, _one_sample_noise, "noise(index, x.shape"),
+    "sampler/x += on x0": (AL, _in_place_sampler, "section 4 starts three runs from one x0"),
+    "inpp/x -= mu in place": (IN, _in_place_inpp, "InstanceNormPlusPlus afterwards"),
+    "interp/mixed into tape1": (IP, _in_place_interp, "replay the same two tapes again"),
     "interp/a list": (IP, A.interp(after=lambda t: list(t)), "torch.cat"),
     "interp/float64": (IP, A.interp(after=lambda t: t.double()), "float32"),
     "interp/one row per k": (IP, A.interp(after=lambda t: t[:, None]), "clamp the row"),

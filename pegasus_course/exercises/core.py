@@ -222,7 +222,9 @@ class Check:
     ``accepted`` are other correct forms, named in the verdict (``reference_label`` names the package's);
     ``explain(got, want)`` describes a mismatch better than its first values, ``explain_error(exc)`` adds a
     hint to an exception the learner's function raised; ``structural(args) -> label | None`` names at once a
-    mistake seen in how the function ran (a noise source never called), when its value is wrong.
+    mistake seen in how the function ran (a noise source never called), when its value is wrong;
+    ``unchanged`` (argument index -> why) lists the arguments the next cells use again, which the function
+    must not change in place.
     """
 
     name: str
@@ -237,6 +239,7 @@ class Check:
     explain: Callable[[torch.Tensor, torch.Tensor], str] | None = None
     explain_error: Callable[[Exception], str | None] | None = None
     structural: Callable[[tuple], str | None] | None = None
+    unchanged: dict[int, str] = field(default_factory=dict)
     rtol: float = RTOL
 
 
@@ -258,6 +261,9 @@ def run(check: Check) -> CheckResult:
                 extra = f"it is called as my_{name}{CALLS.get(name, '(...)')}"
             return CheckResult(name, "error", f"your function raised {exc.__class__.__name__}: {exc}"
                                + (f" ({extra})" if extra else ""))
+        changed = _changed(args, make(), check.unchanged)
+        if changed is not None:
+            return CheckResult(name, "wrong", _changed_message(name, *changed, isinstance(args[changed[0]], dict)))
         got = torch.as_tensor(got).detach().to("cpu", torch.float64)
         want = torch.as_tensor(check.reference(*make())).detach().to("cpu", torch.float64)
         forms = {label for label, ok in check.accepted.items() if distance(got, ok(*make()), check.rtol) <= 1}
@@ -284,6 +290,29 @@ def run(check: Check) -> CheckResult:
     forms = sorted(w for w in (written or set()) if w)
     note = f" You wrote: {'; '.join(forms)}." if forms and "" not in (written or set()) else ""
     return CheckResult(name, "correct", f"matches the package on all {len(check.cases)} cases.{note}")
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if torch.is_tensor(a) and torch.is_tensor(b):
+        return a.shape == b.shape and a.dtype == b.dtype and bool(torch.equal(a.detach().cpu(), b.cpu()))
+    return True  # not a tensor: nothing to change in place
+
+
+def _changed(args: tuple, fresh: tuple, unchanged: dict[int, str]) -> tuple[int, str] | None:
+    """The first argument in ``unchanged`` that the call changed in place (against fresh arguments)."""
+    return next(((i, why) for i, why in unchanged.items() if not _same(args[i], fresh[i])), None)
+
+
+def _changed_message(name: str, index: int, why: str, a_dict: bool = False) -> str:
+    names = re.match(r"\(([^)]*)\)", CALLS.get(name, "")).group(1).split(", ") if name in CALLS else []
+    arg = names[index] if index < len(names) else f"argument {index + 1}"
+    if a_dict:
+        return (f"your function changed its argument {arg} ({arg}[i] = ..., or a draw changed in place): {why}; "
+                "build the mixed draws in a new dict")
+    return (f"your function changed its argument {arg} in place ({arg} += ..., or a method ending in _ such as "
+            f"mul_): {why}; compute new tensors instead (x = x + ..., or start from a .clone())")
 
 
 def checker(name: str, call: str):
