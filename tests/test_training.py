@@ -240,7 +240,7 @@ def test_step_draws_are_seeded_by_step_and_flip_half_the_batch():
 
 
 def test_a_learners_step_fn_drives_the_loop_like_the_package_step(tiny_config):
-    from pegasus_course.exercises import _mistake_step
+    from pegasus_course.exercises.nb04 import mistake_step as _mistake_step
 
     mine = _mistake_step("none")  # a learner-style step, written out, with no mistake planted
 

@@ -3,8 +3,9 @@
 A notebook loads one with ``exercises.solution("langevin_step")`` (nothing is shown) and prints it with
 ``exercises.show_solution("langevin_step")``, which writes it as ``my_langevin_step`` so it can be pasted
 over the stub. Each function is written as a learner would write it in its notebook, with the names that
-notebook imports (``math``, ``torch``, ``sigmas``, ``sampling``); the checkers of
-:mod:`pegasus_course.exercises` compare the learner's function with the package, not with these.
+notebook imports (``math``, ``torch``, ``sigmas``, ``sampling``); the checkers beside them (one module per
+notebook) compare the learner's function with the package, not with these. Nothing imports this module but
+:func:`pegasus_course.exercises.solution`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import math
 
 import torch
 
-from . import sampling, sigmas
+from .. import sampling, sigmas
 
 __all__ = ["langevin_step", "dsm_loss", "num_levels", "variance_ratio", "instance_norm_pp", "training_step",
            "annealed_langevin", "interpolate", "guided_score"]
