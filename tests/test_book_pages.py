@@ -173,3 +173,10 @@ def test_external_resources_lists_every_load_from_elsewhere(tmp_path):
                      "sub/page.html: <img> http://img.example/y.png",
                      "sub/page.html: style https://fonts.example/f.woff2",
                      "a.css: https://x.example/y.css"]
+
+
+def test_publishing_runs_the_book_command_and_nothing_else():
+    workflow = (REPO / ".github" / "workflows" / "pages.yml").read_text()
+    assert re.findall(r"^\s*run:\s*(.+)$", workflow, flags=re.M) == ["./course.sh book"]
+    assert re.search(r"^\s*path:\s*outputs/book\s*$", workflow, flags=re.M)
+    assert "actions/upload-pages-artifact@" in workflow and "actions/deploy-pages@" in workflow
