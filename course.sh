@@ -2,8 +2,10 @@
 # The course's two commands (see README.md):
 #   ./course.sh          set everything up, make a first pegasus grid, open JupyterLab on the notebooks
 #   ./course.sh test     set everything up and run every test (unit tests, the notebooks under `ci`, then
-#                        the same notebooks in JupyterLab driven by Chromium)
-#   ./course.sh browser  only the browser tests (needs Debian's chromium: apt-get install chromium)
+#                        the same notebooks in JupyterLab and the book, driven by Chromium)
+#   ./course.sh browser  only the browser tests, book included (needs Debian's chromium: apt-get install chromium)
+#   ./course.sh book     the course as a website in outputs/book/, from the committed notebooks (not run);
+#                        its tools, the [book] extra, are installed only then (and by `test`, which builds it)
 #   ./course.sh test-colab  the unit tests and every notebook again, with Colab's package versions
 #                        (requirements/constraints-colab.txt) in a second environment, .venv-colab
 # Both create or update a virtual environment in .venv (PEGASUS_VENV to change it).
@@ -43,9 +45,30 @@ first_pegasus() {
   fi
 }
 
+book_setup() {
+  # The book's tools (Sphinx, MyST-NB, sphinx-book-theme, MathJax) at the exact versions of their constraints.
+  local stamp=$VENV/.pegasus-book-installed
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements/constraints-book.txt -nt "$stamp" ]; then
+    echo "==> installing the book's tools (the [book] extra)"
+    local pins=(-c requirements/constraints-book.txt)
+    if [ "$(uname -s)-$(uname -m)" = "Linux-x86_64" ]; then
+      pins+=(-c requirements/constraints-linux-x86_64.txt)
+    fi
+    "$PY" -m pip install -q "${pins[@]}" -e ".[book]"
+    touch "$stamp"
+  fi
+}
+
+build_book() {
+  book_setup
+  echo "==> the book: outputs/book/ from the committed notebooks, not run (their outputs are its figures)"
+  "$PY" tools/build_book.py
+}
+
 browser_tests() {
-  # Every notebook and the explorer in JupyterLab, driven by Chromium (skipped, with the reason, without it).
-  echo "==> the notebooks in JupyterLab + Chromium (screenshots in outputs/browser/)"
+  # Every notebook and the explorer in JupyterLab, then every page of the book, driven by Chromium (skipped,
+  # with the reason, without it).
+  echo "==> the notebooks in JupyterLab and the book, in Chromium (screenshots in outputs/browser/)"
   local start=$SECONDS
   "$PY" -m pytest -q -rs -p no:cacheprovider -m browser tests/browser/
   echo "==> browser tests took $((SECONDS - start)) s"
@@ -110,6 +133,7 @@ case "${1:-lab}" in
     MPLBACKEND=Agg "$PY" -m pytest -q tests/ --ignore=tests/notebook_runs --ignore=tests/browser
     echo "==> notebooks under the ci profile"
     notebook_tests "$PY"
+    build_book
     browser_tests
     ;;
   test-colab)
@@ -123,13 +147,18 @@ case "${1:-lab}" in
     ;;
   browser)
     setup
+    build_book
     browser_tests
+    ;;
+  book)
+    setup
+    build_book
     ;;
   setup)
     setup
     ;;
   *)
-    echo "usage: ./course.sh [lab|test|browser|test-colab|setup]" >&2
+    echo "usage: ./course.sh [lab|test|browser|book|test-colab|setup]" >&2
     exit 2
     ;;
 esac
