@@ -252,8 +252,8 @@ def _load_folder(root: Path, split: str, classes: Sequence[str], image_size: int
             elif p.is_file() and not p.name.startswith("."):
                 skipped[p.suffix.lower() or "(no suffix)"] += 1
         if not files:
-            raise ValueError(f"The class folder {class_dir} holds no images ({', '.join(readable)}): add images or "
-                             f"leave the class out (--classes).")
+            raise ValueError(f"The class folder {class_dir} holds no .jpg or .png images (nor {', '.join(readable[3:])}"
+                             "): add images or leave the class out (--classes).")
         for path in files:
             try:
                 with Image.open(path) as im:
@@ -281,7 +281,8 @@ def _load_folder(root: Path, split: str, classes: Sequence[str], image_size: int
             images.append(x.contiguous())
             labels.append(label)
     if not sizes:
-        raise FileNotFoundError(f"No images ({', '.join(readable)}) in the class folders of {split_dir}.")
+        raise FileNotFoundError(f"No .jpg or .png images (nor {', '.join(readable[3:])}) in the class folders of "
+                                f"{split_dir}.")
     if image_size is None and len(images) != sum(sizes.values()):
         raise ValueError(sizes_message(split_dir, sizes, example))
     notes = folder_notes(split_dir, converted, turned, skipped, readable,

@@ -73,7 +73,10 @@ def extract_features(net: torch.nn.Module, images: torch.Tensor, batch_size: int
     """Pooled features (N, F) of images (float in [0, 1] or uint8) from a classifier's ``features``."""
     from .classifier import check_clean_images, clean_sigma, sigma_vector
 
+    from .checks import check_positive_int
+
     check_clean_images(images, net, "extract_features")
+    batch_size = check_positive_int(batch_size, "extract_features: batch_size")
     device = next(net.parameters()).device
     out = []
     for start in range(0, images.shape[0], batch_size):
@@ -104,6 +107,9 @@ def horse_probability(net: torch.nn.Module, images: torch.Tensor, first: str = "
     Works for the two-class horse/bird classifier and for the ten-class network alike.
     """
     i, j = class_position(net.config.class_names, first), class_position(net.config.class_names, second)
+    if i == j:
+        raise ValueError(f"horse_probability: first and second are both {first!r}: name two classes, e.g. 'horse' and "
+                         "'bird'.")
     probs = predict_proba(net, images)  # (N, K)
     a, b = probs[:, i], probs[:, j]
     return a / (a + b).clamp_min(1e-12)
@@ -111,14 +117,28 @@ def horse_probability(net: torch.nn.Module, images: torch.Tensor, first: str = "
 
 def crosses(p_first_end: torch.Tensor, p_second_end: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
     """Per row: True when one end is judged ``first`` (p > threshold) and the other ``second``."""
+    _check_ends(p_first_end, p_second_end, threshold, "crosses")
     a, b = p_first_end > threshold, p_second_end > threshold
     return a ^ b
 
 
+def _check_ends(p_first_end, p_second_end, threshold: float, where: str) -> None:
+    """Two (P,) tensors of probabilities in [0, 1], one per row, and a threshold strictly between 0 and 1."""
+    ok = all(torch.is_tensor(p) and p.ndim == 1 for p in (p_first_end, p_second_end))
+    if not ok or p_first_end.shape != p_second_end.shape or p_first_end.numel() == 0:
+        raise ValueError(f"{where}: give one probability per row for each end: two (P,) tensors of one length, P >= 1.")
+    for p in (p_first_end, p_second_end):
+        if not bool((torch.isfinite(p) & (p >= 0) & (p <= 1)).all()):
+            raise ValueError(f"{where}: probabilities must be finite and in [0, 1], got {p.tolist()[:6]}: judge finite "
+                             "images (horse_probability).")
+    if not 0 < float(threshold) < 1:  # NaN too
+        raise ValueError(f"{where}: threshold must lie strictly between 0 and 1 (0.5 splits horse from bird), got "
+                         f"{threshold!r}.")
+
+
 def pegasus_rate(p_first_end: torch.Tensor, p_second_end: torch.Tensor, threshold: float = 0.5) -> float:
     """Share of rows whose interpolation crosses from horse to bird (one end of each class)."""
-    if p_first_end.shape != p_second_end.shape or p_first_end.ndim != 1:
-        raise ValueError("Give one probability per row for each end: two (P,) tensors.")
+    _check_ends(p_first_end, p_second_end, threshold, "pegasus_rate")
     return float(crosses(p_first_end, p_second_end, threshold).float().mean())
 
 
@@ -141,6 +161,9 @@ def colour_stats(images: torch.Tensor) -> dict[str, list[float]]:
 def colour_shift(samples: torch.Tensor, reference: dict[str, list[float]] | torch.Tensor) -> dict[str, list[float]]:
     """Sample statistics minus the data's, per channel: ``{"mean": [dR, dG, dB], "std": [...]}``."""
     ref = colour_stats(reference) if torch.is_tensor(reference) else reference
+    if not (isinstance(ref, dict) and all(len(ref.get(k, ())) == 3 for k in ("mean", "std"))):
+        raise ValueError("colour_shift: reference must be images or colour_stats(images), a dict of three 'mean' and "
+                         f"three 'std' values (red, green, blue), got {ref!r:.120}.")
     got = colour_stats(samples)
     return {k: [g - r for g, r in zip(got[k], ref[k])] for k in ("mean", "std")}
 
@@ -376,8 +399,11 @@ def load_quality_figures(path: str | os.PathLike | None = None) -> QualityFigure
 def pair_kind(p_first: float, p_second: float, threshold: float = 0.5) -> str:
     """'horse-bird' when the two ends' p(horse) fall on either side of ``threshold`` (either order),
     else 'horse-horse' or 'bird-bird'."""
-    if not (math.isfinite(float(p_first)) and math.isfinite(float(p_second))):
-        raise ValueError(f"pair_kind: p(horse) must be finite, got {float(p_first)} and {float(p_second)}.")
+    if not all(math.isfinite(float(p)) and 0 <= float(p) <= 1 for p in (p_first, p_second)):
+        raise ValueError(f"pair_kind: p(horse) must be finite and in [0, 1], got {float(p_first)} and {float(p_second)}.")
+    if not 0 < float(threshold) < 1:  # NaN too
+        raise ValueError(f"pair_kind: threshold must lie strictly between 0 and 1 (0.5 splits horse from bird), got "
+                         f"{threshold!r}.")
     a, b = float(p_first) > threshold, float(p_second) > threshold
     return "horse-bird" if a != b else ("horse-horse" if a else "bird-bird")
 

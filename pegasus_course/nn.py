@@ -327,7 +327,7 @@ def level_similarity(embed: FourierEmbedding, sigmas: torch.Tensor, after_mlp: b
 
     ``after_mlp=False`` compares the fixed random Fourier features; ``True`` the embedding the
     ResBlocks receive (features, then the learned MLP)."""
-    sigmas = torch.as_tensor(sigmas, dtype=torch.float32, device=embed.freqs.device)
+    sigmas = check_sigmas(torch.as_tensor(sigmas, dtype=torch.float32), "level_similarity").to(embed.freqs.device)
     v = embed(sigmas) if after_mlp else embed.features(sigmas)
     v = F.normalize(v.float(), dim=1)
     return (v @ v.T).cpu()

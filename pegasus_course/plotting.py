@@ -64,24 +64,15 @@ def thumbnail_layout(n: int, scale: float = THUMB_INCHES, margin: float = 0.3, m
     return cols, lines, min(scale, fit(cols))
 
 
-def _refuse_non_finite(images: torch.Tensor, where: str) -> None:
-    """NaN would be drawn as black and inf as white, a picture silently wrong: refused, with the count."""
-    bad = ~torch.isfinite(images.reshape(len(images), -1)).all(1) if images.is_floating_point() else None
-    if bad is not None and bool(bad.any()):
-        raise ValueError(f"{where}: {int(bad.sum())} of {len(bad)} images hold NaN or infinite values (they would be "
-                         "drawn black or white): find where they turned non-finite (the sampler, its step size, "
-                         "the guidance scale).")
-
-
 def _unit_images(images: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) float images in [0, 1] on the CPU; refuses 0-255 floats (uint8 is scaled)."""
-    from .checks import check_image_batch
+    from .checks import check_finite_images, check_image_batch
 
     images = images.detach().cpu()
     if images.dtype == torch.uint8:
         images = images.float() / 255.0
     check_image_batch(images, "to_grid", channels=images.shape[1] if images.ndim == 4 else 3)
-    _refuse_non_finite(images, "to_grid")
+    check_finite_images(images, "to_grid")
     # Noisy images (a trajectory) are clamped on purpose; all-non-negative values above 2 are 0-255 images.
     if images.numel() and float(images.min()) >= 0 and float(images.max()) > 2:
         raise ValueError(f"to_grid: expected images in [0, 1], got values up to {float(images.max()):.4g}: 0-255 "
@@ -89,10 +80,31 @@ def _unit_images(images: torch.Tensor) -> torch.Tensor:
     return images.float().clamp(0, 1)
 
 
+SAVE_SLACK = 0.1  # a sampler's overshoot past [0, 1] that saving clamps; farther out the images are in another range
+
+
+def _images_to_save(images: torch.Tensor, where: str) -> torch.Tensor:
+    """Floats in [0, 1] on the CPU from uint8 or float (B, C, H, W) images, whose overshoot up to ``SAVE_SLACK`` is
+    clamped; 0-255 floats, [-1, 1] images and NaN, which clamping would save silently wrong, are refused."""
+    from .checks import check_image_batch, check_unit_range
+
+    if not torch.is_tensor(images):
+        raise TypeError(f"{where}: expected a tensor of images (B, 3, H, W), got {type(images).__name__}.")
+    images = images.detach().cpu()
+    if images.dtype == torch.uint8:
+        images = images.float() / 255.0
+    check_image_batch(images, where, channels=images.shape[1] if images.ndim == 4 and images.shape[1] in (1, 3) else 3)
+    check_unit_range(images, where, slack=SAVE_SLACK)
+    return images.float().clamp(0, 1)
+
+
 def to_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> torch.Tensor:
     """Tile (B, 3, H, W) images in [0, 1] into one (3, H', W') image with torchvision's make_grid."""
     from torchvision.utils import make_grid
 
+    from .checks import check_positive_int
+
+    nrow = check_positive_int(nrow, "to_grid: nrow (images per row)")
     return make_grid(_unit_images(images), nrow=nrow, padding=padding, pad_value=1.0)
 
 
@@ -137,6 +149,9 @@ def show_images(images: torch.Tensor, nrow: int = 8, title: str | None = None, l
     """A batch as a grid of at most ``nrow`` columns, ``scale`` inches an image (fewer columns when they would
     not fit :data:`MAX_FIG_WIDTH` at :data:`MIN_THUMB_PX` or more); ``labels`` (one per image, or fewer: the
     first images) are written under their images."""
+    from .checks import check_positive_int
+
+    nrow = check_positive_int(nrow, "show_images: nrow (images per row)")
     x = _unit_images(images)
     n, _, h, _ = x.shape
     cols, _, size = thumbnail_layout(min(nrow, n), scale, margin=2 * RIGHT_MARGIN)
@@ -156,10 +171,14 @@ def show_images(images: torch.Tensor, nrow: int = 8, title: str | None = None, l
 
 
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8, upscale: int = 2) -> Path:
-    """Save a tiled grid as PNG (nearest-neighbour upscaled so small images stay visible)."""
+    """Save a tiled grid as PNG (nearest-neighbour upscaled so small images stay visible): images in [0, 1] (or
+    uint8), as :func:`save_images` takes them."""
     from torchvision.utils import save_image
 
-    grid = to_grid(images, nrow)
+    from .checks import check_positive_int
+
+    upscale = check_positive_int(upscale, "save_grid: upscale")
+    grid = to_grid(_images_to_save(images, "save_grid"), nrow)
     if upscale > 1:
         grid = grid.repeat_interleave(upscale, 1).repeat_interleave(upscale, 2)
     path = Path(path)
@@ -171,17 +190,25 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8, upscale: in
 def save_images(images: torch.Tensor, folder: str | Path, prefix: str = "sample",
                 numbers: Sequence[int] | None = None) -> list[Path]:
     """Save every image as its own PNG file, ``PREFIX-NNN.png`` with NNN from ``numbers`` (e.g. each
-    sample's seed, so a file can be drawn again) or the position; returns the paths."""
+    sample's seed, so a file can be drawn again) or the position; returns the paths. Images are floats in [0, 1]
+    (a sampler's overshoot of up to ``SAVE_SLACK`` is clamped) or uint8."""
+    import numbers as _numbers
+
     from torchvision.utils import save_image
 
-    _refuse_non_finite(images.detach(), "save_images")  # before the folder is made
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    numbers = list(range(len(images))) if numbers is None else [int(n) for n in numbers]
+    images = _images_to_save(images, "save_images")  # before the folder is made
+    numbers = list(range(len(images))) if numbers is None else list(numbers)
+    if any(isinstance(n, bool) or not isinstance(n, _numbers.Integral) or n < 0 for n in numbers):
+        raise ValueError(f"save_images: numbers name the files, so they must be whole numbers 0 or more (seeds), got "
+                         f"{numbers[:8]}.")
     if len(numbers) != len(images):
         raise ValueError(f"save_images: {len(images)} images but {len(numbers)} numbers to name them by.")
+    if len(set(numbers)) != len(numbers):
+        raise ValueError("save_images: two images would get one file name: give each a different number.")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for n, im in zip(numbers, images.detach().float().clamp(0, 1).cpu()):
+    for n, im in zip((int(n) for n in numbers), images):
         p = folder / f"{prefix}-{n:03d}.png"
         save_image(im, str(p))
         paths.append(p)
