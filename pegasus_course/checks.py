@@ -71,6 +71,23 @@ def check_unit_images(x: torch.Tensor, where: str, channels: int = 3, size: int 
                              "Scale 0-255 images with classifier.as_float_images(images), or clamp(0, 1) samples.")
 
 
+SAVE_SLACK = 0.1  # a sampler's overshoot past [0, 1] that saving clamps; farther out the images are in another range
+
+
+def check_savable_images(images: torch.Tensor, where: str) -> torch.Tensor:
+    """Images to write as pictures: floats in [0, 1] on the CPU from uint8 or float (B, C, H, W) images, whose
+    overshoot up to ``SAVE_SLACK`` is clamped; 0-255 floats, [-1, 1] images and NaN, which clamping would save
+    silently wrong, are refused with their fix."""
+    if not torch.is_tensor(images):
+        raise TypeError(f"{where}: expected a tensor of images (B, 3, H, W), got {type(images).__name__}.")
+    images = images.detach().cpu()
+    if images.dtype == torch.uint8:
+        images = images.float() / 255.0
+    check_image_batch(images, where, channels=images.shape[1] if images.ndim == 4 and images.shape[1] in (1, 3) else 3)
+    check_unit_range(images, where, slack=SAVE_SLACK)
+    return images.float().clamp(0, 1)
+
+
 def check_seeds(seeds, where: str, count: int | None = None) -> list[int]:
     """Seeds as a list of non-negative Python ints (NumPy integers accepted), ``count`` of them if given."""
     if torch.is_tensor(seeds):
@@ -117,6 +134,32 @@ def check_labels(labels, n: int, where: str) -> torch.Tensor:
         raise ValueError(f"{where}: expected one label per image, shape ({n},), got {tuple(t.shape)}: the labels do "
                          "not match the images.")
     return t.long()
+
+
+def check_class_names(classes, where: str) -> tuple[str, ...]:
+    """Class names as a tuple: one string is one class ('horse bird' is named as a likely slip), at least one, each a
+    non-empty string, none twice."""
+    names = (classes,) if isinstance(classes, str) else tuple(classes)
+    if not names:
+        raise ValueError(f"{where}: no class names: name at least one, e.g. ('horse', 'bird') (--classes horse bird).")
+    odd = [c for c in names if not isinstance(c, str) or not c.strip() or (isinstance(classes, str) and " " in c)]
+    if odd:
+        example = tuple(odd[0].split()) if isinstance(odd[0], str) and odd[0].strip() else ("horse", "bird")
+        raise ValueError(f"{where}: class names must be non-empty strings without spaces, one per class, e.g. "
+                         f"{example}; got {odd[0]!r} in {list(names)}.")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{where}: class names must be distinct, got {list(names)}: name each class once.")
+    return names
+
+
+def check_class_labels(labels, n: int, names: Sequence[str], where: str) -> torch.Tensor:
+    """Integer labels, one per image, each a class index 0..len(names) - 1 (one beyond would count as wrong)."""
+    labels = check_labels(labels, n, where)
+    if labels.numel() and not 0 <= int(labels.min()) <= int(labels.max()) < len(names):
+        bad = int(labels.min()) if int(labels.min()) < 0 else int(labels.max())
+        raise ValueError(f"{where}: labels are class indices 0..{len(names) - 1} ({', '.join(map(str, names))}), got "
+                         f"{bad}: relabel them in the class order.")
+    return labels
 
 
 def check_positive_int(value, name: str, minimum: int = 1, maximum: int | None = None) -> int:

@@ -57,16 +57,9 @@ class ClassifierConfig:
     def __post_init__(self):
         import numbers
 
-        if isinstance(self.class_names, str):
-            raise TypeError(f"ClassifierConfig: class_names must be a list of names, e.g. {tuple(self.class_names.split())}"
-                            f", not the string {self.class_names!r} (a string would make one class per letter).")
-        names = tuple(self.class_names)
-        odd = [c for c in names if not isinstance(c, str) or not c.strip()]
-        if odd:
-            raise ValueError(f"ClassifierConfig: class names must be non-empty strings, got {odd[0]!r} in {list(names)}.")
-        if len(set(names)) != len(names):
-            raise ValueError(f"ClassifierConfig: class names must be distinct, got {list(names)}: name each class once.")
-        object.__setattr__(self, "class_names", names)
+        from .checks import check_class_names
+
+        object.__setattr__(self, "class_names", check_class_names(self.class_names, "ClassifierConfig"))
         mults = tuple(self.channel_mults)
         if any(isinstance(m, bool) or not isinstance(m, numbers.Integral) for m in mults):
             raise ValueError(f"ClassifierConfig: channel_mults must be positive whole numbers, got {mults}.")
@@ -152,8 +145,13 @@ class NoisyClassifier(tnn.Module):
 
 
 def as_float_images(images: torch.Tensor) -> torch.Tensor:
-    """uint8 images to float in [0, 1]; float images pass through as float32."""
-    return images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+    """uint8 (or other integer, 0-255) images to float in [0, 1]; float images pass through as float32."""
+    if images.is_floating_point():
+        return images.float()
+    if images.dtype != torch.uint8 and images.numel() and not 0 <= int(images.min()) <= int(images.max()) <= 255:
+        raise ValueError(f"as_float_images: integer images hold 0-255, got values {int(images.min())} to "
+                         f"{int(images.max())}: scale them to 0-255 first.")
+    return images.float() / 255.0
 
 
 def check_clean_images(images: torch.Tensor, model: tnn.Module, where: str, in_unit_range: bool = True) -> None:
@@ -173,6 +171,10 @@ def check_clean_images(images: torch.Tensor, model: tnn.Module, where: str, in_u
 
 def sigma_vector(sigma: float | torch.Tensor, batch: int, device: torch.device | str) -> torch.Tensor:
     """A (batch,) tensor of one noise level (or ``sigma`` itself if it already is one)."""
+    if not (torch.is_tensor(sigma) and sigma.ndim):
+        from .checks import check_sigma
+
+        check_sigma(sigma, "sigma_vector", allow_zero=True)
     s = torch.as_tensor(sigma, dtype=torch.float32, device=device)
     return s.expand(batch).contiguous() if s.ndim == 0 else s
 
@@ -215,9 +217,9 @@ def train_classifier(model: tnn.Module, images: torch.Tensor, labels: torch.Tens
 
     if images.dtype != torch.uint8 or images.ndim != 4:
         raise ValueError(f"images must be uint8 (N, 3, H, W), got {images.dtype} {tuple(images.shape)}.")
-    from .checks import check_number, check_positive_int, check_seed, check_sigmas
+    from .checks import check_class_labels, check_number, check_positive_int, check_seed, check_sigmas
 
-    labels = check_class_labels(labels, images.shape[0], model, "train_classifier")
+    labels = check_class_labels(labels, images.shape[0], model.config.class_names, "train_classifier")
     if check_sigmas(sigmas, "train_classifier").numel() == 0:
         raise ValueError("train_classifier: the schedule is empty: pass at least one noise level.")
     steps = check_positive_int(steps, "train_classifier: steps")
@@ -302,28 +304,15 @@ def clean_sigma(model: tnn.Module) -> float:
 def accuracy(model: tnn.Module, images: torch.Tensor, labels: torch.Tensor, sigma: float = 0.0,
              generator: torch.Generator | None = None) -> float:
     """Share of images classified correctly after adding N(0, sigma^2) noise (sigma 0: clean)."""
-    from .checks import check_sigma
+    from .checks import check_class_labels, check_sigma
 
     sigma = check_sigma(sigma, "accuracy", allow_zero=True)
-    labels = check_class_labels(labels, images.shape[0], model, "accuracy")
+    labels = check_class_labels(labels, images.shape[0], model.config.class_names, "accuracy")
     x = as_float_images(images)
     if sigma > 0:
         x = x + sigma * torch.randn(x.shape, generator=generator)
     probs = predict_proba(model, x, sigma)
     return float((probs.argmax(1) == labels.long().cpu()).float().mean())
-
-
-def check_class_labels(labels, n: int, model: tnn.Module, where: str) -> torch.Tensor:
-    """Integer labels, one per image, each a class of ``model`` (0..K-1): a label beyond would count as wrong."""
-    from .checks import check_labels
-
-    labels = check_labels(labels, n, where)
-    k = getattr(getattr(model, "config", None), "num_classes", None)
-    if k is not None and labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= k):
-        bad = int(labels.min()) if int(labels.min()) < 0 else int(labels.max())
-        raise ValueError(f"{where}: labels are class indices 0..{k - 1} ({', '.join(model.config.class_names)}), got "
-                         f"{bad}: relabel them in the classifier's class order.")
-    return labels
 
 
 def class_position(class_names: Sequence[str], name: str) -> int:
@@ -444,7 +433,9 @@ def choose_horse_and_bird(model: NoisyClassifier, samples: torch.Tensor, seeds: 
     The ends a notebook's row and explorer start from. When the batch holds no sample classified as one of
     the two, the sentence says so and the seed with the highest probability of that class is used instead.
     """
-    seeds = list(seeds)
+    from .checks import check_seeds
+
+    seeds = check_seeds(seeds, "choose_horse_and_bird")
     if len(seeds) != samples.shape[0]:
         raise ValueError(f"Got {samples.shape[0]} samples but {len(seeds)} seeds: pass one seed per sample.")
     probs = predict_proba(model, samples)
@@ -495,5 +486,7 @@ def load_classifier(path: str | os.PathLike | None = None, device: str | torch.d
 def accuracy_by_sigma(model: tnn.Module, images: torch.Tensor, labels: torch.Tensor, sigmas: Sequence[float],
                       seed: int = 0) -> list[float]:
     """Held-out accuracy at each noise level: how much a noisy image still tells about its class."""
-    gen = torch.Generator().manual_seed(seed)
+    from .checks import check_seed
+
+    gen = torch.Generator().manual_seed(check_seed(seed, "accuracy_by_sigma"))
     return [accuracy(model, images, labels, float(s), gen) for s in sigmas]

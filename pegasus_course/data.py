@@ -48,13 +48,13 @@ class ImageDataset(Dataset):
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, classes: Sequence[str], flip: bool,
                  notes: Sequence[str] = ()):
-        from .checks import check_labels
+        from .checks import check_class_labels, check_class_names
 
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be uint8 of shape (N, 3, H, W), got {images.dtype} {tuple(images.shape)}")
         self.images = images
-        self.labels = check_labels(labels, images.shape[0], "ImageDataset")
-        self.classes = tuple(classes)
+        self.classes = check_class_names(classes, "ImageDataset")
+        self.labels = check_class_labels(labels, images.shape[0], self.classes, "ImageDataset")
         self.flip = flip
         self.notes = tuple(notes)
 
@@ -91,25 +91,13 @@ def check_image_size(image_size: int) -> None:
         )
 
 
-def _class_names(classes: Sequence[str] | str) -> tuple[str, ...]:
-    """``classes`` as a tuple of names (one string is one class); refuses an empty list and non-string names."""
-    names = (classes,) if isinstance(classes, str) else tuple(classes)
-    if not names:
-        raise ValueError("classes is empty: name at least one class, e.g. classes=('horse', 'bird') (--classes horse "
-                         "bird).")
-    odd = [c for c in names if not isinstance(c, str) or not c.strip()]
-    if odd:
-        raise ValueError(f"class names must be non-empty strings such as 'horse', got {odd[0]!r} in {list(names)}.")
-    return names
-
-
 def _select_classes(classes: Sequence[str], valid: Sequence[str], where: str) -> list[int]:
-    classes = _class_names(classes)
+    from .checks import check_class_names
+
+    classes = check_class_names(classes, where)
     unknown = [c for c in classes if c not in valid]
     if unknown:
         raise ValueError(f"Unknown class(es) {unknown} for {where}. Valid classes: {', '.join(valid)}.")
-    if len(set(classes)) != len(classes):
-        raise ValueError(f"Classes must be distinct, got {list(classes)}.")
     return [list(valid).index(c) for c in classes]
 
 
@@ -376,16 +364,15 @@ def load_dataset(
             as the classes' counts allow, in their original order.
         use_cache: cache decoded image folders as a uint8 tensor, so the next load takes a second.
     """
+    from .checks import check_class_names, check_positive_int
+
     if source not in SOURCES:
         raise ValueError(f"Unknown source {source!r}. Valid sources: {', '.join(SOURCES)}.")
-    names = classes = _class_names(classes)
-    if not isinstance(split, str) or not split or split in (".", "..") or "/" in split or "\\" in split:
-        raise ValueError(f"split must be the name of one split such as 'train' or 'test', got {split!r}.")
+    names = classes = check_class_names(classes, "load_dataset")
+    _check_split(split)
     if image_size is not None:
         check_image_size(image_size)
     if max_images is not None:
-        from .checks import check_positive_int
-
         max_images = check_positive_int(max_images, "load_dataset: max_images (None keeps them all)")
     root = Path(root).expanduser()
     notes: list[str] = []
@@ -408,6 +395,12 @@ def load_dataset(
     elif images.shape[-1] % 8 != 0:
         check_image_size(int(images.shape[-1]))
     return ImageDataset(images.contiguous(), labels, names, flip=train, notes=notes)
+
+
+def _check_split(split: str) -> None:
+    """A split is one folder name ('train', 'test'; 'train+test' for STL-10), never a path out of the root."""
+    if not isinstance(split, str) or not split or split in (".", "..") or "/" in split or "\\" in split:
+        raise ValueError(f"split must be the name of one split such as 'train' or 'test', got {split!r}.")
 
 
 def _first_of_each_class(labels: torch.Tensor, k: int, max_images: int, names: Sequence[str]) -> torch.Tensor:
@@ -435,6 +428,7 @@ def _first_of_each_class(labels: torch.Tensor, k: int, max_images: int, names: S
 
 def folder_classes(root: str | os.PathLike, split: str = "train") -> list[str]:
     """The class folder names under ``<root>/<split>``, sorted (what ``classes=all`` means for a folder)."""
+    _check_split(split)
     split_dir = Path(root).expanduser() / split
     if not split_dir.is_dir():
         raise FileNotFoundError(_missing_root_message("folder", Path(root)))
@@ -444,6 +438,8 @@ def folder_classes(root: str | os.PathLike, split: str = "train") -> list[str]:
 def class_balance_notes(ds: ImageDataset, ratio: float = 0.25) -> list[str]:
     """Lines to show before training: what the loader converted or resized (``ds.notes``), and a class with
     no images (an error) or far fewer than the largest class."""
+    if not 0 <= float(ratio) <= 1:  # NaN too
+        raise ValueError(f"class_balance_notes: ratio is a share of the largest class, from 0 to 1, got {ratio!r}.")
     counts = torch.bincount(ds.labels, minlength=len(ds.classes)).tolist()
     most = max(counts) if counts else 0
     notes = list(getattr(ds, "notes", ()))

@@ -54,6 +54,8 @@ class StationaryGaussianScore:
     def __init__(self, images: torch.Tensor, chunk: int = 512):
         x = float_images(images)
         n, c, h, w = x.shape
+        if n < 1:
+            raise ValueError("StationaryGaussianScore: no images to fit: pass the training images (N, C, H, W).")
         self.mean = x.mean(0)  # (C, H, W)
         acc = torch.zeros(h, w, c, c, dtype=torch.complex128)
         for start in range(0, n, chunk):

@@ -50,6 +50,9 @@ def _sqrtm_psd(c: torch.Tensor) -> torch.Tensor:
 
 def frechet_distance_from_stats(mu_a, cov_a, mu_b, cov_b) -> float:
     """d^2 between N(mu_a, cov_a) and N(mu_b, cov_b); Tr (C_a C_b)^(1/2) through a symmetric square root."""
+    if not all(bool(torch.isfinite(t).all()) for t in (mu_a, cov_a, mu_b, cov_b)):
+        raise ValueError("frechet_distance_from_stats: the means or covariances hold NaN or inf: compute them with "
+                         "gaussian_stats from finite features.")
     s = _sqrtm_psd(cov_a)
     cross = torch.linalg.eigvalsh(s @ cov_b @ s).clamp_min(0).sqrt().sum()  # Tr (C_a C_b)^(1/2)
     d2 = (mu_a - mu_b).pow(2).sum() + torch.trace(cov_a) + torch.trace(cov_b) - 2 * cross
@@ -199,7 +202,12 @@ class ColourTracker:
 
     def series(self, weights: str, variant: str, stat: str = "mean") -> tuple[list[int], torch.Tensor]:
         """Steps and a (steps, 3) tensor of one statistic for one kind of weights and one variant."""
+        if stat not in ("mean", "std"):
+            raise ValueError(f"ColourTracker.series: stat is 'mean' or 'std', got {stat!r}.")
         rows = [h for h in self.history if h["weights"] == weights and h["variant"] == variant]
+        if self.history and not rows:
+            kinds = sorted({(h["weights"], h["variant"]) for h in self.history})
+            raise ValueError(f"ColourTracker.series: nothing recorded for {(weights, variant)}; recorded: {kinds}.")
         return [h["step"] for h in rows], torch.tensor([h[stat] for h in rows]).reshape(-1, 3)
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -416,8 +424,10 @@ def pairs_of_each_kind(p_horse: Sequence[float], seeds: Sequence[int],
     kind of pair a random draw can give. Raises ValueError when the seeds hold too few of a class."""
     if len(p_horse) != len(seeds):
         raise ValueError(f"pairs_of_each_kind: {len(p_horse)} probabilities for {len(seeds)} seeds; give one each.")
-    if not all(math.isfinite(float(p)) for p in p_horse):
-        raise ValueError("pairs_of_each_kind: a p(horse) is NaN or infinite: judge finite images.")
+    if not all(math.isfinite(float(p)) and 0 <= float(p) <= 1 for p in p_horse):
+        raise ValueError("pairs_of_each_kind: every p(horse) must be finite and in [0, 1]: judge finite images.")
+    if not 0 < float(threshold) < 1:  # NaN too
+        raise ValueError(f"pairs_of_each_kind: threshold must lie strictly between 0 and 1, got {threshold!r}.")
     ends = []
     for kind in kinds:
         parts = str(kind).split("-")

@@ -16,6 +16,9 @@ REDUCTIONS = ("mean", "sum", "none")
 
 def _check_levels_and_batch(x: torch.Tensor, sigmas, where: str) -> None:
     """At least one noise level and one example: an empty schedule or batch has no loss (not NaN, not 0)."""
+    if not torch.is_tensor(x) or not x.is_floating_point():
+        raise TypeError(f"{where}: x must be a float tensor of examples (B, ...), got "
+                        f"{x.dtype if torch.is_tensor(x) else type(x).__name__}.")
     if check_sigmas(sigmas, where).numel() == 0:
         raise ValueError(f"{where}: the schedule is empty: pass at least one noise level (sigmas.geometric_sigmas).")
     if x.ndim == 0 or x.shape[0] == 0:

@@ -33,7 +33,13 @@ class FourierEmbedding(tnn.Module):
     """
 
     def __init__(self, emb_dim: int, fourier_dim: int = 64, scale: float = 16.0):
+        from .checks import check_number, check_positive_int
+
         super().__init__()
+        check_positive_int(emb_dim, "FourierEmbedding: emb_dim")
+        if check_positive_int(fourier_dim, "FourierEmbedding: fourier_dim", minimum=2) % 2:
+            raise ValueError(f"FourierEmbedding: fourier_dim must be even (sin and cos features), got {fourier_dim}.")
+        scale = check_number(scale, "FourierEmbedding: scale", positive=True)
         self.register_buffer("freqs", torch.randn(fourier_dim // 2) * scale)
         self.mlp = tnn.Sequential(tnn.Linear(fourier_dim, emb_dim), tnn.ELU(), tnn.Linear(emb_dim, emb_dim))
 

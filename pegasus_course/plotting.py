@@ -13,6 +13,9 @@ from typing import Sequence
 
 import torch
 
+from .checks import (check_finite_images, check_image_batch, check_number, check_positive_int,
+                     check_savable_images)
+
 DPI = 100  # figures' resolution: a 32-pixel image an inch wide is shown at about 3x
 THUMB_INCHES = 1.0  # a thumbnail's default size
 MIN_THUMB_PX = 48  # no image is drawn smaller: a wider row wraps onto more lines instead
@@ -48,8 +51,8 @@ def thumbnail_layout(n: int, scale: float = THUMB_INCHES, margin: float = 0.3, m
     lines of (nearly) equal length. Each image's cell is ``1 + PAD_SHARE`` times its size (the padding)."""
     import matplotlib as mpl
 
-    if n < 1:
-        raise ValueError(f"thumbnail_layout: need at least one image, got {n}.")
+    n = check_positive_int(n, "thumbnail_layout: n (images in a row; it needs at least one image)")
+    scale = check_number(scale, "thumbnail_layout: scale (inches an image)", positive=True)
     dpi = float(dpi or mpl.rcParams["figure.dpi"])
 
     def fit(cols: int) -> float:  # the largest size at which ``cols`` cells (and the leading pad) fit
@@ -66,8 +69,6 @@ def thumbnail_layout(n: int, scale: float = THUMB_INCHES, margin: float = 0.3, m
 
 def _unit_images(images: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) float images in [0, 1] on the CPU; refuses 0-255 floats (uint8 is scaled)."""
-    from .checks import check_finite_images, check_image_batch
-
     images = images.detach().cpu()
     if images.dtype == torch.uint8:
         images = images.float() / 255.0
@@ -80,29 +81,9 @@ def _unit_images(images: torch.Tensor) -> torch.Tensor:
     return images.float().clamp(0, 1)
 
 
-SAVE_SLACK = 0.1  # a sampler's overshoot past [0, 1] that saving clamps; farther out the images are in another range
-
-
-def _images_to_save(images: torch.Tensor, where: str) -> torch.Tensor:
-    """Floats in [0, 1] on the CPU from uint8 or float (B, C, H, W) images, whose overshoot up to ``SAVE_SLACK`` is
-    clamped; 0-255 floats, [-1, 1] images and NaN, which clamping would save silently wrong, are refused."""
-    from .checks import check_image_batch, check_unit_range
-
-    if not torch.is_tensor(images):
-        raise TypeError(f"{where}: expected a tensor of images (B, 3, H, W), got {type(images).__name__}.")
-    images = images.detach().cpu()
-    if images.dtype == torch.uint8:
-        images = images.float() / 255.0
-    check_image_batch(images, where, channels=images.shape[1] if images.ndim == 4 and images.shape[1] in (1, 3) else 3)
-    check_unit_range(images, where, slack=SAVE_SLACK)
-    return images.float().clamp(0, 1)
-
-
 def to_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> torch.Tensor:
     """Tile (B, 3, H, W) images in [0, 1] into one (3, H', W') image with torchvision's make_grid."""
     from torchvision.utils import make_grid
-
-    from .checks import check_positive_int
 
     nrow = check_positive_int(nrow, "to_grid: nrow (images per row)")
     return make_grid(_unit_images(images), nrow=nrow, padding=padding, pad_value=1.0)
@@ -149,10 +130,10 @@ def show_images(images: torch.Tensor, nrow: int = 8, title: str | None = None, l
     """A batch as a grid of at most ``nrow`` columns, ``scale`` inches an image (fewer columns when they would
     not fit :data:`MAX_FIG_WIDTH` at :data:`MIN_THUMB_PX` or more); ``labels`` (one per image, or fewer: the
     first images) are written under their images."""
-    from .checks import check_positive_int
-
     nrow = check_positive_int(nrow, "show_images: nrow (images per row)")
     x = _unit_images(images)
+    if labels is not None and len(labels) > len(x):
+        raise ValueError(f"show_images: {len(labels)} labels for {len(x)} images: give one label per image (or fewer).")
     n, _, h, _ = x.shape
     cols, _, size = thumbnail_layout(min(nrow, n), scale, margin=2 * RIGHT_MARGIN)
     lines = math.ceil(n / cols)
@@ -175,10 +156,8 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8, upscale: in
     uint8), as :func:`save_images` takes them."""
     from torchvision.utils import save_image
 
-    from .checks import check_positive_int
-
     upscale = check_positive_int(upscale, "save_grid: upscale")
-    grid = to_grid(_images_to_save(images, "save_grid"), nrow)
+    grid = to_grid(check_savable_images(images, "save_grid"), nrow)
     if upscale > 1:
         grid = grid.repeat_interleave(upscale, 1).repeat_interleave(upscale, 2)
     path = Path(path)
@@ -191,12 +170,12 @@ def save_images(images: torch.Tensor, folder: str | Path, prefix: str = "sample"
                 numbers: Sequence[int] | None = None) -> list[Path]:
     """Save every image as its own PNG file, ``PREFIX-NNN.png`` with NNN from ``numbers`` (e.g. each
     sample's seed, so a file can be drawn again) or the position; returns the paths. Images are floats in [0, 1]
-    (a sampler's overshoot of up to ``SAVE_SLACK`` is clamped) or uint8."""
+    (a sampler's overshoot of up to ``checks.SAVE_SLACK`` is clamped) or uint8."""
     import numbers as _numbers
 
     from torchvision.utils import save_image
 
-    images = _images_to_save(images, "save_images")  # before the folder is made
+    images = check_savable_images(images, "save_images")  # before the folder is made
     numbers = list(range(len(images))) if numbers is None else list(numbers)
     if any(isinstance(n, bool) or not isinstance(n, _numbers.Integral) or n < 0 for n in numbers):
         raise ValueError(f"save_images: numbers name the files, so they must be whole numbers 0 or more (seeds), got "
@@ -221,6 +200,7 @@ def plot_curve(values: Sequence[float], title: str = "", xlabel: str = "step", y
     import matplotlib.pyplot as plt
     import numpy as np
 
+    smooth = check_positive_int(smooth, "plot_curve: smooth (points averaged; 0: none)", minimum=0)
     fig, ax = plt.subplots(figsize=(6, 3.2))
     v = np.asarray(values, dtype=float)
     ax.plot(np.arange(1, len(v) + 1), v, alpha=0.35 if smooth else 1.0, label="per step")
@@ -239,6 +219,8 @@ def score_field(score_fn, sigmas: Sequence[float], lim: float = 9.0, n: int = 21
     """Quiver plots of a 2-D score field s(x, sigma), one panel per sigma (log-density shaded if given)."""
     import matplotlib.pyplot as plt
 
+    if not len(sigmas):
+        raise ValueError("score_field: give at least one noise level (one panel each), e.g. sigmas=[0.5, 2.0].")
     g = torch.linspace(-lim, lim, n)
     xx, yy = torch.meshgrid(g, g, indexing="xy")
     pts = torch.stack([xx.flatten(), yy.flatten()], 1)
@@ -297,6 +279,8 @@ def scatter_2d(panels: dict, lim: float = 9.0):
     """Side-by-side scatter plots of 2-D point sets, {title: (N, 2) tensor}."""
     import matplotlib.pyplot as plt
 
+    if not panels:
+        raise ValueError("scatter_2d: give at least one panel, {title: (N, 2) points}.")
     fig, axes = plt.subplots(1, len(panels), figsize=(2.8 * len(panels), 2.9))
     axes = [axes] if len(panels) == 1 else axes
     for ax, (title, pts) in zip(axes, panels.items()):
@@ -312,7 +296,12 @@ def show_rows(rows: torch.Tensor, row_labels: Sequence[str] | None = None, highl
     """Rows of images (P, K, 3, H, W), ``scale`` inches an image, shrunk to fit :data:`MAX_FIG_WIDTH` but never
     under :data:`MIN_THUMB_PX`: a longer row wraps onto several lines (:func:`thumbnail_layout`), its lines kept
     together. ``highlight`` frames image k of every row; ``col_labels`` (one per k) go under the last row."""
+    if not torch.is_tensor(rows) or rows.ndim != 5:
+        raise ValueError(f"show_rows: expected rows of images (P, K, 3, H, W), got "
+                         f"{tuple(rows.shape) if torch.is_tensor(rows) else type(rows).__name__}: one row is rows[None].")
     p, k = rows.shape[:2]
+    if highlight is not None and not 0 <= highlight < k:
+        raise ValueError(f"show_rows: highlight is the position of an image in a row, 0..{k - 1}, got {highlight}.")
     x = _unit_images(rows.flatten(0, 1))
     h = x.shape[2]
     left = 1.4 if row_labels else RIGHT_MARGIN
@@ -355,6 +344,10 @@ def plot_lines(x: Sequence[float], series: dict, title: str = "", xlabel: str = 
     """Several named curves over the same x, {label: values}; none hides another (see ``_MARKERS``)."""
     import matplotlib.pyplot as plt
 
+    odd = [label for label, values in series.items() if len(values) != len(x)]
+    if odd:
+        raise ValueError(f"plot_lines: series {odd[0]!r} has {len(series[odd[0]])} values for {len(x)} x values: give "
+                         "one value per x.")
     fig, ax = plt.subplots(figsize=(6, 3.2))
     n = len(series)
     for i, (label, values) in enumerate(series.items()):

@@ -124,6 +124,8 @@ class TapeNoise:
         self.tape = tape
 
     def __call__(self, index, shape, device, dtype):
+        if not self.tape:
+            raise KeyError("the tape is empty: record one with sampling.record_tape(noise, shape, num_draws).")
         if index not in self.tape:
             raise KeyError(f"the tape has no draw {index} (it holds draws {min(self.tape)}..{max(self.tape)}): "
                            "record it with the same L and T as the run that replays it.")

@@ -49,6 +49,8 @@ class GaussianMixture:
         return self.means[comp] + self.stds[comp, None] * z
 
     def _log_components(self, x: torch.Tensor, sigma: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"GaussianMixture: expected points (B, {self.dim}), got shape {tuple(x.shape)}.")
         if not torch.is_tensor(sigma):  # a tensor (B,) comes from a sampler, checked there
             from .checks import check_sigma
 
@@ -125,6 +127,12 @@ class ToyScoreNet(tnn.Module):
         )
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        from .checks import check_sigmas
+
+        if not torch.is_tensor(sigma) or tuple(sigma.shape) != (x.shape[0],):
+            raise ValueError(f"ToyScoreNet: sigma must hold one level per point, shape ({x.shape[0]},), got "
+                             f"{tuple(sigma.shape) if torch.is_tensor(sigma) else type(sigma).__name__}.")
+        check_sigmas(sigma, "ToyScoreNet")  # log sigma: positive levels only (read on the host only)
         h = torch.cat([x, sigma.log()[:, None]], dim=1)  # (B, D + 1)
         return self.net(h) / sigma[:, None]  # NCSNv2 technique 3
 

@@ -22,15 +22,14 @@ def png_bytes(image: torch.Tensor, upscale: int = 4) -> bytes:
     """A (3, H, W) image in [0, 1] (or uint8) as PNG bytes, nearest-neighbour upscaled for display."""
     from PIL import Image
 
-    from .checks import check_positive_int
-    from .plotting import _images_to_save
+    from .checks import check_positive_int, check_savable_images
 
     if not torch.is_tensor(image) or image.ndim != 3:
         got = tuple(image.shape) if torch.is_tensor(image) else type(image).__name__
         raise ValueError(f"png_bytes: expected one image (3, H, W), got {got}" + (": pass images[i]" if
                                                                                   got and len(got) == 4 else "") + ".")
     upscale = check_positive_int(upscale, "png_bytes: upscale")
-    arr = (_images_to_save(image[None], "png_bytes")[0] * 255).round().to(torch.uint8)
+    arr = (check_savable_images(image[None], "png_bytes")[0] * 255).round().to(torch.uint8)
     arr = arr.repeat_interleave(upscale, 1).repeat_interleave(upscale, 2).permute(1, 2, 0).numpy()
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")
@@ -122,7 +121,13 @@ class InterpolationExplorer:
     def set_row(self, row: torch.Tensor, ks: Sequence[int] | None = None) -> None:
         """Use a row computed elsewhere for the current ends, with the same model and schedule: all N + 2
         interpolants, or only those in ``ks`` (both ends included; the slider then snaps to them)."""
-        ks = list(range(self.n + 2)) if ks is None else [int(k) for k in ks]
+        from .checks import check_k, check_unit_images
+
+        ks = list(range(self.n + 2)) if ks is None else list(ks)
+        check_k(ks, self.n, "set_row: ks")
+        ks = [int(k) for k in ks]
+        size = getattr(getattr(self.model, "config", None), "image_size", None)
+        check_unit_images(row, "set_row", size=size)  # what the row shows and saves: the model's samples in [0, 1]
         if row.shape[0] != len(ks):
             raise ValueError(f"A row for N = {self.n} has {self.n + 2} images (or one per k in ks), got {row.shape[0]}.")
         if ks != sorted(set(ks)) or ks[0] != 0 or ks[-1] != self.n + 1:
