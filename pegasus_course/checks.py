@@ -231,9 +231,9 @@ def check_finite_images(x: torch.Tensor, where: str) -> None:
     if not bool(finite.all()):
         n = x.shape[0] if x.ndim == 4 else 1
         bad = int((~finite.reshape(n, -1)).any(1).sum())
-        raise ValueError(f"{where}: {bad} of {n} image{'s' if n > 1 else ''} hold{'s' if n == 1 else ''} NaN or infinite values (they "
-                         "would be drawn black or white): find where they turned non-finite (the sampler, its "
-                         "step size, the guidance scale).")
+        raise ValueError(f"{where}: {bad} of {n} image{'s' if n > 1 else ''} hold{'s' if n == 1 else ''} NaN or "
+                         "infinite values (they would be drawn black or white): find where they turned non-finite "
+                         "(the sampler, its step size, the guidance scale).")
 
 
 def check_unit_range(x: torch.Tensor, where: str, slack: float = 0.0) -> None:

@@ -413,7 +413,8 @@ def _first_of_each_class(labels: torch.Tensor, k: int, max_images: int, names: S
     present = [c for c in range(k) if counts[c]]
     if max_images < len(present):
         raise ValueError(f"max_images={max_images} cannot keep one image of each of the {len(present)} classes "
-                         f"{[names[c] for c in present]}: raise it to {len(present)} or more, or ask for fewer classes.")
+                         f"{[names[c] for c in present]}: raise it to {len(present)} or more, or ask for fewer "
+                         "classes.")
     quota, left, room = [0] * k, max_images, present
     while left and room:
         share = max(1, left // len(room))

@@ -408,7 +408,8 @@ def pair_kind(p_first: float, p_second: float, threshold: float = 0.5) -> str:
     """'horse-bird' when the two ends' p(horse) fall on either side of ``threshold`` (either order),
     else 'horse-horse' or 'bird-bird'."""
     if not all(math.isfinite(float(p)) and 0 <= float(p) <= 1 for p in (p_first, p_second)):
-        raise ValueError(f"pair_kind: p(horse) must be finite and in [0, 1], got {float(p_first)} and {float(p_second)}.")
+        raise ValueError(f"pair_kind: p(horse) must be finite and in [0, 1], got {float(p_first)} and "
+                         f"{float(p_second)}.")
     if not 0 < float(threshold) < 1:  # NaN too
         raise ValueError(f"pair_kind: threshold must lie strictly between 0 and 1 (0.5 splits horse from bird), got "
                          f"{threshold!r}.")

@@ -297,8 +297,8 @@ def show_rows(rows: torch.Tensor, row_labels: Sequence[str] | None = None, highl
     under :data:`MIN_THUMB_PX`: a longer row wraps onto several lines (:func:`thumbnail_layout`), its lines kept
     together. ``highlight`` frames image k of every row; ``col_labels`` (one per k) go under the last row."""
     if not torch.is_tensor(rows) or rows.ndim != 5:
-        raise ValueError(f"show_rows: expected rows of images (P, K, 3, H, W), got "
-                         f"{tuple(rows.shape) if torch.is_tensor(rows) else type(rows).__name__}: one row is rows[None].")
+        got = tuple(rows.shape) if torch.is_tensor(rows) else type(rows).__name__
+        raise ValueError(f"show_rows: expected rows of images (P, K, 3, H, W), got {got}: one row is rows[None].")
     p, k = rows.shape[:2]
     if highlight is not None and not 0 <= highlight < k:
         raise ValueError(f"show_rows: highlight is the position of an image in a row, 0..{k - 1}, got {highlight}.")

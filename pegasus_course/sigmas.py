@@ -161,8 +161,8 @@ def technique4_objective(eps: float, gamma: float, sigma_min: float, n_steps_eac
     gamma = check_number(gamma, "technique4_objective: gamma (the start's std over sigma_i)", positive=True)
     n_steps_each = check_positive_int(n_steps_each, "technique4_objective: n_steps_each (T)")
     if not 0 < float(eps) < 2 * sigma_min**2:  # NaN too; beyond, |r| >= 1 and the chain does not settle
-        raise ValueError(f"technique4_objective: eps must lie strictly between 0 and 2 sigma_L^2 = {2 * sigma_min**2:.3g} "
-                         f"(a larger step makes Langevin dynamics diverge), got {eps!r}.")
+        raise ValueError(f"technique4_objective: eps must lie strictly between 0 and 2 sigma_L^2 = "
+                         f"{2 * sigma_min**2:.3g} (a larger step makes Langevin dynamics diverge), got {eps!r}.")
     return _variance_ratio(float(eps), gamma, sigma_min, n_steps_each)
 
 

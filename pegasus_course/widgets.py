@@ -84,8 +84,8 @@ class InterpolationExplorer:
             raise ValueError("Pick two different samples for the two ends.")
         missing = [s for s in (seed1, seed2) if s not in self.candidate_seeds]
         if missing:
-            raise ValueError(f"choose_ends: seed {missing[0]} is not one of the candidates {self.candidate_seeds}: pick "
-                             "the ends among them (or make an explorer with that seed among its candidate_seeds).")
+            raise ValueError(f"choose_ends: seed {missing[0]} is not one of the candidates {self.candidate_seeds}: "
+                             "pick the ends among them (or make an explorer with that seed among its candidate_seeds).")
         self.ends = [seed1, seed2]
         self.row = None
         self.status = f"ends: seeds {seed1} and {seed2}; compute the row"
