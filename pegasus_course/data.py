@@ -211,8 +211,8 @@ def _load_folder(root: Path, split: str, classes: Sequence[str], image_size: int
     Sizes are read from each file's header (turned by its EXIF orientation) before it is decoded: without
     ``image_size`` a folder whose images are not all one square size of ``FOLDER_SIZES`` is refused with the
     sizes found, and nothing after the first odd image is decoded (a 512 px photo among 32 px images cannot
-    grow the set). Files of other kinds are skipped and counted in a note; a file that cannot be decoded
-    (damaged, a decompression bomb) stops the load with one line naming it.
+    grow the set). Files of other kinds are skipped and counted in a note (hidden ones silently); a file that
+    cannot be decoded (damaged, a decompression bomb) stops the load with one line naming it.
     """
     from PIL import Image, ImageOps
 
@@ -235,9 +235,11 @@ def _load_folder(root: Path, split: str, classes: Sequence[str], image_size: int
         class_dir = split_dir / valid[index]
         files = []
         for p in sorted(class_dir.iterdir()):
+            if p.name.startswith("."):  # hidden: .DS_Store, macOS's ._photo.jpg companions
+                continue
             if p.suffix.lower() in readable:
                 files.append(p)
-            elif p.is_file() and not p.name.startswith("."):
+            elif p.is_file():
                 skipped[p.suffix.lower() or "(no suffix)"] += 1
         if not files:
             raise ValueError(f"The class folder {class_dir} holds no .jpg or .png images (nor {', '.join(readable[3:])}"

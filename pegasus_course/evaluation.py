@@ -426,7 +426,8 @@ def pairs_of_each_kind(p_horse: Sequence[float], seeds: Sequence[int],
     if len(p_horse) != len(seeds):
         raise ValueError(f"pairs_of_each_kind: {len(p_horse)} probabilities for {len(seeds)} seeds; give one each.")
     if not all(math.isfinite(float(p)) and 0 <= float(p) <= 1 for p in p_horse):
-        raise ValueError("pairs_of_each_kind: every p(horse) must be finite and in [0, 1]: judge finite images.")
+        raise ValueError("pairs_of_each_kind: every p(horse) must be in [0, 1], not NaN or infinite: judge finite "
+                         "images.")
     if not 0 < float(threshold) < 1:  # NaN too
         raise ValueError(f"pairs_of_each_kind: threshold must lie strictly between 0 and 1, got {threshold!r}.")
     ends = []

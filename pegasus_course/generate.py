@@ -21,9 +21,12 @@ class Schedule:
     num_scales: int = 232
     n_steps_each: int = 5
 
-    def __post_init__(self):
-        sig.geometric_sigmas(self.sigma_max, self.sigma_min, self.num_scales)  # one message per mistake, up front
-        object.__setattr__(self, "num_scales", int(self.num_scales))
+    def __post_init__(self):  # their order is checked where the levels are made (sigmas()), after a caller's own check
+        from .checks import check_number
+
+        for name in ("sigma_max", "sigma_min"):
+            object.__setattr__(self, name, check_number(getattr(self, name), f"Schedule: {name}", positive=True))
+        object.__setattr__(self, "num_scales", check_positive_int(self.num_scales, "Schedule: num_scales (L)", 2))
         object.__setattr__(self, "n_steps_each", check_positive_int(self.n_steps_each, "Schedule: n_steps_each (T)"))
 
     def sigmas(self) -> torch.Tensor:

@@ -77,6 +77,7 @@ def test_bmp_gif_webp_and_tiff_are_read_and_other_files_counted(tmp_path):
     (d / "e.heic").write_bytes(b"not read here")
     (d / "notes.txt").write_text("a learner's notes")
     (d / ".DS_Store").write_bytes(b"\0")
+    (d / "._a.bmp").write_bytes(b"\0\5\26\7 a macOS resource fork, not an image")  # hidden: skipped silently
     ds = data.load_dataset("folder", tmp_path / "d", classes=("horse",), train=False, use_cache=False)
     assert len(ds) == (4 if ".webp" in data.readable_suffixes() else 3)
     got = ds.images.permute(0, 2, 3, 1).numpy()
@@ -459,7 +460,10 @@ def _bad_calls():
         ("extract_features: batch_size 0", lambda c: evaluation.extract_features(c["clf"], c["x"], 0), ValueError,
          "batch_size must be at least 1"),
         ("Schedule: T 2.5", lambda c: generate.Schedule(5.0, 0.5, 3, 2.5), TypeError, "n_steps_each .* integer"),
-        ("Schedule: sigma_max below sigma_min", lambda c: generate.Schedule(0.1, 0.5, 3, 1), ValueError,
+        ("Schedule: L 1", lambda c: generate.Schedule(5.0, 0.5, 1, 1), ValueError, r"num_scales \(L\) must be at least 2"),
+        ("Schedule: sigma_max NaN", lambda c: generate.Schedule(nan, 0.5, 3, 1), ValueError,
+         "sigma_max must be a finite number > 0"),
+        ("Schedule: sigma_max below sigma_min", lambda c: generate.Schedule(0.1, 0.5, 3, 1).step_lr(), ValueError,
          "sigma_max > sigma_min"),
         ("Guidance: scale NaN", lambda c: generate.Guidance(c["clf"], nan), ValueError, "scale .* finite"),
         ("pegasus_batch: no pairs (was an empty tensor)",
