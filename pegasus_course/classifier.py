@@ -55,8 +55,15 @@ class ClassifierConfig:
     sigma_data: float = 0.5  # inputs are scaled by 1 / sqrt(sigma_data^2 + sigma^2)
 
     def __post_init__(self):
-        object.__setattr__(self, "class_names", tuple(str(c) for c in self.class_names))
-        object.__setattr__(self, "channel_mults", tuple(int(m) for m in self.channel_mults))
+        import numbers
+
+        from .checks import check_class_names
+
+        object.__setattr__(self, "class_names", check_class_names(self.class_names, "ClassifierConfig"))
+        mults = tuple(self.channel_mults)
+        if any(isinstance(m, bool) or not isinstance(m, numbers.Integral) for m in mults):
+            raise ValueError(f"ClassifierConfig: channel_mults must be positive whole numbers, got {mults}.")
+        object.__setattr__(self, "channel_mults", tuple(int(m) for m in mults))
         if len(self.class_names) < 2:
             raise ValueError(f"A classifier needs at least two classes, got {list(self.class_names)}: name two or more "
                              "(--classes horse bird).")
@@ -140,8 +147,13 @@ class NoisyClassifier(tnn.Module):
 
 
 def as_float_images(images: torch.Tensor) -> torch.Tensor:
-    """uint8 images to float in [0, 1]; float images pass through as float32."""
-    return images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+    """uint8 (or other integer, 0-255) images to float in [0, 1]; float images pass through as float32."""
+    if images.is_floating_point():
+        return images.float()
+    if images.dtype != torch.uint8 and images.numel() and not 0 <= int(images.min()) <= int(images.max()) <= 255:
+        raise ValueError(f"as_float_images: integer images hold 0-255, got values {int(images.min())} to "
+                         f"{int(images.max())}: scale them to 0-255 first.")
+    return images.float() / 255.0
 
 
 def check_clean_images(images: torch.Tensor, model: tnn.Module, where: str, in_unit_range: bool = True) -> None:
@@ -161,6 +173,10 @@ def check_clean_images(images: torch.Tensor, model: tnn.Module, where: str, in_u
 
 def sigma_vector(sigma: float | torch.Tensor, batch: int, device: torch.device | str) -> torch.Tensor:
     """A (batch,) tensor of one noise level (or ``sigma`` itself if it already is one)."""
+    if not (torch.is_tensor(sigma) and sigma.ndim):
+        from .checks import check_sigma
+
+        check_sigma(sigma, "sigma_vector", allow_zero=True)
     s = torch.as_tensor(sigma, dtype=torch.float32, device=device)
     return s.expand(batch).contiguous() if s.ndim == 0 else s
 
@@ -171,6 +187,8 @@ def noisy_classification_loss(model: tnn.Module, x: torch.Tensor, labels: torch.
     from .checks import check_labels
 
     labels = check_labels(labels, x.shape[0], "noisy_classification_loss")
+    if sigmas.numel() == 0:
+        raise ValueError("noisy_classification_loss: the schedule is empty: pass at least one noise level.")
     idx = torch.randint(0, sigmas.numel(), (x.shape[0],), device=x.device, generator=generator)
     sigma = sigmas.to(x.device)[idx]
     z = torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)
@@ -201,11 +219,14 @@ def train_classifier(model: tnn.Module, images: torch.Tensor, labels: torch.Tens
 
     if images.dtype != torch.uint8 or images.ndim != 4:
         raise ValueError(f"images must be uint8 (N, 3, H, W), got {images.dtype} {tuple(images.shape)}.")
-    from .checks import check_labels, check_positive_int, check_sigmas
+    from .checks import check_class_labels, check_number, check_positive_int, check_seed, check_sigmas
 
-    labels = check_labels(labels, images.shape[0], "train_classifier")
-    check_sigmas(sigmas, "train_classifier")
+    labels = check_class_labels(labels, images.shape[0], model.config.class_names, "train_classifier")
+    if check_sigmas(sigmas, "train_classifier").numel() == 0:
+        raise ValueError("train_classifier: the schedule is empty: pass at least one noise level.")
     steps = check_positive_int(steps, "train_classifier: steps")
+    lr = check_number(lr, "train_classifier: lr (the learning rate)", positive=True)
+    seed = check_seed(seed, "train_classifier")
     if check_positive_int(batch_size, "train_classifier: batch_size") > images.shape[0]:
         raise ValueError(f"train_classifier: a batch of {batch_size} needs at least as many images, and there are "
                          f"{images.shape[0]}: lower the batch size (--batch-size) to {images.shape[0]} or less.")
@@ -251,8 +272,19 @@ def predict_proba(model: tnn.Module, images: torch.Tensor, sigma: float | torch.
     ``sigma`` 0 (clean images) is replaced by the classifier's smallest trained level if its
     checkpoint recorded one; a noise level of 0.01 is invisible at 8 bits anyway.
     """
+    from .checks import check_positive_int, check_sigma, check_sigmas
+
     device = next(model.parameters()).device
-    noisy = (torch.is_tensor(sigma) and sigma.ndim == 1) or float(sigma) > 0
+    per_image = torch.is_tensor(sigma) and sigma.ndim == 1
+    if per_image:  # one positive level per image
+        if tuple(sigma.shape) != (len(images),):
+            raise ValueError(f"predict_proba: sigma as a tensor holds one level per image, shape ({len(images)},), got "
+                             f"{tuple(sigma.shape)}; pass a float for one level.")
+        check_sigmas(sigma, "predict_proba")
+    else:
+        sigma = check_sigma(sigma, "predict_proba", allow_zero=True)
+    batch_size = check_positive_int(batch_size, "predict_proba: batch_size")
+    noisy = per_image or sigma > 0
     check_clean_images(images, model, "predict_proba", in_unit_range=not noisy)
     out = []
     for start in range(0, images.shape[0], batch_size):
@@ -274,9 +306,10 @@ def clean_sigma(model: tnn.Module) -> float:
 def accuracy(model: tnn.Module, images: torch.Tensor, labels: torch.Tensor, sigma: float = 0.0,
              generator: torch.Generator | None = None) -> float:
     """Share of images classified correctly after adding N(0, sigma^2) noise (sigma 0: clean)."""
-    from .checks import check_labels
+    from .checks import check_class_labels, check_sigma
 
-    labels = check_labels(labels, images.shape[0], "accuracy")
+    sigma = check_sigma(sigma, "accuracy", allow_zero=True)
+    labels = check_class_labels(labels, images.shape[0], model.config.class_names, "accuracy")
     x = as_float_images(images)
     if sigma > 0:
         x = x + sigma * torch.randn(x.shape, generator=generator)
@@ -286,6 +319,9 @@ def accuracy(model: tnn.Module, images: torch.Tensor, labels: torch.Tensor, sigm
 
 def class_position(class_names: Sequence[str], name: str) -> int:
     """Where ``name`` stands in ``class_names``, or a ValueError listing the classes known."""
+    if isinstance(class_names, str):
+        raise TypeError(f"class_names must be a list of names such as {class_names.split()}, not the string "
+                        f"{class_names!r}.")
     names = list(class_names)
     if name not in names:
         raise ValueError(f"The classifier knows the classes {names}, not {name!r}.")
@@ -317,6 +353,10 @@ def target_weights(targets: torch.Tensor | Sequence[int], num_classes: int) -> t
     """(B, K) weights from class indices (B,) (one-hot) or pass (B, K) weights through."""
     t = torch.as_tensor(targets)
     if t.ndim == 1:
+        whole = not t.is_floating_point() or bool((t == t.round()).all())  # NaN is not
+        if not whole or (t.numel() and (int(t.min()) < 0 or int(t.max()) >= num_classes)):
+            raise ValueError(f"targets as class indices must be whole numbers 0..{num_classes - 1}, got "
+                             f"{t.tolist()[:8]}: use classifier.class_index(model, name) for a class name.")
         return F.one_hot(t.long(), num_classes).float()
     if t.ndim == 2 and t.shape[1] == num_classes:
         return t.float()
@@ -333,9 +373,11 @@ def guided_score_fn(score_fn: ScoreFn, classifier: tnn.Module, targets: torch.Te
         targets: class index per image (B,), or class weights (B, K) for a soft target.
         scale: guidance scale; 0 gives ``score_fn`` back unchanged, 1 is Bayes' rule exactly.
     """
+    from .checks import check_number
+
     k = classifier.config.num_classes if hasattr(classifier, "config") else None
     weights = target_weights(targets, k) if k is not None else torch.as_tensor(targets).float()
-    scale = float(scale)
+    scale = check_number(scale, "guided_score_fn: scale (the guidance scale)", hint="3 is the course's default.")
 
     def guided(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         score = score_fn(x, sigma)
@@ -361,8 +403,15 @@ def select_pairs(probs: torch.Tensor, class_names: Sequence[str], n_pairs: int =
     Raises:
         ValueError: when no candidate is classified as ``first`` or none as ``second``, saying what to do.
     """
+    from .checks import check_positive_int, check_probabilities
+
+    a, b = class_position(class_names, first), class_position(class_names, second)
     names = list(class_names)
-    a, b = class_position(names, first), class_position(names, second)
+    check_probabilities(probs, "select_pairs", names)
+    n_pairs = check_positive_int(n_pairs, "select_pairs: n_pairs")
+    if a == b:
+        raise ValueError(f"select_pairs: first and second are both {first!r}: a pegasus row joins two classes, e.g. "
+                         "first='horse', second='bird'.")
     predicted = probs.argmax(1)
     ranked = {}
     for name, c in ((first, a), (second, b)):
@@ -386,7 +435,9 @@ def choose_horse_and_bird(model: NoisyClassifier, samples: torch.Tensor, seeds: 
     The ends a notebook's row and explorer start from. When the batch holds no sample classified as one of
     the two, the sentence says so and the seed with the highest probability of that class is used instead.
     """
-    seeds = list(seeds)
+    from .checks import check_seeds
+
+    seeds = check_seeds(seeds, "choose_horse_and_bird")
     if len(seeds) != samples.shape[0]:
         raise ValueError(f"Got {samples.shape[0]} samples but {len(seeds)} seeds: pass one seed per sample.")
     probs = predict_proba(model, samples)
@@ -437,5 +488,7 @@ def load_classifier(path: str | os.PathLike | None = None, device: str | torch.d
 def accuracy_by_sigma(model: tnn.Module, images: torch.Tensor, labels: torch.Tensor, sigmas: Sequence[float],
                       seed: int = 0) -> list[float]:
     """Held-out accuracy at each noise level: how much a noisy image still tells about its class."""
-    gen = torch.Generator().manual_seed(seed)
+    from .checks import check_seed
+
+    gen = torch.Generator().manual_seed(check_seed(seed, "accuracy_by_sigma"))
     return [accuracy(model, images, labels, float(s), gen) for s in sigmas]

@@ -6,8 +6,9 @@ as one uint8 tensor, so training can move the whole set to the GPU and index it.
 
 An image folder is read as it is when its images are squares of one size the course trains at
 (``FOLDER_SIZES``); otherwise ``image_size`` resizes every image as it is decoded (non-square ones
-cropped to their centre square first), or the folder is refused with the sizes found. Grey, 16-bit
-and transparent images become 8-bit RGB; what was converted or resized is said once, in
+cropped to their centre square first), or the folder is refused with the sizes found. JPEG, PNG, BMP,
+GIF, WebP and TIFF files are read the way up their EXIF orientation says, in 8-bit RGB
+(:mod:`pegasus_course.image_files`); what was converted, turned, resized or skipped is said once, in
 ``ImageDataset.notes``.
 """
 
@@ -25,13 +26,16 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from .image_files import (FOLDER_SIZES, IMAGE_SUFFIXES, folder_notes, oriented_size,  # noqa: F401
+                          readable_suffixes, sizes_message, unreadable)
+from .image_files import to_rgb as _to_rgb  # a name of its own here, so a test can watch what is decoded
+
 SOURCES = ("cifar10", "stl10", "folder")
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 STL10_CLASSES = ("airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 CACHE_ENV = "PEGASUS_CACHE"
-FOLDER_SIZES = (32, 48, 64)  # square sides a folder is trained at as it is; others need image_size (resized)
-CACHE_VERSION = 2  # bumped when the decoded tensors change meaning (v2: RGB conversion, resize at decode)
+CACHE_VERSION = 3  # bumped when the decoded tensors change meaning (v2: RGB conversion, resize at decode; v3: EXIF
+# orientation, BMP/GIF/WebP/TIFF read)
 
 
 class ImageDataset(Dataset):
@@ -44,13 +48,13 @@ class ImageDataset(Dataset):
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, classes: Sequence[str], flip: bool,
                  notes: Sequence[str] = ()):
-        from .checks import check_labels
+        from .checks import check_class_labels, check_class_names
 
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be uint8 of shape (N, 3, H, W), got {images.dtype} {tuple(images.shape)}")
         self.images = images
-        self.labels = check_labels(labels, images.shape[0], "ImageDataset")
-        self.classes = tuple(classes)
+        self.classes = check_class_names(classes, "ImageDataset")
+        self.labels = check_class_labels(labels, images.shape[0], self.classes, "ImageDataset")
         self.flip = flip
         self.notes = tuple(notes)
 
@@ -76,7 +80,11 @@ class ImageDataset(Dataset):
 
 def check_image_size(image_size: int) -> None:
     """Raise a clear error unless ``image_size`` is a positive multiple of 8 (the U-Net pools 3 times)."""
-    if not isinstance(image_size, int) or image_size <= 0 or image_size % 8 != 0:
+    import numbers
+
+    if isinstance(image_size, bool) or not isinstance(image_size, numbers.Integral):
+        raise TypeError(f"image_size must be a whole number of pixels such as 32, 48 or 64, got {image_size!r}.")
+    if image_size <= 0 or image_size % 8 != 0:
         raise ValueError(
             f"image_size={image_size!r} is not divisible by 8: the U-Net halves the size three times. "
             "Use 32 (CIFAR-10), 48 or 64 (STL-10)."
@@ -84,13 +92,12 @@ def check_image_size(image_size: int) -> None:
 
 
 def _select_classes(classes: Sequence[str], valid: Sequence[str], where: str) -> list[int]:
-    if isinstance(classes, str):
-        classes = (classes,)
+    from .checks import check_class_names
+
+    classes = check_class_names(classes, where)
     unknown = [c for c in classes if c not in valid]
     if unknown:
         raise ValueError(f"Unknown class(es) {unknown} for {where}. Valid classes: {', '.join(valid)}.")
-    if len(set(classes)) != len(classes):
-        raise ValueError(f"Classes must be distinct, got {list(classes)}.")
     return [list(valid).index(c) for c in classes]
 
 
@@ -107,6 +114,14 @@ def _relabel(images: torch.Tensor, labels: torch.Tensor, wanted: list[int]) -> t
 
 def resize_uint8(images: torch.Tensor, image_size: int) -> torch.Tensor:
     """Resize a uint8 batch (N, 3, H, W) to ``image_size`` with antialiasing, in chunks."""
+    from .checks import check_positive_int
+
+    if not torch.is_tensor(images) or images.dtype != torch.uint8 or images.ndim != 4:
+        got = f"{images.dtype} {tuple(images.shape)}" if torch.is_tensor(images) else type(images).__name__
+        raise TypeError(f"resize_uint8: expected uint8 images (N, C, H, W) in 0-255, got {got}. Convert float "
+                        "images in [0, 1] with (images * 255).round().to(torch.uint8), or resize them with "
+                        "torch.nn.functional.interpolate.")
+    check_positive_int(image_size, "resize_uint8: image_size")
     if images.shape[-1] == image_size and images.shape[-2] == image_size:
         return images
     out = []
@@ -174,29 +189,6 @@ def _load_stl10(root: Path, split: str, download: bool) -> tuple[torch.Tensor, t
     return torch.cat(images), torch.cat(labels), STL10_CLASSES
 
 
-def _to_rgb(im) -> tuple["np.ndarray", str | None]:
-    """A PIL image as an 8-bit RGB array (H, W, 3), and what was converted (None for plain RGB or palette).
-
-    PIL's ``convert("RGB")`` clips 16-bit grey to white, so those are scaled (65535 -> 255) here; transparent
-    images are composited on white (their hidden colour under alpha 0 is arbitrary, often black).
-    """
-    import numpy as np
-    from PIL import Image
-
-    mode = im.mode
-    if mode.startswith("I"):  # 16-bit grey PNG (I;16, I;16B, or I in older Pillow): 0..65535
-        grey = np.clip(np.rint(np.asarray(im, dtype=np.float64) / 257.0), 0, 255).astype(np.uint8)
-        return np.repeat(grey[..., None], 3, axis=2), "16-bit grey"
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
-        rgba = im.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return np.array(Image.alpha_composite(white, rgba).convert("RGB")), "transparent"
-    if mode == "RGB":
-        return np.array(im), None
-    how = {"L": "grey", "1": "black-and-white", "CMYK": "CMYK"}.get(mode)
-    return np.array(im.convert("RGB")), how
-
-
 def _crop_resize(x: torch.Tensor, image_size: int) -> tuple[torch.Tensor, bool, bool]:
     """(3, H, W) uint8 to (3, image_size, image_size): the centre square, then resized. Returns (image,
     cropped, resized)."""
@@ -212,28 +204,17 @@ def _crop_resize(x: torch.Tensor, image_size: int) -> tuple[torch.Tensor, bool, 
     return x.contiguous(), cropped, resized
 
 
-def _sizes_message(split_dir: Path, sizes: Counter, example: dict) -> str:
-    found = ", ".join(f"{w}x{h} ({n} image{'s' if n > 1 else ''}, e.g. {example[(w, h)].relative_to(split_dir)})"
-                      for (w, h), n in sizes.most_common())
-    allowed = ", ".join(map(str, FOLDER_SIZES[:-1])) + f" or {FOLDER_SIZES[-1]}"
-    fix = (f"Pass --image-size {allowed} to resize them all as they are read (image_size= in Python; non-square "
-           "images are cropped to their centre square first)")
-    if len(sizes) > 1:
-        return f"The image folder {split_dir} holds images of several sizes: {found}. {fix}, or remove the odd ones."
-    (w, h), = sizes
-    shape = "not square" if w != h else f"the course trains squares of {allowed} px"
-    return f"The images in {split_dir} are {found} ({shape}). {fix}."
-
-
 def _load_folder(root: Path, split: str, classes: Sequence[str], image_size: int | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...], list[str]]:
     """Decode ``<root>/<split>/<class>/*`` as uint8 (N, 3, S, S). Returns (images, labels, class names, notes).
 
-    Sizes are read from each file's header before it is decoded: without ``image_size`` a folder whose
-    images are not all one square size of ``FOLDER_SIZES`` is refused with the sizes found, and nothing
-    after the first odd image is decoded (a 512 px photo among 32 px images cannot grow the set).
+    Sizes are read from each file's header (turned by its EXIF orientation) before it is decoded: without
+    ``image_size`` a folder whose images are not all one square size of ``FOLDER_SIZES`` is refused with the
+    sizes found, and nothing after the first odd image is decoded (a 512 px photo among 32 px images cannot
+    grow the set). Files of other kinds are skipped and counted in a note (hidden ones silently); a file that
+    cannot be decoded (damaged, a decompression bomb) stops the load with one line naming it.
     """
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     split_dir = root / split
     if not split_dir.is_dir():
@@ -243,31 +224,45 @@ def _load_folder(root: Path, split: str, classes: Sequence[str], image_size: int
         raise FileNotFoundError(f"No split folder {split_dir}. Splits found under {root}: {found or 'none'}.")
     valid = tuple(sorted(p.name for p in split_dir.iterdir() if p.is_dir()))
     wanted = _select_classes(classes, valid, f"the image folder {split_dir}")
+    readable = readable_suffixes()
     images, labels = [], []
     sizes: Counter = Counter()
     example: dict = {}
     converted: Counter = Counter()
-    cropped = resized = 0
+    skipped: Counter = Counter()
+    cropped = resized = turned = 0
     for label, index in enumerate(wanted):
         class_dir = split_dir / valid[index]
-        files = sorted(p for p in class_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = []
+        for p in sorted(class_dir.iterdir()):
+            if p.name.startswith("."):  # hidden: .DS_Store, macOS's ._photo.jpg companions
+                continue
+            if p.suffix.lower() in readable:
+                files.append(p)
+            elif p.is_file():
+                skipped[p.suffix.lower() or "(no suffix)"] += 1
         if not files:
-            raise ValueError(f"The class folder {class_dir} holds no .jpg or .png images: add images or leave "
-                             f"the class out (--classes).")
+            raise ValueError(f"The class folder {class_dir} holds no .jpg or .png images (nor {', '.join(readable[3:])}"
+                             "): add images or leave the class out (--classes).")
         for path in files:
             try:
                 with Image.open(path) as im:
-                    sizes[im.size] += 1  # (W, H), from the header: nothing decoded yet
-                    example.setdefault(im.size, path)
-                    if image_size is None and (len(sizes) > 1 or im.size[0] != im.size[1]
-                                               or im.size[0] not in FOLDER_SIZES):
+                    size, orientation = oriented_size(im)
+                    sizes[size] += 1  # (W, H), from the header: nothing decoded yet
+                    example.setdefault(size, path)
+                    if image_size is None and (len(sizes) > 1 or size[0] != size[1] or size[0] not in FOLDER_SIZES):
                         continue  # refused below, with every size found; nothing more is decoded
-                    arr, how = _to_rgb(im)
-            except (OSError, SyntaxError, ValueError) as exc:  # PIL's errors for damaged files
-                raise ValueError(f"{path} is not a readable image ({exc.__class__.__name__}: {exc}): remove or "
-                                 "replace that file.") from None
+                    if im.mode == "F":
+                        raise ValueError("32-bit floating-point pixels; save it as an 8-bit image")
+                    frames = getattr(im, "n_frames", 1)
+                    turned += orientation != 1
+                    arr, how = _to_rgb(ImageOps.exif_transpose(im) if orientation != 1 else im)
+            except Exception as exc:  # PIL's errors for damaged or hostile files are of many kinds
+                raise unreadable(path, exc) from None
             if how:
                 converted[how] += 1
+            if frames > 1:
+                converted["animated or multi-page"] += 1
             x = torch.from_numpy(arr).permute(2, 0, 1)  # (H, W, 3) -> (3, H, W)
             if image_size is not None:
                 x, was_cropped, was_resized = _crop_resize(x, image_size)
@@ -276,18 +271,12 @@ def _load_folder(root: Path, split: str, classes: Sequence[str], image_size: int
             images.append(x.contiguous())
             labels.append(label)
     if not sizes:
-        raise FileNotFoundError(f"No .jpg or .png images in the class folders of {split_dir}.")
+        raise FileNotFoundError(f"No .jpg or .png images (nor {', '.join(readable[3:])}) in the class folders of "
+                                f"{split_dir}.")
     if image_size is None and len(images) != sum(sizes.values()):
-        raise ValueError(_sizes_message(split_dir, sizes, example))
-    notes = []
-    if converted:
-        detail = {"16-bit grey": " (scaled to 8 bits)", "transparent": " (composited on white)"}
-        notes.append(f"note: converted to 8-bit RGB in {split_dir}: " + ", ".join(
-            f"{n} {how} image{'s' if n > 1 else ''}{detail.get(how, '')}" for how, n in converted.most_common()))
-    if resized or cropped:
-        notes.append(f"note: resized {resized} of {len(images)} images in {split_dir} to {image_size}x{image_size}"
-                     + (f" ({cropped} non-square cropped to the centre square first)" if cropped else "")
-                     + "; sizes found: " + ", ".join(f"{w}x{h}" for (w, h), _ in sizes.most_common()))
+        raise ValueError(sizes_message(split_dir, sizes, example))
+    notes = folder_notes(split_dir, converted, turned, skipped, readable,
+                         (resized, cropped, len(images), image_size, sizes))
     return torch.stack(images), torch.tensor(labels), tuple(valid[i] for i in wanted), notes
 
 
@@ -297,8 +286,10 @@ def cache_dir() -> Path:
 
 
 def _folder_cache_key(root: Path, split: str, classes: Sequence[str], image_size: int | None = None) -> str:
-    """A key that changes when any image file of the chosen classes is added, removed or replaced (name, size
-    and modification time of every file), or when the classes, the target size or the cache format change."""
+    """A key that changes when any image file of the chosen classes is added, removed or replaced (name, size,
+    modification time, inode and status-change time of every file: a file rewritten in place with its size and
+    modification time restored still changes its ctime, and one moved over it brings another inode), or when
+    the classes, the target size or the cache format change."""
     split_dir = root / split
     stamp = [f"v{CACHE_VERSION}", str(split_dir.resolve()), f"size={image_size}", *classes]
     for c in classes:
@@ -307,7 +298,7 @@ def _folder_cache_key(root: Path, split: str, classes: Sequence[str], image_size
             with os.scandir(d) as entries:
                 for e in sorted(entries, key=lambda e: e.name):
                     st = e.stat()
-                    stamp.append(f"{c}/{e.name}:{st.st_size}:{st.st_mtime_ns}")
+                    stamp.append(f"{c}/{e.name}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{st.st_ctime_ns}")
     return hashlib.sha1("|".join(stamp).encode()).hexdigest()[:16]
 
 
@@ -371,16 +362,19 @@ def load_dataset(
             (STL-10 defaults to 48, the paper's speed-up).
         train: random horizontal flips on access when True.
         download: let torchvision fetch CIFAR-10 / STL-10 (needs internet).
-        max_images: keep at most this many (the first ones, for quick profiles).
+        max_images: keep at most this many, for quick profiles: the first images of each class, split as evenly
+            as the classes' counts allow, in their original order.
         use_cache: cache decoded image folders as a uint8 tensor, so the next load takes a second.
     """
+    from .checks import check_class_names, check_positive_int
+
     if source not in SOURCES:
         raise ValueError(f"Unknown source {source!r}. Valid sources: {', '.join(SOURCES)}.")
+    names = classes = check_class_names(classes, "load_dataset")
+    _check_split(split)
     if image_size is not None:
         check_image_size(image_size)
     if max_images is not None:
-        from .checks import check_positive_int
-
         max_images = check_positive_int(max_images, "load_dataset: max_images (None keeps them all)")
     root = Path(root).expanduser()
     notes: list[str] = []
@@ -396,17 +390,48 @@ def load_dataset(
     else:
         images, labels, _, notes = _load_folder_cached(root, split, classes, use_cache, image_size)
     if max_images is not None:
-        images, labels = images[:max_images], labels[:max_images]
+        keep = _first_of_each_class(labels, len(names), max_images, names)
+        images, labels = images[keep], labels[keep]
     if image_size is not None:
         images = resize_uint8(images, image_size)
     elif images.shape[-1] % 8 != 0:
         check_image_size(int(images.shape[-1]))
-    return ImageDataset(images.contiguous(), labels, tuple(classes) if not isinstance(classes, str) else (classes,),
-                        flip=train, notes=notes)
+    return ImageDataset(images.contiguous(), labels, names, flip=train, notes=notes)
+
+
+def _check_split(split: str) -> None:
+    """A split is one folder name ('train', 'test'; 'train+test' for STL-10), never a path out of the root."""
+    if not isinstance(split, str) or not split or split in (".", "..") or "/" in split or "\\" in split:
+        raise ValueError(f"split must be the name of one split such as 'train' or 'test', got {split!r}.")
+
+
+def _first_of_each_class(labels: torch.Tensor, k: int, max_images: int, names: Sequence[str]) -> torch.Tensor:
+    """Indices of at most ``max_images`` images, the first of each class, split as evenly as the classes' counts
+    allow, in their original order: cutting the first N of a folder (sorted by class) would keep only the first
+    class while ``classes`` still lists the others."""
+    counts = torch.bincount(labels, minlength=k).tolist()
+    if max_images >= sum(counts):
+        return torch.arange(labels.numel())
+    present = [c for c in range(k) if counts[c]]
+    if max_images < len(present):
+        raise ValueError(f"max_images={max_images} cannot keep one image of each of the {len(present)} classes "
+                         f"{[names[c] for c in present]}: raise it to {len(present)} or more, or ask for fewer "
+                         "classes.")
+    quota, left, room = [0] * k, max_images, present
+    while left and room:
+        share = max(1, left // len(room))
+        for c in room:
+            take = min(share, counts[c] - quota[c], left)
+            quota[c] += take
+            left -= take
+        room = [c for c in room if quota[c] < counts[c]]
+    keep = torch.cat([torch.nonzero(labels == c).flatten()[:quota[c]] for c in range(k)])
+    return keep.sort().values
 
 
 def folder_classes(root: str | os.PathLike, split: str = "train") -> list[str]:
     """The class folder names under ``<root>/<split>``, sorted (what ``classes=all`` means for a folder)."""
+    _check_split(split)
     split_dir = Path(root).expanduser() / split
     if not split_dir.is_dir():
         raise FileNotFoundError(_missing_root_message("folder", Path(root)))
@@ -416,6 +441,8 @@ def folder_classes(root: str | os.PathLike, split: str = "train") -> list[str]:
 def class_balance_notes(ds: ImageDataset, ratio: float = 0.25) -> list[str]:
     """Lines to show before training: what the loader converted or resized (``ds.notes``), and a class with
     no images (an error) or far fewer than the largest class."""
+    if not 0 <= float(ratio) <= 1:  # NaN too
+        raise ValueError(f"class_balance_notes: ratio is a share of the largest class, from 0 to 1, got {ratio!r}.")
     counts = torch.bincount(ds.labels, minlength=len(ds.classes)).tolist()
     most = max(counts) if counts else 0
     notes = list(getattr(ds, "notes", ()))

@@ -36,6 +36,9 @@ STEP_FACTOR = 2.0  # eps used against technique 4's eps for the data's schedule
 LINEAR_MARGIN = 0.02  # share the network may fall below the linear denoiser at the small levels
 MEAN_SHIFT = 0.15  # |mean of the denoised estimates at the largest levels - mean of the images|
 RANGE_SLACK = 1e-3  # pixels outside [0, 1] by more than this are out of range
+MIN_LEVELS = 2  # levels probed at least: sigma_1 and sigma_L
+MIN_IMAGES = 8  # held-out images a verdict that averages over images needs (its standard error is estimated too)
+CONFIDENCE = 2.0  # standard errors a mean must clear its threshold by to be judged either way
 
 
 class StationaryGaussianScore:
@@ -51,6 +54,8 @@ class StationaryGaussianScore:
     def __init__(self, images: torch.Tensor, chunk: int = 512):
         x = float_images(images)
         n, c, h, w = x.shape
+        if n < 1:
+            raise ValueError("StationaryGaussianScore: no images to fit: pass the training images (N, C, H, W).")
         self.mean = x.mean(0)  # (C, H, W)
         acc = torch.zeros(h, w, c, c, dtype=torch.complex128)
         for start in range(0, n, chunk):
@@ -146,6 +151,9 @@ class Report:
         out.append("")
         out.append("healthy: no verdict fired" if not fired else
                    f"{len(fired)} verdict{'s' if len(fired) > 1 else ''} fired: " + "; ".join(v.name for v in fired))
+        unjudged = [v.name for v in self.verdicts if v.fired is None]
+        if unjudged:
+            out[-1] += f" ({len(unjudged)} not judged, marked [--]: {'; '.join(unjudged)})"
         return out
 
     def to_dict(self) -> dict:
@@ -270,7 +278,14 @@ def examine(model, schedule, images: torch.Tensor, train_images: torch.Tensor | 
         data: techniques 1, 2, 4 already computed from ``train_images`` (computed here otherwise).
         title: the report's first line.
     """
+    from .checks import check_positive_int, check_seed
+
     t0 = time.perf_counter()
+    n_levels = check_positive_int(n_levels, f"examine: n_levels (--levels, at least {MIN_LEVELS}: sigma_1 and sigma_L)",
+                                  minimum=MIN_LEVELS)
+    n_tweedie = check_positive_int(n_tweedie, "examine: n_tweedie")
+    batch_size = check_positive_int(batch_size, "examine: batch_size")
+    seed = check_seed(seed, "examine")
     score_fn, device, weights_finite = _as_score_fn(model)
     x = float_images(images)
     train = x if train_images is None else float_images(train_images)
@@ -288,7 +303,7 @@ def examine(model, schedule, images: torch.Tensor, train_images: torch.Tensor | 
     in_range = lo >= -RANGE_SLACK and hi <= 1 + RANGE_SLACK
     T = schedule.n_steps_each
     levels = schedule.sigmas()
-    probe = levels[torch.linspace(0, len(levels) - 1, max(2, min(n_levels, len(levels)))).round().long().unique()]
+    probe = levels[torch.linspace(0, len(levels) - 1, min(n_levels, len(levels))).round().long().unique()]
     # Tweedie's estimates at up to 4 levels of the lower two thirds (log scale): above, sigma^2 multiplies the
     # network's small error into noise, even for a good model (at sigma_1 = 50 a share of 0.999 leaves ~1.6/pixel).
     low = [i for i, v in enumerate(probe.tolist()) if v <= schedule.sigma_min * (schedule.sigma_max / schedule.sigma_min)
@@ -306,29 +321,31 @@ def examine(model, schedule, images: torch.Tensor, train_images: torch.Tensor | 
     k = min(n_tweedie, n)
     share, lin_share, ratio, cosine, nonfinite = [], [], [], [], 0
     noisy, denoised = [], []
-    shift = []  # per level: mean of (Tweedie estimate - clean image), the range the network denoises towards
+    shift, gap = [], []  # per level, per image: mean of (Tweedie estimate - clean image); share - linear share
     for li, s in enumerate(probe.tolist()):
-        loss = lin_loss = norm = cos = bias = 0.0
+        parts: dict[str, list[torch.Tensor]] = {"share": [], "lin": [], "norm": [], "cos": [], "shift": []}
         for start in range(0, n, batch_size):
             xb, zb = x[start:start + batch_size], z[start:start + batch_size]
             sigma = torch.full((xb.shape[0],), s)
             x_tilde = xb + s * zb
             out = score_fn(x_tilde.to(device), sigma.to(device)).float().cpu()
             nonfinite += int((~torch.isfinite(out)).any(dim=(1, 2, 3)).sum())
-            loss += float((0.5 * (s * out + zb).pow(2).flatten(1).sum(1)).sum())  # eq. 2, per image
-            lin_loss += float((0.5 * (s * linear(x_tilde, sigma) + zb).pow(2).flatten(1).sum(1)).sum())
-            norm += float(out.flatten(1).norm(dim=1).sum())
-            cos += float(torch.nn.functional.cosine_similarity(out.flatten(1), -zb.flatten(1), dim=1).sum())
+            parts["share"].append(1 - (0.5 * (s * out + zb).pow(2).flatten(1).sum(1)) / (dim / 2))  # eq. 2, per image
+            parts["lin"].append(1 - (0.5 * (s * linear(x_tilde, sigma) + zb).pow(2).flatten(1).sum(1)) / (dim / 2))
+            parts["norm"].append(out.flatten(1).norm(dim=1))
+            parts["cos"].append(torch.nn.functional.cosine_similarity(out.flatten(1), -zb.flatten(1), dim=1))
             est = x_tilde + s * s * out  # Tweedie
             if start == 0 and li in shown:
                 noisy.append(x_tilde[:k].clamp(0, 1))
                 denoised.append(est[:k].nan_to_num(0.5).clamp(0, 1))
-            bias += float((est - xb).sum())
-        share.append(1 - loss / n / (dim / 2))
-        lin_share.append(1 - lin_loss / n / (dim / 2))
-        ratio.append(norm / n / (math.sqrt(dim) / s))
-        cosine.append(cos / n)
-        shift.append(bias / (n * dim))
+            parts["shift"].append((est - xb).flatten(1).mean(1))
+        per = {key: torch.cat(v).double() for key, v in parts.items()}
+        share.append(float(per["share"].mean()))
+        lin_share.append(float(per["lin"].mean()))
+        ratio.append(float(per["norm"].mean()) / (math.sqrt(dim) / s))
+        cosine.append(float(per["cos"].mean()))
+        shift.append(per["shift"])
+        gap.append(per["share"] - per["lin"])
     eps_used = step_lr if step_lr is not None else sig.langevin_step_size(levels, T)
     gamma = float(levels[0] / levels[1])
     sched = {"sigma_1": float(schedule.sigma_max), "sigma_L": float(schedule.sigma_min),
@@ -336,7 +353,7 @@ def examine(model, schedule, images: torch.Tensor, train_images: torch.Tensor | 
              "overlap": sig.technique2_overlap(gamma, dim), "eps": eps_used,
              "eps_from": "given" if step_lr is not None else "technique 4"}
     verdicts = _verdicts(probe.tolist(), share, lin_share, nonfinite, weights_finite, sched, data, dim,
-                         (lo, hi, in_range), float(x.mean()), shift)
+                         (lo, hi, in_range), float(x.mean()), shift, gap, train_images is not None)
     return Report(title=title, sigmas=probe.tolist(), share=share, linear_share=lin_share, norm_ratio=ratio,
                   cosine=cosine, tweedie_sigmas=[float(probe[i]) for i in shown], clean=x[:k].clamp(0, 1),
                   noisy=torch.stack(noisy), denoised=torch.stack(denoised), schedule=sched, data=data,
@@ -344,12 +361,28 @@ def examine(model, schedule, images: torch.Tensor, train_images: torch.Tensor | 
                   runtime_s=time.perf_counter() - t0, device=str(device))
 
 
+def _mean_se(values: torch.Tensor) -> tuple[float, float]:
+    """Mean of per-image values and its standard error (infinite for one image)."""
+    n = values.numel()
+    return float(values.mean()), float(values.std() / math.sqrt(n)) if n > 1 else math.inf
+
+
+def _too_few(n: int) -> str:
+    return (f"unreliable (too few images: {n} < {MIN_IMAGES}): an average over so few held-out images cannot support "
+            "a verdict; examine more (--n-images, n_images in Python)")
+
+
 def _verdicts(probe, share, lin_share, nonfinite, weights_finite, sched, data: DataSchedule, dim, rng,
-              data_mean, shift) -> list[Verdict]:
-    """The six checks of the report, in the order a learner should act on them."""
+              data_mean, shift, gap, own_train: bool) -> list[Verdict]:
+    """The six checks of the report, in the order a learner should act on them. A check that averages over the
+    held-out images judges only with ``MIN_IMAGES`` of them or more, and only where its mean clears the threshold
+    by ``CONFIDENCE`` standard errors; otherwise it says it is unreliable and what to raise."""
+    import statistics
+
     out = []
+    n = shift[0].numel()
     finite_shares = [v for v in share if math.isfinite(v)]
-    median = sorted(finite_shares)[len(finite_shares) // 2] if finite_shares else float("nan")
+    median = statistics.median(finite_shares) if finite_shares else float("nan")
     broken = not weights_finite or nonfinite > 0 or not math.isfinite(median)
     untrained = broken or median < UNTRAINED_SHARE
     what = (f"median share of the noise explained {median:.2f} over {len(probe)} levels (from {min(share):.2f} to "
@@ -364,9 +397,12 @@ def _verdicts(probe, share, lin_share, nonfinite, weights_finite, sched, data: D
         "or add --grad-clip 1"))
     dist = data.distance
     ratio = sched["sigma_1"] / dist.value
+    small_sigma_1 = True if ratio < SIGMA_1_RATIO else (False if own_train else None)  # more images lie farther apart
     out.append(Verdict(
-        "sigma_1 too small for the data", ratio < SIGMA_1_RATIO,
-        f"sigma_1 = {sched['sigma_1']:.4g}, the training images' largest pairwise distance is {dist.value:.2f}"
+        "sigma_1 too small for the data", small_sigma_1,
+        ("" if own_train else "unreliable when not fired (measured on the held-out images only: pass the training "
+         "images, train_images=): ")
+        + f"sigma_1 = {sched['sigma_1']:.4g}, the training images' largest pairwise distance is {dist.value:.2f}"
         + ("" if dist.exact else f" or more (at most {dist.upper:.2f})") + f" (ratio {ratio:.2f})",
         f"sigma_1 >= {SIGMA_1_RATIO} x the largest distance = {SIGMA_1_RATIO * dist.value:.2f} (technique 1: "
         "about equal)",
@@ -398,38 +434,54 @@ def _verdicts(probe, share, lin_share, nonfinite, weights_finite, sched, data: D
     # noisy (sigma^2 multiplies the network's error), so the check asks for half of the largest third.
     large = [i for i, s in enumerate(probe)
              if s >= sched["sigma_L"] * (sched["sigma_1"] / sched["sigma_L"]) ** (2 / 3) * (1 - 1e-6)] or [0]
-    off = [i for i in large if not abs(shift[i]) <= MEAN_SHIFT]
+    est = {i: _mean_se(shift[i]) for i in large}
+    off = [i for i in large if abs(est[i][0]) - CONFIDENCE * est[i][1] > MEAN_SHIFT]
+    fine = [i for i in large if abs(est[i][0]) + CONFIDENCE * est[i][1] <= MEAN_SHIFT]
     if not in_range:
         wrong_range, what = True, f"the images' pixels lie in [{lo:.3g}, {hi:.3g}]"
     elif untrained:
         wrong_range, what = None, f"images in [{lo:.2f}, {hi:.2f}]; the model's range not judged: it is untrained"
+    elif n < MIN_IMAGES:
+        wrong_range, what = None, f"images in [{lo:.2f}, {hi:.2f}]; the model's range {_too_few(n)}"
     else:
-        wrong_range = 2 * len(off) > len(large)
-        what = (f"images in [{lo:.2f}, {hi:.2f}] with mean {data_mean:.3f}; the model's denoised estimates average "
-                + ", ".join(f"{data_mean + shift[i]:.3f} at sigma = {probe[i]:.3g}" for i in large))
+        decided = len(off) + len(fine)
+        wrong_range = 2 * len(off) > decided if decided else None
+        what = ((f"unreliable: no level of the largest third measured to within {MEAN_SHIFT} with {n} images; "
+                 "examine more images (--n-images) or levels (--levels). " if not decided else "")
+                + f"images in [{lo:.2f}, {hi:.2f}] with mean {data_mean:.3f}; the model's denoised estimates average "
+                + ", ".join(f"{data_mean + est[i][0]:.3f} +- {CONFIDENCE * est[i][1]:.3f} at sigma = {probe[i]:.3g}"
+                            for i in large))
     range_verdict = Verdict(
         "data in the wrong range", wrong_range, what,
         f"pixels in [0, 1], and the denoised estimates within {MEAN_SHIFT} of the images' mean at half or more of the "
-        "levels in the largest third (there a network falls back on the mean of the data it learned)",
+        "levels in the largest third (there a network falls back on the mean of the data it learned), judged from "
+        f"{MIN_IMAGES} images or more where the mean clears {MEAN_SHIFT} by {CONFIDENCE:g} standard errors",
         "the course keeps pixels in [0, 1], not centred: divide 0-255 images by 255, map [-1, 1] images with "
         "(x + 1) / 2, and train and sample in the same range")
     small = [i for i, s in enumerate(probe)
              if s <= sched["sigma_L"] * (sched["sigma_1"] / sched["sigma_L"]) ** (1 / 3) * (1 + 1e-6)]
-    gaps = [(share[i] - lin_share[i], i) for i in small]
-    worst, wi = min(gaps) if gaps else (0.0, 0)
+    gaps = {i: _mean_se(gap[i]) for i in small}
+    worst, wi = min((gaps[i][0], i) for i in small) if small else (0.0, 0)
+    below = [i for i in small if gaps[i][0] + CONFIDENCE * gaps[i][1] < -LINEAR_MARGIN]
+    above = [i for i in small if gaps[i][0] - CONFIDENCE * gaps[i][1] >= -LINEAR_MARGIN]
     cut = probe[small[0]] if small else float("nan")
     if untrained or wrong_range:
         under, what = None, f"not judged: {'the network is untrained' if untrained else 'the data is in the wrong range'}"
+    elif n < MIN_IMAGES:
+        under, what = None, _too_few(n)
     else:
-        under = worst < -LINEAR_MARGIN
-        what = (f"at sigma <= {cut:.3g} the network explains {min(share[i] for i in small):.3f} to "
+        under = True if below else (False if len(above) == len(small) else None)
+        what = ((f"unreliable: at sigma = {probe[wi]:.3g} the gap to the linear denoiser is {worst:.3f} +- "
+                 f"{CONFIDENCE * gaps[wi][1]:.3f} with {n} images, too close to -{LINEAR_MARGIN} to tell; examine "
+                 "more images (--n-images). " if under is None else "")
+                + f"at sigma <= {cut:.3g} the network explains {min(share[i] for i in small):.3f} to "
                 f"{max(share[i] for i in small):.3f} of the noise, a linear denoiser "
                 f"{min(lin_share[i] for i in small):.3f} to {max(lin_share[i] for i in small):.3f} (worst: sigma = "
                 f"{probe[wi]:.3g}, {share[wi]:.3f} vs {lin_share[wi]:.3f})")
     out.append(Verdict(
         "small-sigma levels undertrained", under, what,
         f"at least the linear denoiser's share, less {LINEAR_MARGIN}, at every level in the smallest third of the "
-        "schedule (log scale)",
+        f"schedule (log scale), judged from {MIN_IMAGES} images or more by {CONFIDENCE:g} standard errors",
         "train longer (`pegasus-course train --out RUN --resume --steps MORE`): the small levels are learned last, "
         "and the samples' last steps and final denoising step run on them"))
     out.append(range_verdict)

@@ -50,6 +50,9 @@ def _sqrtm_psd(c: torch.Tensor) -> torch.Tensor:
 
 def frechet_distance_from_stats(mu_a, cov_a, mu_b, cov_b) -> float:
     """d^2 between N(mu_a, cov_a) and N(mu_b, cov_b); Tr (C_a C_b)^(1/2) through a symmetric square root."""
+    if not all(bool(torch.isfinite(t).all()) for t in (mu_a, cov_a, mu_b, cov_b)):
+        raise ValueError("frechet_distance_from_stats: the means or covariances hold NaN or inf: compute them with "
+                         "gaussian_stats from finite features.")
     s = _sqrtm_psd(cov_a)
     cross = torch.linalg.eigvalsh(s @ cov_b @ s).clamp_min(0).sqrt().sum()  # Tr (C_a C_b)^(1/2)
     d2 = (mu_a - mu_b).pow(2).sum() + torch.trace(cov_a) + torch.trace(cov_b) - 2 * cross
@@ -73,7 +76,10 @@ def extract_features(net: torch.nn.Module, images: torch.Tensor, batch_size: int
     """Pooled features (N, F) of images (float in [0, 1] or uint8) from a classifier's ``features``."""
     from .classifier import check_clean_images, clean_sigma, sigma_vector
 
+    from .checks import check_positive_int
+
     check_clean_images(images, net, "extract_features")
+    batch_size = check_positive_int(batch_size, "extract_features: batch_size")
     device = next(net.parameters()).device
     out = []
     for start in range(0, images.shape[0], batch_size):
@@ -104,6 +110,9 @@ def horse_probability(net: torch.nn.Module, images: torch.Tensor, first: str = "
     Works for the two-class horse/bird classifier and for the ten-class network alike.
     """
     i, j = class_position(net.config.class_names, first), class_position(net.config.class_names, second)
+    if i == j:
+        raise ValueError(f"horse_probability: first and second are both {first!r}: name two classes, e.g. 'horse' and "
+                         "'bird'.")
     probs = predict_proba(net, images)  # (N, K)
     a, b = probs[:, i], probs[:, j]
     return a / (a + b).clamp_min(1e-12)
@@ -111,14 +120,28 @@ def horse_probability(net: torch.nn.Module, images: torch.Tensor, first: str = "
 
 def crosses(p_first_end: torch.Tensor, p_second_end: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
     """Per row: True when one end is judged ``first`` (p > threshold) and the other ``second``."""
+    _check_ends(p_first_end, p_second_end, threshold, "crosses")
     a, b = p_first_end > threshold, p_second_end > threshold
     return a ^ b
 
 
+def _check_ends(p_first_end, p_second_end, threshold: float, where: str) -> None:
+    """Two (P,) tensors of probabilities in [0, 1], one per row, and a threshold strictly between 0 and 1."""
+    ok = all(torch.is_tensor(p) and p.ndim == 1 for p in (p_first_end, p_second_end))
+    if not ok or p_first_end.shape != p_second_end.shape or p_first_end.numel() == 0:
+        raise ValueError(f"{where}: give one probability per row for each end: two (P,) tensors of one length, P >= 1.")
+    for p in (p_first_end, p_second_end):
+        if not bool((torch.isfinite(p) & (p >= 0) & (p <= 1)).all()):
+            raise ValueError(f"{where}: probabilities must be finite and in [0, 1], got {p.tolist()[:6]}: judge finite "
+                             "images (horse_probability).")
+    if not 0 < float(threshold) < 1:  # NaN too
+        raise ValueError(f"{where}: threshold must lie strictly between 0 and 1 (0.5 splits horse from bird), got "
+                         f"{threshold!r}.")
+
+
 def pegasus_rate(p_first_end: torch.Tensor, p_second_end: torch.Tensor, threshold: float = 0.5) -> float:
     """Share of rows whose interpolation crosses from horse to bird (one end of each class)."""
-    if p_first_end.shape != p_second_end.shape or p_first_end.ndim != 1:
-        raise ValueError("Give one probability per row for each end: two (P,) tensors.")
+    _check_ends(p_first_end, p_second_end, threshold, "pegasus_rate")
     return float(crosses(p_first_end, p_second_end, threshold).float().mean())
 
 
@@ -141,6 +164,9 @@ def colour_stats(images: torch.Tensor) -> dict[str, list[float]]:
 def colour_shift(samples: torch.Tensor, reference: dict[str, list[float]] | torch.Tensor) -> dict[str, list[float]]:
     """Sample statistics minus the data's, per channel: ``{"mean": [dR, dG, dB], "std": [...]}``."""
     ref = colour_stats(reference) if torch.is_tensor(reference) else reference
+    if not (isinstance(ref, dict) and all(len(ref.get(k, ())) == 3 for k in ("mean", "std"))):
+        raise ValueError("colour_shift: reference must be images or colour_stats(images), a dict of three 'mean' and "
+                         f"three 'std' values (red, green, blue), got {ref!r:.120}.")
     got = colour_stats(samples)
     return {k: [g - r for g, r in zip(got[k], ref[k])] for k in ("mean", "std")}
 
@@ -176,7 +202,12 @@ class ColourTracker:
 
     def series(self, weights: str, variant: str, stat: str = "mean") -> tuple[list[int], torch.Tensor]:
         """Steps and a (steps, 3) tensor of one statistic for one kind of weights and one variant."""
+        if stat not in ("mean", "std"):
+            raise ValueError(f"ColourTracker.series: stat is 'mean' or 'std', got {stat!r}.")
         rows = [h for h in self.history if h["weights"] == weights and h["variant"] == variant]
+        if self.history and not rows:
+            kinds = sorted({(h["weights"], h["variant"]) for h in self.history})
+            raise ValueError(f"ColourTracker.series: nothing recorded for {(weights, variant)}; recorded: {kinds}.")
         return [h["step"] for h in rows], torch.tensor([h[stat] for h in rows]).reshape(-1, 3)
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -376,8 +407,12 @@ def load_quality_figures(path: str | os.PathLike | None = None) -> QualityFigure
 def pair_kind(p_first: float, p_second: float, threshold: float = 0.5) -> str:
     """'horse-bird' when the two ends' p(horse) fall on either side of ``threshold`` (either order),
     else 'horse-horse' or 'bird-bird'."""
-    if not (math.isfinite(float(p_first)) and math.isfinite(float(p_second))):
-        raise ValueError(f"pair_kind: p(horse) must be finite, got {float(p_first)} and {float(p_second)}.")
+    if not all(math.isfinite(float(p)) and 0 <= float(p) <= 1 for p in (p_first, p_second)):
+        raise ValueError(f"pair_kind: p(horse) must be finite and in [0, 1], got {float(p_first)} and "
+                         f"{float(p_second)}.")
+    if not 0 < float(threshold) < 1:  # NaN too
+        raise ValueError(f"pair_kind: threshold must lie strictly between 0 and 1 (0.5 splits horse from bird), got "
+                         f"{threshold!r}.")
     a, b = float(p_first) > threshold, float(p_second) > threshold
     return "horse-bird" if a != b else ("horse-horse" if a else "bird-bird")
 
@@ -390,8 +425,11 @@ def pairs_of_each_kind(p_horse: Sequence[float], seeds: Sequence[int],
     kind of pair a random draw can give. Raises ValueError when the seeds hold too few of a class."""
     if len(p_horse) != len(seeds):
         raise ValueError(f"pairs_of_each_kind: {len(p_horse)} probabilities for {len(seeds)} seeds; give one each.")
-    if not all(math.isfinite(float(p)) for p in p_horse):
-        raise ValueError("pairs_of_each_kind: a p(horse) is NaN or infinite: judge finite images.")
+    if not all(math.isfinite(float(p)) and 0 <= float(p) <= 1 for p in p_horse):
+        raise ValueError("pairs_of_each_kind: every p(horse) must be in [0, 1], not NaN or infinite: judge finite "
+                         "images.")
+    if not 0 < float(threshold) < 1:  # NaN too
+        raise ValueError(f"pairs_of_each_kind: threshold must lie strictly between 0 and 1, got {threshold!r}.")
     ends = []
     for kind in kinds:
         parts = str(kind).split("-")

@@ -21,6 +21,14 @@ class Schedule:
     num_scales: int = 232
     n_steps_each: int = 5
 
+    def __post_init__(self):  # their order is checked where the levels are made (sigmas()), after a caller's own check
+        from .checks import check_number
+
+        for name in ("sigma_max", "sigma_min"):
+            object.__setattr__(self, name, check_number(getattr(self, name), f"Schedule: {name}", positive=True))
+        object.__setattr__(self, "num_scales", check_positive_int(self.num_scales, "Schedule: num_scales (L)", 2))
+        object.__setattr__(self, "n_steps_each", check_positive_int(self.n_steps_each, "Schedule: n_steps_each (T)"))
+
     def sigmas(self) -> torch.Tensor:
         return sig.geometric_sigmas(self.sigma_max, self.sigma_min, self.num_scales)
 
@@ -87,6 +95,11 @@ class Guidance:
     classifier: torch.nn.Module
     scale: float = 3.0
     guided_score: Callable | None = None
+
+    def __post_init__(self):
+        from .checks import check_number
+
+        check_number(self.scale, "Guidance: scale (the guidance scale)", hint="3 is the course's default.")
 
     def score_fn(self, score_fn, targets):
         from .classifier import guided_score_fn
@@ -212,12 +225,14 @@ def pegasus_rows(model: torch.nn.Module, pairs, n: int, schedule: Schedule, *, d
     With ``guidance`` the first end is guided towards ``ends[0]`` and the last towards ``ends[1]``;
     see :func:`pegasus_batch`.
     """
+    n = check_positive_int(n, "pegasus_rows: n (N of eq. 4)")
     return pegasus_batch(model, pairs, n, range(n + 2), schedule, denoise=denoise, progress=progress,
                          guidance=guidance, ends=ends, batch_size=batch_size, graphs=graphs)
 
 
 def pegasus_k(image_size: int) -> int:
     """The paper's chosen interpolant: k = 9 of N = 15 for 32x32, k = 11 of 15 for STL-10 sizes."""
+    check_positive_int(image_size, "pegasus_k: image_size")
     return 9 if image_size <= 32 else 11
 
 
@@ -228,6 +243,10 @@ def interpolant_targets(ks, n: int, num_pairs: int, first: int, second: int, num
     from .interpolation import mix_weights
 
     c, s = mix_weights(torch.as_tensor(list(ks)), n)
+    bad = [c_ for c_ in (first, second) if not 0 <= c_ < num_classes]
+    if bad:
+        raise ValueError(f"interpolant_targets: class indices are 0..{num_classes - 1}, got {bad[0]}: use "
+                         "classifier.class_index(model, name).")
     w = torch.zeros(len(c), num_classes, dtype=torch.float64)
     w[:, first] += c**2
     w[:, second] += s**2
@@ -250,6 +269,9 @@ def pegasus_batch(model: torch.nn.Module, pairs, n: int, ks, schedule: Schedule,
     size = model.config.image_size
     pairs = [tuple(check_seeds(p, "pegasus_batch: each pair", count=2)) for p in pairs]
     ks = list(ks)
+    if not pairs or not ks:
+        raise ValueError(f"pegasus_batch: no {'pairs' if not pairs else 'interpolants (ks)'} given: pass at least one "
+                         "pair of seeds and one k (0..n + 1).")
     check_k(ks, n, "pegasus_batch")
     batch_size = check_positive_int(batch_size, "batch_size")
     device = next(model.parameters()).device

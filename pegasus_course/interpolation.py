@@ -15,7 +15,7 @@ from typing import Sequence
 
 import torch
 
-from .checks import check_k, check_seeds
+from .checks import check_k, check_positive_int, check_seeds
 from .sampling import ScoreFn, SeededNoise, annealed_langevin
 
 
@@ -29,6 +29,10 @@ def mix_weights(k: int | torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tens
 def spread_ks(n: int, count: int, include: int | None = None) -> list[int]:
     """``count`` interpolants between the ends (1..n), evenly spread, with ``include`` among them: the
     columns a row shows when computing all n costs too much (a CPU). ``count >= n`` gives all of 1..n."""
+    n = check_positive_int(n, "spread_ks: n (the number of interpolants)")
+    count = check_positive_int(count, "spread_ks: count (interpolants to show)")
+    if include is not None and check_positive_int(include, "spread_ks: include") > n:
+        raise ValueError(f"spread_ks: include must be an interpolant 1..n = 1..{n}, got {include}.")
     if count >= n:
         return list(range(1, n + 1))
     ks = [round((i + 1) * (n + 1) / (count + 1)) for i in range(count)]
@@ -81,8 +85,13 @@ class InterpolatedNoise:
             raise ValueError(f"Both ends of a row have seed {same[0]}: eq. 4 mixes two independent noise tapes, and a "
                              "tape mixed with itself is scaled by cos + sin (up to 1.41), not a sample. Pick two "
                              "different seeds.")
-        self.n = n
-        self.ks = torch.as_tensor(list(ks) if ks is not None else range(n + 2), dtype=torch.int64)
+        self.n = check_positive_int(n, "InterpolatedNoise: n (the number of interpolants)")
+        ks = list(ks) if ks is not None else list(range(n + 2))
+        if not ks:
+            raise ValueError(f"InterpolatedNoise: ks is empty: pass the interpolants to compute, from 0..n + 1 = "
+                             f"0..{n + 1} (None: all of them).")
+        check_k(ks, n, "InterpolatedNoise")
+        self.ks = torch.as_tensor(ks, dtype=torch.float64).to(torch.int64)
         self.ends1, self.ends2 = SeededNoise(seeds1), SeededNoise(seeds2)
         self.pairs = len(seeds1)
         if mix not in MIXES:
@@ -134,6 +143,9 @@ def interpolate(
     Returns:
         (K, C, H, W) for one pair, or (pairs, K, C, H, W) for a list of pairs, K = len(ks) (n + 2 by default).
     """
+    check_positive_int(n, "interpolate: n (the number of interpolants)")
+    if ks is not None:
+        check_k(list(ks), n, "interpolate: ks")
     single = len(seeds) == 2 and all(isinstance(s, numbers.Integral) for s in seeds)
     pairs = [tuple(seeds)] if single else [tuple(p) for p in seeds]
     if any(len(p) != 2 for p in pairs):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .checks import check_score_shape, check_sigmas
+from .checks import check_positive_int, check_score_shape, check_sigmas
 from .sampling import ScoreFn
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -16,6 +16,9 @@ REDUCTIONS = ("mean", "sum", "none")
 
 def _check_levels_and_batch(x: torch.Tensor, sigmas, where: str) -> None:
     """At least one noise level and one example: an empty schedule or batch has no loss (not NaN, not 0)."""
+    if not torch.is_tensor(x) or not x.is_floating_point():
+        raise TypeError(f"{where}: x must be a float tensor of examples (B, ...), got "
+                        f"{x.dtype if torch.is_tensor(x) else type(x).__name__}.")
     if check_sigmas(sigmas, where).numel() == 0:
         raise ValueError(f"{where}: the schedule is empty: pass at least one noise level (sigmas.geometric_sigmas).")
     if x.ndim == 0 or x.shape[0] == 0:
@@ -68,6 +71,14 @@ def dsm_loss_given(score_fn: ScoreFn, x: torch.Tensor, sigma: torch.Tensor, z: t
     """
     if reduction not in REDUCTIONS:
         raise ValueError(f"dsm_loss: reduction must be one of {REDUCTIONS}, got {reduction!r}.")
+    if not torch.is_tensor(sigma) or tuple(sigma.shape) != (x.shape[0],):
+        got = tuple(sigma.shape) if torch.is_tensor(sigma) else type(sigma).__name__
+        raise ValueError(f"dsm_loss_given: sigma must hold one noise level per example, shape ({x.shape[0]},), got "
+                         f"{got}: use torch.full((x.shape[0],), s) for one level.")
+    if not torch.is_tensor(z) or z.shape != x.shape:
+        got = tuple(z.shape) if torch.is_tensor(z) else type(z).__name__
+        raise ValueError(f"dsm_loss_given: z must have x's shape {tuple(x.shape)} (one draw per value), got {got}.")
+    check_sigmas(sigma, "dsm_loss_given")  # values read on the host only: no GPU synchronisation per step
     s = _bcast(sigma, x)
     x_tilde = x + s * z
     # sigma * score + (x~ - x) / sigma = sigma * score + z: the sigma^2-weighted residual.
@@ -102,6 +113,8 @@ def sliced_score_matching_loss(
         variance_reduced: use the SSM-VR form.
     """
     _check_levels_and_batch(x, sigmas, "sliced_score_matching_loss")
+    n_projections = check_positive_int(n_projections, "sliced_score_matching_loss: n_projections (directions v per "
+                                       "example)")
     sigma = _per_example_sigmas(x, sigmas, generator)
     s = _bcast(sigma, x)
     x_tilde = (x + s * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)).detach()
@@ -131,6 +144,7 @@ def dsm_loss_by_level(score_fn: ScoreFn, x: torch.Tensor, levels: torch.Tensor,
     """
     from .sampling import progress_bar
 
+    levels = torch.as_tensor(levels, dtype=torch.float64) if not torch.is_tensor(levels) else levels
     _check_levels_and_batch(x, levels, "dsm_loss_by_level")
     z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     out = []

@@ -33,7 +33,13 @@ class FourierEmbedding(tnn.Module):
     """
 
     def __init__(self, emb_dim: int, fourier_dim: int = 64, scale: float = 16.0):
+        from .checks import check_number, check_positive_int
+
         super().__init__()
+        check_positive_int(emb_dim, "FourierEmbedding: emb_dim")
+        if check_positive_int(fourier_dim, "FourierEmbedding: fourier_dim", minimum=2) % 2:
+            raise ValueError(f"FourierEmbedding: fourier_dim must be even (sin and cos features), got {fourier_dim}.")
+        scale = check_number(scale, "FourierEmbedding: scale", positive=True)
         self.register_buffer("freqs", torch.randn(fourier_dim // 2) * scale)
         self.mlp = tnn.Sequential(tnn.Linear(fourier_dim, emb_dim), tnn.ELU(), tnn.Linear(emb_dim, emb_dim))
 
@@ -327,7 +333,7 @@ def level_similarity(embed: FourierEmbedding, sigmas: torch.Tensor, after_mlp: b
 
     ``after_mlp=False`` compares the fixed random Fourier features; ``True`` the embedding the
     ResBlocks receive (features, then the learned MLP)."""
-    sigmas = torch.as_tensor(sigmas, dtype=torch.float32, device=embed.freqs.device)
+    sigmas = check_sigmas(torch.as_tensor(sigmas, dtype=torch.float32), "level_similarity").to(embed.freqs.device)
     v = embed(sigmas) if after_mlp else embed.features(sigmas)
     v = F.normalize(v.float(), dim=1)
     return (v @ v.T).cpu()

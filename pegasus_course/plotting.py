@@ -13,6 +13,9 @@ from typing import Sequence
 
 import torch
 
+from .checks import (check_finite_images, check_image_batch, check_number, check_positive_int,
+                     check_savable_images)
+
 DPI = 100  # figures' resolution: a 32-pixel image an inch wide is shown at about 3x
 THUMB_INCHES = 1.0  # a thumbnail's default size
 MIN_THUMB_PX = 48  # no image is drawn smaller: a wider row wraps onto more lines instead
@@ -48,8 +51,8 @@ def thumbnail_layout(n: int, scale: float = THUMB_INCHES, margin: float = 0.3, m
     lines of (nearly) equal length. Each image's cell is ``1 + PAD_SHARE`` times its size (the padding)."""
     import matplotlib as mpl
 
-    if n < 1:
-        raise ValueError(f"thumbnail_layout: need at least one image, got {n}.")
+    n = check_positive_int(n, "thumbnail_layout: n (images in a row; it needs at least one image)")
+    scale = check_number(scale, "thumbnail_layout: scale (inches an image)", positive=True)
     dpi = float(dpi or mpl.rcParams["figure.dpi"])
 
     def fit(cols: int) -> float:  # the largest size at which ``cols`` cells (and the leading pad) fit
@@ -64,24 +67,13 @@ def thumbnail_layout(n: int, scale: float = THUMB_INCHES, margin: float = 0.3, m
     return cols, lines, min(scale, fit(cols))
 
 
-def _refuse_non_finite(images: torch.Tensor, where: str) -> None:
-    """NaN would be drawn as black and inf as white, a picture silently wrong: refused, with the count."""
-    bad = ~torch.isfinite(images.reshape(len(images), -1)).all(1) if images.is_floating_point() else None
-    if bad is not None and bool(bad.any()):
-        raise ValueError(f"{where}: {int(bad.sum())} of {len(bad)} images hold NaN or infinite values (they would be "
-                         "drawn black or white): find where they turned non-finite (the sampler, its step size, "
-                         "the guidance scale).")
-
-
 def _unit_images(images: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) float images in [0, 1] on the CPU; refuses 0-255 floats (uint8 is scaled)."""
-    from .checks import check_image_batch
-
     images = images.detach().cpu()
     if images.dtype == torch.uint8:
         images = images.float() / 255.0
     check_image_batch(images, "to_grid", channels=images.shape[1] if images.ndim == 4 else 3)
-    _refuse_non_finite(images, "to_grid")
+    check_finite_images(images, "to_grid")
     # Noisy images (a trajectory) are clamped on purpose; all-non-negative values above 2 are 0-255 images.
     if images.numel() and float(images.min()) >= 0 and float(images.max()) > 2:
         raise ValueError(f"to_grid: expected images in [0, 1], got values up to {float(images.max()):.4g}: 0-255 "
@@ -93,6 +85,7 @@ def to_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> torch.Tens
     """Tile (B, 3, H, W) images in [0, 1] into one (3, H', W') image with torchvision's make_grid."""
     from torchvision.utils import make_grid
 
+    nrow = check_positive_int(nrow, "to_grid: nrow (images per row)")
     return make_grid(_unit_images(images), nrow=nrow, padding=padding, pad_value=1.0)
 
 
@@ -137,7 +130,10 @@ def show_images(images: torch.Tensor, nrow: int = 8, title: str | None = None, l
     """A batch as a grid of at most ``nrow`` columns, ``scale`` inches an image (fewer columns when they would
     not fit :data:`MAX_FIG_WIDTH` at :data:`MIN_THUMB_PX` or more); ``labels`` (one per image, or fewer: the
     first images) are written under their images."""
+    nrow = check_positive_int(nrow, "show_images: nrow (images per row)")
     x = _unit_images(images)
+    if labels is not None and len(labels) > len(x):
+        raise ValueError(f"show_images: {len(labels)} labels for {len(x)} images: give one label per image (or fewer).")
     n, _, h, _ = x.shape
     cols, _, size = thumbnail_layout(min(nrow, n), scale, margin=2 * RIGHT_MARGIN)
     lines = math.ceil(n / cols)
@@ -156,10 +152,12 @@ def show_images(images: torch.Tensor, nrow: int = 8, title: str | None = None, l
 
 
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8, upscale: int = 2) -> Path:
-    """Save a tiled grid as PNG (nearest-neighbour upscaled so small images stay visible)."""
+    """Save a tiled grid as PNG (nearest-neighbour upscaled so small images stay visible): images in [0, 1] (or
+    uint8), as :func:`save_images` takes them."""
     from torchvision.utils import save_image
 
-    grid = to_grid(images, nrow)
+    upscale = check_positive_int(upscale, "save_grid: upscale")
+    grid = to_grid(check_savable_images(images, "save_grid"), nrow)
     if upscale > 1:
         grid = grid.repeat_interleave(upscale, 1).repeat_interleave(upscale, 2)
     path = Path(path)
@@ -171,17 +169,25 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8, upscale: in
 def save_images(images: torch.Tensor, folder: str | Path, prefix: str = "sample",
                 numbers: Sequence[int] | None = None) -> list[Path]:
     """Save every image as its own PNG file, ``PREFIX-NNN.png`` with NNN from ``numbers`` (e.g. each
-    sample's seed, so a file can be drawn again) or the position; returns the paths."""
+    sample's seed, so a file can be drawn again) or the position; returns the paths. Images are floats in [0, 1]
+    (a sampler's overshoot of up to ``checks.SAVE_SLACK`` is clamped) or uint8."""
+    import numbers as _numbers
+
     from torchvision.utils import save_image
 
-    _refuse_non_finite(images.detach(), "save_images")  # before the folder is made
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    numbers = list(range(len(images))) if numbers is None else [int(n) for n in numbers]
+    images = check_savable_images(images, "save_images")  # before the folder is made
+    numbers = list(range(len(images))) if numbers is None else list(numbers)
+    if any(isinstance(n, bool) or not isinstance(n, _numbers.Integral) or n < 0 for n in numbers):
+        raise ValueError(f"save_images: numbers name the files, so they must be whole numbers 0 or more (seeds), got "
+                         f"{numbers[:8]}.")
     if len(numbers) != len(images):
         raise ValueError(f"save_images: {len(images)} images but {len(numbers)} numbers to name them by.")
+    if len(set(numbers)) != len(numbers):
+        raise ValueError("save_images: two images would get one file name: give each a different number.")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for n, im in zip(numbers, images.detach().float().clamp(0, 1).cpu()):
+    for n, im in zip((int(n) for n in numbers), images):
         p = folder / f"{prefix}-{n:03d}.png"
         save_image(im, str(p))
         paths.append(p)
@@ -194,6 +200,7 @@ def plot_curve(values: Sequence[float], title: str = "", xlabel: str = "step", y
     import matplotlib.pyplot as plt
     import numpy as np
 
+    smooth = check_positive_int(smooth, "plot_curve: smooth (points averaged; 0: none)", minimum=0)
     fig, ax = plt.subplots(figsize=(6, 3.2))
     v = np.asarray(values, dtype=float)
     ax.plot(np.arange(1, len(v) + 1), v, alpha=0.35 if smooth else 1.0, label="per step")
@@ -212,6 +219,8 @@ def score_field(score_fn, sigmas: Sequence[float], lim: float = 9.0, n: int = 21
     """Quiver plots of a 2-D score field s(x, sigma), one panel per sigma (log-density shaded if given)."""
     import matplotlib.pyplot as plt
 
+    if not len(sigmas):
+        raise ValueError("score_field: give at least one noise level (one panel each), e.g. sigmas=[0.5, 2.0].")
     g = torch.linspace(-lim, lim, n)
     xx, yy = torch.meshgrid(g, g, indexing="xy")
     pts = torch.stack([xx.flatten(), yy.flatten()], 1)
@@ -270,6 +279,8 @@ def scatter_2d(panels: dict, lim: float = 9.0):
     """Side-by-side scatter plots of 2-D point sets, {title: (N, 2) tensor}."""
     import matplotlib.pyplot as plt
 
+    if not panels:
+        raise ValueError("scatter_2d: give at least one panel, {title: (N, 2) points}.")
     fig, axes = plt.subplots(1, len(panels), figsize=(2.8 * len(panels), 2.9))
     axes = [axes] if len(panels) == 1 else axes
     for ax, (title, pts) in zip(axes, panels.items()):
@@ -285,7 +296,12 @@ def show_rows(rows: torch.Tensor, row_labels: Sequence[str] | None = None, highl
     """Rows of images (P, K, 3, H, W), ``scale`` inches an image, shrunk to fit :data:`MAX_FIG_WIDTH` but never
     under :data:`MIN_THUMB_PX`: a longer row wraps onto several lines (:func:`thumbnail_layout`), its lines kept
     together. ``highlight`` frames image k of every row; ``col_labels`` (one per k) go under the last row."""
+    if not torch.is_tensor(rows) or rows.ndim != 5:
+        got = tuple(rows.shape) if torch.is_tensor(rows) else type(rows).__name__
+        raise ValueError(f"show_rows: expected rows of images (P, K, 3, H, W), got {got}: one row is rows[None].")
     p, k = rows.shape[:2]
+    if highlight is not None and not 0 <= highlight < k:
+        raise ValueError(f"show_rows: highlight is the position of an image in a row, 0..{k - 1}, got {highlight}.")
     x = _unit_images(rows.flatten(0, 1))
     h = x.shape[2]
     left = 1.4 if row_labels else RIGHT_MARGIN
@@ -328,6 +344,10 @@ def plot_lines(x: Sequence[float], series: dict, title: str = "", xlabel: str = 
     """Several named curves over the same x, {label: values}; none hides another (see ``_MARKERS``)."""
     import matplotlib.pyplot as plt
 
+    odd = [label for label, values in series.items() if len(values) != len(x)]
+    if odd:
+        raise ValueError(f"plot_lines: series {odd[0]!r} has {len(series[odd[0]])} values for {len(x)} x values: give "
+                         "one value per x.")
     fig, ax = plt.subplots(figsize=(6, 3.2))
     n = len(series)
     for i, (label, values) in enumerate(series.items()):

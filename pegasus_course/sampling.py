@@ -23,7 +23,8 @@ from typing import Callable, Iterator, Protocol, Sequence
 
 import torch
 
-from .checks import check_positive_int, check_score_shape, check_seeds, check_sigmas
+from .checks import (check_number, check_positive_int, check_score_shape, check_seeds, check_shape, check_sigma,
+                     check_sigmas)
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -111,7 +112,9 @@ def record_tape(noise: NoiseSource, shape: Sequence[int], num_draws: int, device
     For a seeded source this is exactly what a sampling run of that shape would draw
     (``num_draws = num_score_evaluations(L, T, denoise=False) + 1``: z_0 and every z_ij)."""
     device = torch.device(device)
-    return {i: noise(i, tuple(shape), device, dtype) for i in range(num_draws)}
+    shape = check_shape(shape, "record_tape")
+    num_draws = check_positive_int(num_draws, "record_tape: num_draws (z_0 and every z_ij: L * T + 1)")
+    return {i: noise(i, shape, device, dtype) for i in range(num_draws)}
 
 
 class TapeNoise:
@@ -121,6 +124,8 @@ class TapeNoise:
         self.tape = tape
 
     def __call__(self, index, shape, device, dtype):
+        if not self.tape:
+            raise KeyError("the tape is empty: record one with sampling.record_tape(noise, shape, num_draws).")
         if index not in self.tape:
             raise KeyError(f"the tape has no draw {index} (it holds draws {min(self.tape)}..{max(self.tape)}): "
                            "record it with the same L and T as the run that replays it.")
@@ -231,6 +236,12 @@ def langevin(
 ) -> torch.Tensor:
     """Plain Langevin dynamics at one noise level: x <- x + alpha s(x, sigma) + sqrt(2 alpha) z."""
     source = _as_source(generator, noise)
+    if not torch.is_tensor(x_init) or x_init.ndim == 0 or x_init.shape[0] == 0:
+        raise ValueError(f"langevin: x_init must be a batch of starting points (B, ...), got "
+                         f"{tuple(x_init.shape) if torch.is_tensor(x_init) else type(x_init).__name__}.")
+    sigma = check_sigma(sigma, "langevin")
+    step_size = check_number(step_size, "langevin: step_size (alpha)", minimum=0.0)
+    n_steps = check_positive_int(n_steps, "langevin: n_steps", minimum=0)
     x = x_init.clone()
     sigma_vec = torch.full((x.shape[0],), float(sigma), device=x.device, dtype=x.dtype)
     for t in range(n_steps):
@@ -255,6 +266,8 @@ class LangevinState:
 
 def num_score_evaluations(num_scales: int, n_steps_each: int, denoise: bool = True) -> int:
     """Network evaluations of one annealed Langevin run: L * T, plus one for the denoising step."""
+    num_scales = check_positive_int(num_scales, "num_score_evaluations: num_scales (L)")
+    n_steps_each = check_positive_int(n_steps_each, "num_score_evaluations: n_steps_each (T)", minimum=0)
     return num_scales * n_steps_each + int(denoise)
 
 
@@ -294,6 +307,10 @@ def iter_annealed_langevin(
         progress: show a tqdm progress bar over the levels.
     """
     source = _as_source(generator, noise)
+    shape = check_shape(shape, "annealed Langevin")
+    if x_init is not None and (not torch.is_tensor(x_init) or tuple(x_init.shape) != shape):
+        got = tuple(x_init.shape) if torch.is_tensor(x_init) else type(x_init).__name__
+        raise ValueError(f"annealed Langevin: x_init has shape {got} but shape is {shape}: pass shape=x_init.shape.")
     if device is None:
         device = x_init.device if x_init is not None else torch.as_tensor(sigmas).device
     device = torch.device(device)
@@ -309,7 +326,6 @@ def iter_annealed_langevin(
     if not (math.isfinite(eps) and eps >= 0):
         raise ValueError(f"annealed Langevin: step_lr (eps) must be a finite number >= 0, got {step_lr!r}; "
                          "sigmas.langevin_step_size(sigmas, T) gives technique 4's value.")
-    shape = tuple(shape)
     batch = shape[0]
     sigma_vecs = sig.to(dtype).to(device)[:, None].expand(-1, batch)  # (L, B), one host->device copy
     s_last = float(sig[-1])
@@ -368,7 +384,11 @@ def trajectory(states: Iterator[LangevinState], levels: Sequence[int]) -> list[L
 
 def nearest_levels(sigmas: torch.Tensor, targets: Sequence[float]) -> list[int]:
     """Indices of the levels closest (in log sigma) to each target, without repeats, in schedule order."""
-    log_s = torch.as_tensor(sigmas, dtype=torch.float64).log()
+    log_s = check_sigmas(torch.as_tensor(sigmas, dtype=torch.float64), "nearest_levels").log()
+    targets = [check_sigma(t, "nearest_levels: each target", hint="Targets are noise levels such as 0.5.")
+               for t in targets]
+    if not targets or log_s.ndim != 1 or not log_s.numel():
+        raise ValueError("nearest_levels: give a non-empty schedule and at least one target noise level.")
     picks = {int((log_s - math.log(t)).abs().argmin()) for t in targets}
     return sorted(picks)
 
@@ -378,6 +398,7 @@ def tweedie(score_fn: ScoreFn, x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Tweedie's formula: the denoised estimate E[x_clean | x] = x + sigma^2 s(x, sigma) of a state at level sigma.
 
     The final denoising step is this formula at sigma_L; at larger sigma it shows what the state "means"."""
+    sigma = check_sigma(sigma, "tweedie")
     sig = torch.full((x.shape[0],), float(sigma), device=x.device, dtype=x.dtype)
     return x + float(sigma) ** 2 * check_score_shape(score_fn(x, sig), x, "tweedie")
 

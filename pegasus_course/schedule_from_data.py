@@ -93,6 +93,8 @@ def largest_distance(images: torch.Tensor, exact: bool | None = None, max_work: 
         exact: True compares every remaining pair whatever it costs; False never does; None decides by cost.
         max_work: the cost limit for ``exact=None``.
     """
+    if exact not in (True, False, None):
+        raise TypeError(f"largest_distance: exact is True, False or None (decide by cost), got {exact!r}.")
     x = float_images(images).flatten(1)  # (N, D)
     n, dim = x.shape
     if n < 2:

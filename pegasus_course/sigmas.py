@@ -103,18 +103,32 @@ def technique2_overlap(gamma: float, dim: int) -> float:
     How much a perturbed distribution at one level overlaps the next one's typical set;
     the technique asks for about 0.5.
     """
+    from .checks import check_number, check_positive_int
+
+    gamma = check_number(gamma, "technique2_overlap: gamma (the ratio sigma_i / sigma_(i+1))", minimum=1.0)
+    return _overlap(gamma, check_positive_int(dim, "technique2_overlap: dim (the data's dimension D)"))
+
+
+def _overlap(gamma: float, dim: int) -> float:
     a = math.sqrt(2.0 * dim) * (gamma - 1.0)
     return _normal_cdf(a + 3.0 * gamma) - _normal_cdf(a - 3.0 * gamma)
 
 
 def noise_scale_ratio(dim: int, target: float = 0.5) -> float:
     """The ratio gamma > 1 at which :func:`technique2_overlap` equals ``target`` (bisection)."""
+    from .checks import check_positive_int
+
+    dim = check_positive_int(dim, "noise_scale_ratio: dim (the data's dimension D)")
+    top = _overlap(1.0, dim)  # equal levels overlap most: Phi(3) - Phi(-3)
+    if not 0 < float(target) < top:  # NaN too
+        raise ValueError(f"noise_scale_ratio: target (an overlap) must lie strictly between 0 and {top:.4f}, the "
+                         f"overlap of two equal levels; got {target!r}. Technique 2 asks for 0.5.")
     lo, hi = 1.0, 2.0
-    while technique2_overlap(hi, dim) > target:
+    while _overlap(hi, dim) > target:
         hi *= 2.0
     for _ in range(200):
         mid = 0.5 * (lo + hi)
-        if technique2_overlap(mid, dim) > target:
+        if _overlap(mid, dim) > target:
             lo = mid
         else:
             hi = mid
@@ -141,6 +155,18 @@ def technique4_objective(eps: float, gamma: float, sigma_min: float, n_steps_eac
     NCSNv2 technique 4: the variance ratio that Langevin dynamics at one level reaches
     after T steps; the step size eps is chosen to bring it close to 1.
     """
+    from .checks import check_number, check_positive_int
+
+    sigma_min = check_number(sigma_min, "technique4_objective: sigma_min (sigma_L)", positive=True)
+    gamma = check_number(gamma, "technique4_objective: gamma (the start's std over sigma_i)", positive=True)
+    n_steps_each = check_positive_int(n_steps_each, "technique4_objective: n_steps_each (T)")
+    if not 0 < float(eps) < 2 * sigma_min**2:  # NaN too; beyond, |r| >= 1 and the chain does not settle
+        raise ValueError(f"technique4_objective: eps must lie strictly between 0 and 2 sigma_L^2 = "
+                         f"{2 * sigma_min**2:.3g} (a larger step makes Langevin dynamics diverge), got {eps!r}.")
+    return _variance_ratio(float(eps), gamma, sigma_min, n_steps_each)
+
+
+def _variance_ratio(eps: float, gamma: float, sigma_min: float, n_steps_each: int) -> float:
     s2 = sigma_min**2
     r = 1.0 - eps / s2
     c = 2.0 * eps / (s2 - s2 * r * r)
@@ -161,7 +187,7 @@ def langevin_step_size(sigmas: torch.Tensor, n_steps_each: int) -> float:
     s_min = float(sigmas[-1])
 
     def loss(log_eps: float) -> float:
-        return abs(technique4_objective(math.exp(log_eps), gamma, s_min, n_steps_each) - 1.0)
+        return abs(_variance_ratio(math.exp(log_eps), gamma, s_min, n_steps_each) - 1.0)
 
     hi = math.log(s_min**2) - 1e-9
     grid = [hi - 30.0 + 30.0 * k / 3000 for k in range(3001)]

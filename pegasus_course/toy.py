@@ -22,16 +22,39 @@ class GaussianMixture:
     means: torch.Tensor
     stds: torch.Tensor
 
+    def __post_init__(self):
+        w, m, sd = (torch.as_tensor(t) for t in (self.weights, self.means, self.stds))
+        k = w.shape[0] if w.ndim == 1 else -1
+        if w.ndim != 1 or m.ndim != 2 or tuple(sd.shape) != (k,) or m.shape[0] != k or k < 1:
+            raise ValueError(f"GaussianMixture: expected weights (K,), means (K, D) and stds (K,), got shapes "
+                             f"{tuple(w.shape)}, {tuple(m.shape)} and {tuple(sd.shape)}.")
+        if not (bool(torch.isfinite(w).all()) and bool((w >= 0).all()) and float(w.sum()) > 0):
+            raise ValueError(f"GaussianMixture: weights must be finite, 0 or more and not all 0, got {w.tolist()}.")
+        if not (bool(torch.isfinite(m).all()) and bool(torch.isfinite(sd).all()) and bool((sd > 0).all())):
+            raise ValueError(f"GaussianMixture: means must be finite and stds positive and finite, got stds "
+                             f"{sd.tolist()}.")
+        for name, t in (("weights", w), ("means", m), ("stds", sd)):
+            object.__setattr__(self, name, t)
+
     @property
     def dim(self) -> int:
         return self.means.shape[1]
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        from .checks import check_positive_int
+
+        n = check_positive_int(n, "GaussianMixture.sample: n")
         comp = torch.multinomial(self.weights, n, replacement=True, generator=generator)  # (n,)
         z = torch.randn(n, self.dim, generator=generator)
         return self.means[comp] + self.stds[comp, None] * z
 
     def _log_components(self, x: torch.Tensor, sigma: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"GaussianMixture: expected points (B, {self.dim}), got shape {tuple(x.shape)}.")
+        if not torch.is_tensor(sigma):  # a tensor (B,) comes from a sampler, checked there
+            from .checks import check_sigma
+
+            check_sigma(sigma, "GaussianMixture", allow_zero=True, hint="0 is the data itself.")
         sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1, 1)  # (B or 1, 1)
         var = self.stds.to(x)[None, :] ** 2 + sigma**2  # (B, K)
         diff = x[:, None, :] - self.means.to(x)[None]  # (B, K, D)
@@ -73,6 +96,9 @@ def dsm_optimum(data: torch.Tensor, points: torch.Tensor, sigma: float) -> torch
     weights proportional to N(x~; x_i, sigma^2 I). Vincent (2011) showed that this equals the score of
     p_sigma, which is why DSM learns the score of the noisy data. Returns (B, D) for ``points`` (B, D).
     """
+    from .checks import check_sigma
+
+    sigma = check_sigma(sigma, "dsm_optimum")
     d2 = torch.cdist(points, data).pow(2)  # (B, N)
     w = torch.softmax(-d2 / (2 * sigma**2), dim=1)
     return (w @ data - points) / sigma**2
@@ -80,6 +106,8 @@ def dsm_optimum(data: torch.Tensor, points: torch.Tensor, sigma: float) -> torch
 
 def two_gaussians(weight: float = 0.2, distance: float = 5.0, std: float = 1.0) -> GaussianMixture:
     """NCSN's demonstration: two well separated modes with weights ``weight`` and 1 - weight."""
+    if not 0 < float(weight) < 1:  # NaN too
+        raise ValueError(f"two_gaussians: weight is the first mode's share, strictly between 0 and 1, got {weight!r}.")
     return GaussianMixture(
         weights=torch.tensor([weight, 1.0 - weight]),
         means=torch.tensor([[-distance, -distance], [distance, distance]]),
@@ -99,6 +127,12 @@ class ToyScoreNet(tnn.Module):
         )
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        from .checks import check_sigmas
+
+        if not torch.is_tensor(sigma) or tuple(sigma.shape) != (x.shape[0],):
+            raise ValueError(f"ToyScoreNet: sigma must hold one level per point, shape ({x.shape[0]},), got "
+                             f"{tuple(sigma.shape) if torch.is_tensor(sigma) else type(sigma).__name__}.")
+        check_sigmas(sigma, "ToyScoreNet")  # log sigma: positive levels only (read on the host only)
         h = torch.cat([x, sigma.log()[:, None]], dim=1)  # (B, D + 1)
         return self.net(h) / sigma[:, None]  # NCSNv2 technique 3
 
@@ -122,8 +156,16 @@ def train_toy_score(
 
     from .losses import dsm_loss, sliced_score_matching_loss
 
+    from .checks import check_number, check_positive_int
+
     if not callable(loss) and loss not in ("dsm", "ssm"):
         raise ValueError(f"loss must be 'dsm', 'ssm' or a function (score_fn, x, sigmas, generator), got {loss!r}")
+    if not torch.is_tensor(data) or data.ndim != 2 or data.shape[0] == 0:
+        raise ValueError(f"train_toy_score: data must be points (N, D), N >= 1, got "
+                         f"{tuple(data.shape) if torch.is_tensor(data) else type(data).__name__}.")
+    steps = check_positive_int(steps, "train_toy_score: steps")
+    batch_size = check_positive_int(batch_size, "train_toy_score: batch_size")
+    lr = check_number(lr, "train_toy_score: lr (the learning rate)", positive=True)
     net = ToyScoreNet(dim=data.shape[1])
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     history = []

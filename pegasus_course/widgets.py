@@ -19,10 +19,17 @@ from .interpolation import mix_weights
 
 
 def png_bytes(image: torch.Tensor, upscale: int = 4) -> bytes:
-    """A (3, H, W) image in [0, 1] as PNG bytes, nearest-neighbour upscaled for display."""
+    """A (3, H, W) image in [0, 1] (or uint8) as PNG bytes, nearest-neighbour upscaled for display."""
     from PIL import Image
 
-    arr = (image.detach().float().clamp(0, 1).cpu() * 255).round().to(torch.uint8)
+    from .checks import check_positive_int, check_savable_images
+
+    if not torch.is_tensor(image) or image.ndim != 3:
+        got = tuple(image.shape) if torch.is_tensor(image) else type(image).__name__
+        raise ValueError(f"png_bytes: expected one image (3, H, W), got {got}" + (": pass images[i]" if
+                                                                                  got and len(got) == 4 else "") + ".")
+    upscale = check_positive_int(upscale, "png_bytes: upscale")
+    arr = (check_savable_images(image[None], "png_bytes")[0] * 255).round().to(torch.uint8)
     arr = arr.repeat_interleave(upscale, 1).repeat_interleave(upscale, 2).permute(1, 2, 0).numpy()
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")
@@ -43,8 +50,14 @@ class InterpolationExplorer:
 
     def __init__(self, model: torch.nn.Module, schedule: Schedule, candidate_seeds: Sequence[int], n: int = 15,
                  label: str = "", out_dir: str | Path = "outputs/explorer"):
-        self.model, self.schedule, self.n, self.label = model, schedule, n, label
-        self.candidate_seeds = list(candidate_seeds)
+        from .checks import check_positive_int, check_seeds
+
+        self.model, self.schedule, self.label = model, schedule, label
+        self.n = check_positive_int(n, "InterpolationExplorer: n (N of eq. 4)")
+        self.candidate_seeds = check_seeds(candidate_seeds, "InterpolationExplorer: candidate_seeds")
+        if len(set(self.candidate_seeds)) < 2:
+            raise ValueError(f"InterpolationExplorer: the two ends are picked among the candidates, so they need two "
+                             f"different seeds at least, got {self.candidate_seeds}.")
         self.out_dir = Path(out_dir)
         self.candidates: torch.Tensor | None = None
         self.ends: list[int] = self.candidate_seeds[:2]
@@ -63,16 +76,28 @@ class InterpolationExplorer:
         return self.candidates
 
     def choose_ends(self, seed1: int, seed2: int) -> None:
-        """Set the two ends by seed; the row must be computed again."""
+        """Set the two ends by seed, two different seeds of the candidates; the row must be computed again."""
+        from .checks import check_seed
+
+        seed1, seed2 = check_seed(seed1, "choose_ends"), check_seed(seed2, "choose_ends")
         if seed1 == seed2:
             raise ValueError("Pick two different samples for the two ends.")
-        self.ends = [int(seed1), int(seed2)]
+        missing = [s for s in (seed1, seed2) if s not in self.candidate_seeds]
+        if missing:
+            raise ValueError(f"choose_ends: seed {missing[0]} is not one of the candidates {self.candidate_seeds}: "
+                             "pick the ends among them (or make an explorer with that seed among its candidate_seeds).")
+        self.ends = [seed1, seed2]
         self.row = None
         self.status = f"ends: seeds {seed1} and {seed2}; compute the row"
         self._refresh()
 
     def click_candidate(self, index: int) -> None:
         """Clicking a candidate sets the left end, the next click the right end, and so on."""
+        from .checks import check_positive_int
+
+        if check_positive_int(index, "click_candidate: index", minimum=0) >= len(self.candidate_seeds):
+            raise ValueError(f"click_candidate: index must be 0..{len(self.candidate_seeds) - 1} (one of the "
+                             f"{len(self.candidate_seeds)} candidates), got {index}.")
         ends = list(self.ends)
         ends[self._next_end] = self.candidate_seeds[index]
         self._next_end = 1 - self._next_end
@@ -96,7 +121,13 @@ class InterpolationExplorer:
     def set_row(self, row: torch.Tensor, ks: Sequence[int] | None = None) -> None:
         """Use a row computed elsewhere for the current ends, with the same model and schedule: all N + 2
         interpolants, or only those in ``ks`` (both ends included; the slider then snaps to them)."""
-        ks = list(range(self.n + 2)) if ks is None else [int(k) for k in ks]
+        from .checks import check_k, check_unit_images
+
+        ks = list(range(self.n + 2)) if ks is None else list(ks)
+        check_k(ks, self.n, "set_row: ks")
+        ks = [int(k) for k in ks]
+        size = getattr(getattr(self.model, "config", None), "image_size", None)
+        check_unit_images(row, "set_row", size=size)  # what the row shows and saves: the model's samples in [0, 1]
         if row.shape[0] != len(ks):
             raise ValueError(f"A row for N = {self.n} has {self.n + 2} images (or one per k in ks), got {row.shape[0]}.")
         if ks != sorted(set(ks)) or ks[0] != 0 or ks[-1] != self.n + 1:
@@ -112,6 +143,10 @@ class InterpolationExplorer:
 
     def show_k(self, k: int) -> torch.Tensor:
         """Select interpolant k (clamped to 0..N+1) and return it."""
+        from .checks import check_k
+
+        if isinstance(k, bool) or not float(k) == int(k):  # 2.5 is no interpolant (NaN fails here too)
+            check_k(k, self.n, "show_k")
         self.k = max(0, min(int(k), self.n + 1))
         if self.row is not None and self.k not in self.row_ks:  # a partial row: the nearest computed k
             self.k = min(self.row_ks, key=lambda j: (abs(j - self.k), j))
