@@ -137,8 +137,6 @@ class TapeNoise:
 
 def progress_disabled(progress: bool) -> bool:
     """True when a bar should be hidden: ``progress=False`` or ``TQDM_DISABLE`` set (tests, CI)."""
-    import os
-
     return (not progress) or _env_flag("TQDM_DISABLE")
 
 
