@@ -3,12 +3,19 @@
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 from torch.utils.data import DistributedSampler
 
 
 def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
-    """A ``torch.Generator`` on ``device`` (a CUDA tensor needs a CUDA generator) seeded with ``seed``."""
+    """A ``torch.Generator`` on ``device`` (a CUDA tensor needs a CUDA generator) seeded with ``seed``, a whole
+    number in 0..2^64 - 1 (what a generator holds; :func:`step_seed` uses all 64 bits)."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"make_generator: the seed must be a whole number (e.g. 0), got {seed!r}.")
+    if not 0 <= int(seed) < 2**64:
+        raise ValueError(f"make_generator: the seed must be from 0 to 2^64 - 1, got {int(seed)}.")
     return torch.Generator(device=device).manual_seed(int(seed))
 
 

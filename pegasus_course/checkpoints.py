@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import torch
 
-from .checks import MAX_IMAGE_SIZE, MAX_NUM_SCALES, MAX_RES_BLOCKS, MAX_STEPS_EACH, MAX_WIDTH
+from .checks import MAX_IMAGE_SIZE, MAX_NUM_SCALES, MAX_RES_BLOCKS, MAX_WIDTH
 from .sigmas import SIGMA_RANGE
 
 FORMAT = "pegasus-course/score-checkpoint"
@@ -201,7 +201,7 @@ def check_meta(meta: dict, path: Path | str | None = None) -> None:
         raise bad("format_version", "a whole number", meta["format_version"])
     if "step" in meta and not _whole(meta["step"]):
         raise bad("step", "a whole number of 0 or more", meta["step"])
-    for name in ("model_config", "classifier_config", "train_config", "data", "training"):
+    for name in (*_config_keys(), "train_config", "data", "training"):
         if name in meta and not isinstance(meta[name], dict):
             raise bad(name, "a mapping", meta[name])
     if "legs" in meta and not (isinstance(meta["legs"], list) and all(isinstance(g, dict) for g in meta["legs"])):
@@ -223,12 +223,8 @@ def check_meta(meta: dict, path: Path | str | None = None) -> None:
             if not _whole(sched["num_scales"], 2) or sched["num_scales"] > MAX_NUM_SCALES:
                 raise bad("schedule.num_scales", f"a whole number from 2 to {MAX_NUM_SCALES:,}, as on the command line "
                           "(every level costs T network evaluations per sample)", sched["num_scales"])
-        if "n_steps_each" in sched and not (_whole(sched["n_steps_each"], 1)
-                                            and sched["n_steps_each"] <= MAX_STEPS_EACH):
-            raise bad("schedule.n_steps_each", f"a whole number from 1 to {MAX_STEPS_EACH:,}, as on the command line",
-                      sched["n_steps_each"])
-            if not sched.get("sigma_max", 50.0) > sched.get("sigma_min", 0.01):
-                raise bad("schedule", "sigma_max > sigma_min", sched)
+        if not sched.get("sigma_max", 50.0) > sched.get("sigma_min", 0.01):
+            raise bad("schedule", "sigma_max > sigma_min (the largest noise level first)", sched)
         if "num_levels" in sched and not _whole(sched["num_levels"], 1):
             raise bad("schedule.num_levels", "a whole number of at least 1", sched["num_levels"])
     from .nn import ScoreUNetConfig
@@ -244,24 +240,29 @@ def check_meta(meta: dict, path: Path | str | None = None) -> None:
 
 
 # The sizes of a recorded network, held to the command line's limits (key: (largest, what it is)).
-SIZE_LIMITS = {"base_channels": (MAX_WIDTH, "the network's base width"),
-               "num_res_blocks": (MAX_RES_BLOCKS, "ResBlocks per level"),
-               "image_size": (MAX_IMAGE_SIZE, "the image side in pixels")}
+SIZE_LIMITS = {"base_channels": (MAX_WIDTH, "the network's base width, at most --base-channels' largest"),
+               "num_res_blocks": (MAX_RES_BLOCKS, "ResBlocks per level, at most --num-res-blocks' largest"),
+               "image_size": (MAX_IMAGE_SIZE, "the image side in pixels, at most the largest the course reads")}
+
+
+def _config_keys() -> tuple[str, ...]:
+    """The metadata keys that hold a network's configuration: the score network's and those registered."""
+    return ("model_config", *CONFIG_READERS)
 
 
 def _check_sizes(meta: dict, bad) -> None:
-    """The recorded network's sizes within the command line's limits, and the model's and the data's image
+    """The recorded network's sizes within the command line's limits, and the network's and the data's image
     sizes in agreement (a network for 32 px images trained on a record of 48 px data was edited)."""
-    for key in ("model_config", "classifier_config"):
+    for key in _config_keys():
         for name, (largest, what) in SIZE_LIMITS.items():
             value = (meta.get(key) or {}).get(name)
             if value is not None and not (_whole(value, 1) and value <= largest):
-                raise bad(f"{key}.{name}", f"{what}, a whole number of at most {largest:,} as on the command line",
-                          value)
-    model_size = (meta.get("model_config") or meta.get("classifier_config") or {}).get("image_size")
+                raise bad(f"{key}.{name}", f"{what}: a whole number up to {largest:,}", value)
+    key = next((k for k in _config_keys() if isinstance(meta.get(k), dict) and "image_size" in meta[k]), None)
+    model_size = meta[key]["image_size"] if key else None
     data_size = (meta.get("data") or {}).get("image_size")
     if model_size is not None and data_size is not None and model_size != data_size:
-        raise bad("data.image_size", f"the network's image size, {model_size} (model_config.image_size)", data_size)
+        raise bad("data.image_size", f"the network's image size, {model_size} ({key}.image_size)", data_size)
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:

@@ -193,6 +193,8 @@ def export_ema(path_in: str | os.PathLike, path_out: str | os.PathLike, dtype: t
     tensors = {f"{prefix}.{k}": v.to(dtype) if v.is_floating_point() else v for k, v in part.items()}
     tensors["history.loss"] = ckpt.tensors.get("history.loss", torch.zeros(0))
     meta = {k: v for k, v in ckpt.meta.items() if k not in ("format", "format_version")}
+    if isinstance(meta.get("data"), dict):  # a shipped file names no folder of the machine that trained it
+        meta["data"] = {k: v for k, v in meta["data"].items() if k != "root"}
     meta.update(extra_meta or {})
     save_checkpoint(tensors, meta, path_out)
     return Path(path_out)

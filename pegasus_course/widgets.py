@@ -9,6 +9,7 @@ imported only there, so the package works where ipywidgets is missing.
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 from typing import Sequence
 
@@ -121,13 +122,14 @@ class InterpolationExplorer:
     def set_row(self, row: torch.Tensor, ks: Sequence[int] | None = None) -> None:
         """Use a row computed elsewhere for the current ends, with the same model and schedule: all N + 2
         interpolants, or only those in ``ks`` (both ends included; the slider then snaps to them)."""
-        from .checks import check_k, check_unit_images
+        from .checks import check_k, check_savable_images, check_unit_images
 
         ks = list(range(self.n + 2)) if ks is None else list(ks)
         check_k(ks, self.n, "set_row: ks")
         ks = [int(k) for k in ks]
         size = getattr(getattr(self.model, "config", None), "image_size", None)
         check_unit_images(row, "set_row", size=size)  # what the row shows and saves: the model's samples in [0, 1]
+        check_savable_images(row, "set_row")  # refused here, not later inside a slider's callback (png_bytes)
         if row.shape[0] != len(ks):
             raise ValueError(f"A row for N = {self.n} has {self.n + 2} images (or one per k in ks), got {row.shape[0]}.")
         if ks != sorted(set(ks)) or ks[0] != 0 or ks[-1] != self.n + 1:
@@ -145,8 +147,8 @@ class InterpolationExplorer:
         """Select interpolant k (clamped to 0..N+1) and return it."""
         from .checks import check_k
 
-        if isinstance(k, bool) or not float(k) == int(k):  # 2.5 is no interpolant (NaN fails here too)
-            check_k(k, self.n, "show_k")
+        if isinstance(k, bool) or not math.isfinite(float(k)) or float(k) != int(k):  # 2.5, NaN: no interpolant
+            check_k(k, self.n, "show_k")  # raises, naming the whole numbers k may take
         self.k = max(0, min(int(k), self.n + 1))
         if self.row is not None and self.k not in self.row_ks:  # a partial row: the nearest computed k
             self.k = min(self.row_ks, key=lambda j: (abs(j - self.k), j))

@@ -656,8 +656,27 @@ def test_resume_without_data_options_continues_on_the_checkpoints_own_data(tmp_p
                            "--no-progress", "--steps", "3", "--resume"], capsys)
     assert code == 0, err
     assert "other data" not in text and "does not record" not in text
+    assert f"resuming on the data {out / 'checkpoint.safetensors'} records: --dataset folder; --data-root " \
+        f"{root.resolve()}; --classes cat dog" in text
     data_record = load_checkpoint(out / "checkpoint.safetensors").meta["data"]
     assert data_record["classes"] == ["cat", "dog"] and data_record["source"] == "folder"
+    exported = tmp_path / "e.safetensors"  # a shipped file names no folder of the machine that trained it
+    assert run(["export", out / "checkpoint.safetensors", exported], capsys)[0] == 0
+    assert "root" not in load_checkpoint(exported).meta["data"]
+    monkeypatch.setenv("PEGASUS_DATA_ROOT", str(tmp_path / "nowhere"))
+    code, text, err = run(["train", "--profile", "ci", "--batch-size", "4", "--sample-every", "1000", "--out",
+                           tmp_path / "again", "--no-progress", "--steps", "4", "--resume", exported], capsys)
+    assert "does not record its --data-root (PEGASUS_DATA_ROOT, else the cache)" in text, text + err
+    assert code == 2 and str(tmp_path / "nowhere") in err and "Traceback" not in err
+
+
+def test_a_partial_schedule_record_resumes_with_the_fallback_named(folder, run_dir, tmp_path, capsys):
+    ck = load_checkpoint(run_dir / "checkpoint.safetensors")
+    path = _broken_copy(run_dir, tmp_path, schedule={k: v for k, v in ck.meta["schedule"].items()
+                                                     if k != "num_scales"})
+    code, text, err = run(train_args(folder, tmp_path / "r", "--steps", "3", "--resume", path), capsys)
+    assert "Traceback" not in err and "records no num_scales: using the paper's CIFAR-10 value" in text, err
+    assert code == 2 and "schedule" in err  # the network was trained on 3 levels; the fallback's 232 would differ
 
 
 def test_resume_on_other_data_names_every_difference(tmp_path, capsys):
@@ -898,7 +917,9 @@ MALFORMED = [({"model_config": {"base_channels": -4}}, "base_channels must be a 
              ({"schedule": {"sigma_max": 1e30, "sigma_min": 0.1, "num_scales": 3}},
               "schedule.sigma_max must be a noise level from 1e-18 to 1e+18"),
              ({"model_config": {"base_channels": 100_000}}, "model_config.base_channels must be the network's base "
-              "width, a whole number of at most 1,024"),
+              "width, at most --base-channels' largest: a whole number up to 1,024"),
+             ({"schedule": {"sigma_max": 0.01, "sigma_min": 50.0, "num_scales": 10}},
+              "schedule must be sigma_max > sigma_min (the largest noise level first)"),
              ({"model_config": {"num_res_blocks": 64}}, "model_config.num_res_blocks must be ResBlocks per level"),
              # the model's and the data's image sizes agree
              ({"data": {"source": "folder", "classes": ["horse", "bird"], "image_size": 48}},

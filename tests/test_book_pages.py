@@ -180,3 +180,17 @@ def test_publishing_runs_the_book_command_and_nothing_else():
     assert re.findall(r"^\s*run:\s*(.+)$", workflow, flags=re.M) == ["./course.sh book"]
     assert re.search(r"^\s*path:\s*outputs/book\s*$", workflow, flags=re.M)
     assert "actions/upload-pages-artifact@" in workflow and "actions/deploy-pages@" in workflow
+
+
+def test_a_folder_of_other_files_is_never_emptied_for_a_build(tmp_path):
+    keep = tmp_path / "mine"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("not the book's")
+    with pytest.raises(SystemExit, match="holds files this tool did not build"):
+        build_book.empty_built(keep)
+    assert (keep / "notes.txt").read_text() == "not the book's"
+    built = tmp_path / "site"
+    build_book.empty_built(built)  # a new folder: made and marked
+    (built / "index.html").write_text("old page")
+    build_book.empty_built(built)  # an earlier build: emptied
+    assert sorted(p.name for p in built.iterdir()) == [build_book.BUILT_MARK]

@@ -296,3 +296,16 @@ def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(tmp_path, t
     assert stop.value.step == 0 and "second signal" in stop.value.saved and "no checkpoint" in stop.value.saved
     assert path.read_bytes() == before  # the earlier checkpoint is untouched
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handlers are restored
+
+
+@pytest.mark.parametrize("seed,error", [(1.7, TypeError), (True, TypeError), ("3", TypeError), (-1, ValueError),
+                                        (2**64, ValueError)])
+def test_make_generator_refuses_what_is_no_seed(seed, error):
+    with pytest.raises(error, match="make_generator: the seed must be"):
+        T.make_generator(seed)
+
+
+def test_make_generator_takes_every_64_bit_seed_a_step_uses():
+    a, b = T.make_generator(2**64 - 1), T.make_generator(T.step_seed(2**63 - 1, 10**6, 7))
+    assert torch.rand(1, generator=a).item() != torch.rand(1, generator=b).item()
+    assert torch.equal(torch.rand(3, generator=T.make_generator(5)), torch.rand(3, generator=T.make_generator(5)))

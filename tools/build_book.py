@@ -124,11 +124,13 @@ def local_links(text: str, source_rel: str, repo_url: str, pages: set[str],
         src = REPO / rel
         if rel in pages:
             return m.group(0)
+        if rel.startswith(".."):  # outside the repository: never copied into the published site
+            raise SystemExit(f"{source_rel} links to {target}, which is not in the repository (outside it): fix the link")
         if src.is_file() and src.stat().st_size <= COPY_LIMIT:
             if copies is not None:
                 copies.add(rel)
             return m.group(0)
-        if src.exists() and not rel.startswith(".."):
+        if src.exists():
             kind = "tree" if src.is_dir() else "blob"
             url = f"{repo_url.rstrip('/')}/{kind}/main/{rel}" + (f"#{anchor}" if anchor else "")
             return f"{m.group(1)}{url}{m.group(3)}"
@@ -207,11 +209,25 @@ def mathjax_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "static"
 
 
+BUILT_MARK = ".pegasus-course-book"  # written into every folder this tool builds, so it empties only those
+
+
+def empty_built(folder: Path) -> None:
+    """Empty ``folder`` for a new build: only an earlier build's folder (it holds BUILT_MARK) or an empty one,
+    never a folder of other files (``--out .`` would otherwise delete the repository)."""
+    ours = (folder / BUILT_MARK).is_file() or folder.resolve().parent == REPO / "outputs"  # the default folders
+    if folder.exists() and any(folder.iterdir()) and not ours:
+        raise SystemExit(f"{folder} holds files this tool did not build: choose an empty or new folder (the book "
+                         "empties its folder before each build)")
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    (folder / BUILT_MARK).write_text("built by tools/build_book.py; emptied by the next build\n")
+
+
 def prepare(src: Path) -> list[str]:
     """Write the book's pages into ``src`` (emptied first); returns the notebook names in order."""
-    if src.exists():
-        shutil.rmtree(src)
-    src.mkdir(parents=True)
+    empty_built(src)
     repo_url = set_repository.current_url()
     slug = set_repository.slug(repo_url)
     notebooks = sorted(p.name for p in (REPO / "notebooks").glob(NOTEBOOK_GLOB))
@@ -266,8 +282,7 @@ def build(out: Path, src: Path) -> float:
     """Prepare the pages, run Sphinx, add MathJax and the notebooks' downloads; returns the seconds taken."""
     t0 = time.time()
     notebooks = prepare(src)
-    if out.exists():
-        shutil.rmtree(out)
+    empty_built(out)
     cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-W", "--keep-going", "-j", "auto",
            "-c", str(CONF_DIR), "-d", str(src.parent / f"{src.name}-doctrees"), str(src), str(out)]
     if subprocess.run(cmd).returncode != 0:

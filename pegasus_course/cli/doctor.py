@@ -92,8 +92,9 @@ def _run(args, out: Path, stale: list[Path]) -> int:
     from ..doctor import examine
     from ..generate import schedule_from_meta
 
+    say = (lambda line: print(line, file=sys.stderr)) if args.json else print  # --json: stdout holds the JSON alone
     model, ckpt, path = load_score(args)
-    schedule = schedule_from_meta(ckpt.meta, args.steps_each)
+    schedule = schedule_from_meta(ckpt.meta, args.steps_each, say=say)
     if args.levels > schedule.num_scales:
         raise UsageError(f"--levels {args.levels} is more than the {schedule.num_scales} noise levels of {path}: "
                          f"give at most {schedule.num_scales}.")
@@ -122,7 +123,6 @@ def _run(args, out: Path, stale: list[Path]) -> int:
     report = examine(model, schedule, held.images[pick], train.images, n_levels=args.levels, step_lr=args.step_lr,
                      seed=args.seed, title=f"{path} (step {ckpt.step:,}, {weights} weights)")
     report.notes = notes + [n for n in [_loss_note(ckpt.losses)] if n]
-    say = (lambda line: print(line, file=sys.stderr)) if args.json else print  # --json: stdout holds the JSON alone
     with replacing(out, stale, say) as stage:  # the earlier report stays until this one is written
         report.save(stage)
     png, txt = (out / name for name in REPORT)

@@ -145,7 +145,8 @@ def refuse_or_clear(folder: Path, files: list[Path], overwrite: bool, option: st
     :func:`set_aside`)."""
     if files and not overwrite:
         raise UsageError(f"{option} {folder} holds {what}: {describe_files(folder, files)}. Add --overwrite to "
-                         f"remove them first (nothing of that run remains), or choose another {option}.")
+                         f"replace them (they are removed once the new files are written, and nothing of that run "
+                         f"remains), or choose another {option}.")
     return files
 
 
@@ -175,21 +176,21 @@ def refuse_existing_file(path: Path, overwrite: bool, option: str = "--out") -> 
 
 @contextlib.contextmanager
 def output_folder(path: Path, option: str = "--out"):
-    """:func:`check_out_dir`, and should the command fail, the folders it created for it are removed again while
-    empty, so a failed command leaves no empty --out behind (a folder that was there before stays)."""
+    """:func:`check_out_dir`, and the folders it created for it are removed again when the command ends with them
+    still empty, so a failed or interrupted command leaves no empty --out behind (a folder that was there before
+    stays)."""
     missing, above = [], Path(os.path.abspath(path))
     while not above.exists() and above != above.parent:
         missing.append(above)  # deepest first
         above = above.parent
     try:
         yield check_out_dir(Path(path), option)
-    except BaseException:
+    finally:
         for folder in missing:
             try:
                 folder.rmdir()
             except OSError:  # not empty (or not ours to remove): kept
                 break
-        raise
 
 
 STAGING_PREFIX = ".pegasus-course-new-"
@@ -254,6 +255,24 @@ def set_aside(out: Path, stale: list[Path], patterns: tuple[str, ...], successor
             shutil.rmtree(aside, ignore_errors=True)
             say(f"--overwrite: this run wrote no checkpoint, so the earlier run's {describe_files(out, stale)} are "
                 f"back in {out}")
+
+
+def recover_set_aside(out: Path, say=print) -> None:
+    """Put back an earlier run's files that a killed ``--overwrite`` run left in a hidden folder of ``out``
+    (:func:`set_aside` had no chance to decide): a file the killed run wrote in their place wins, as it would
+    have. ``out`` must be locked."""
+    for aside in sorted(Path(out).glob(ASIDE_PREFIX + "*")):
+        back = []
+        for f in sorted(p for p in aside.rglob("*") if p.is_file()):
+            dest = Path(out) / f.relative_to(aside)
+            if not dest.exists():
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(f, dest)
+                back.append(dest)
+        shutil.rmtree(aside, ignore_errors=True)
+        if back:
+            say(f"note: an --overwrite run was stopped before it wrote a checkpoint; the earlier run's "
+                f"{describe_files(Path(out), back)} are back in {out}")
 
 
 def run_writing_images(args, body) -> int:

@@ -13,7 +13,8 @@ import torch
 from .common import (CKPT_NAME, DEVICE_HELP, HelpFormatter, UsageError, check_download, check_sigma_order, data_source,
                      device_name, ema_rate, learning_rate, non_negative_int, num_scales, path_arg, positive_float,
                      positive_int, precision_name, res_blocks, sigma_level, value_or, width)
-from .outputs import check_out_dir, earlier_outputs, folder_lock, output_folder, refuse_or_clear, set_aside
+from .outputs import (check_out_dir, earlier_outputs, folder_lock, output_folder, recover_set_aside, refuse_or_clear,
+                      set_aside)
 
 
 def add_parser(sub):
@@ -87,26 +88,41 @@ DATA_OPTIONS = {"dataset": ("source", "--dataset"), "data_root": ("root", "--dat
                 "classes": ("classes", "--classes"), "image_size": ("image_size", "--image-size")}
 
 
+# What each data option falls back to when neither the command line nor the checkpoint's record gives it.
+DATA_DEFAULTS = {"dataset": "PEGASUS_DATA_SOURCE, else cifar10", "data_root": "PEGASUS_DATA_ROOT, else the cache",
+                 "classes": "horse bird"}
+
+
 def _resume_data(args, prev, say) -> None:
-    """With --resume, a data option not given is the checkpoint's own (its record in meta["data"]); one given
-    that differs from the record is named, so a run never silently continues on other data."""
+    """With --resume, a data option not given is the checkpoint's own (its record in meta["data"]), and says so;
+    one given that differs from the record is named, so a run never silently continues on other data."""
     record = prev.meta.get("data") or {}
-    changed, reused = [], []
+    changed, reused, missing = [], [], []
     for attr, (key, flag) in DATA_OPTIONS.items():
         given, recorded = getattr(args, attr), record.get(key)
+        shown = " ".join(recorded) if key == "classes" and recorded else recorded
+        if given is None and key == "image_size":
+            continue  # the images are read at their own size; the network's size check refuses another
         if given is None and recorded is not None:
+            if key == "root" and not Path(recorded).is_dir():
+                missing.append(f"{flag} (the recorded {recorded} is not a folder here: {DATA_DEFAULTS[attr]})")
+                continue
             setattr(args, attr, list(recorded) if key == "classes" else recorded)
-            reused.append(flag)
+            reused.append(f"{flag} {shown}")
         elif given is not None and recorded is not None and not _same(key, given, recorded):
-            changed.append(f"{flag} {recorded if key != 'classes' else ' '.join(recorded)} -> "
-                           f"{given if key != 'classes' else ' '.join(given)}")
+            changed.append(f"{flag} {shown} -> {' '.join(given) if key == 'classes' else given}")
+        elif given is None:
+            missing.append(f"{flag} ({DATA_DEFAULTS[attr]})")
+    if reused:
+        say(f"resuming on the data {prev.path} records: {'; '.join(reused)}")
     if changed:
         say(f"note: resuming on other data than {prev.path} records ({'; '.join(changed)}): the network continues "
             "from what it learnt on the recorded data; drop these options to continue on the checkpoint's own")
-    missing = [flag for attr, (key, flag) in DATA_OPTIONS.items() if record.get(key) is None and getattr(args, attr) is None]
     if missing:
-        say(f"note: {prev.path} does not record its {', '.join(missing)} (written before data was recorded): using "
-            "the defaults (PEGASUS_DATA_SOURCE, PEGASUS_DATA_ROOT, horse bird); pass them to continue on other data")
+        say(f"note: {prev.path} does not record its {'; '.join(missing)}: the defaults are used; pass these options "
+            "to choose the data")
+    if args.download and (args.dataset or "") == "folder":  # known only now, from the record
+        check_download(args)
 
 
 def _same(key: str, given, recorded) -> bool:
@@ -125,8 +141,10 @@ def _resume_checks(prev, schedule, cfg, say, precision: str = "") -> list[dict]:
 
     Returns the history of legs to store in the new checkpoint (one entry per run that wrote it).
     """
-    old = prev.meta.get("schedule")
-    if old and {k: old[k] for k in ("sigma_max", "sigma_min", "num_scales")} != schedule.to_dict():
+    from ..generate import schedule_from_meta
+
+    old = schedule_from_meta(prev.meta, say=None).to_dict()  # a partial record filled as sampling fills it
+    if prev.meta.get("schedule") and old != schedule.to_dict():
         raise UsageError(
             f"{prev.path} was trained with the schedule {old}, this run asks for {schedule.to_dict()}: a network "
             "conditioned on other noise levels cannot continue. Drop --sigma-max/--sigma-min/--num-scales/--schedule "
@@ -196,7 +214,7 @@ def run(args) -> int:
 def _run(args, until_done: contextlib.ExitStack) -> int:
     from .. import data as data_mod
     from ..checkpoints import load_checkpoint
-    from ..generate import Schedule, generate
+    from ..generate import Schedule, generate, schedule_from_meta
     from ..nn import ScoreUNet, ScoreUNetConfig, count_parameters
     from ..plotting import save_grid
     from ..sampling import num_score_evaluations
@@ -207,6 +225,8 @@ def _run(args, until_done: contextlib.ExitStack) -> int:
     profile = get_profile(args.profile)
     out = check_out_dir(Path(args.out))
     ckpt_path = out / CKPT_NAME
+    if int(os.environ.get("RANK", "0")) == 0:
+        recover_set_aside(out)
     prev = None
     if args.resume:
         src = ckpt_path if args.resume == "auto" else Path(args.resume)
@@ -217,7 +237,7 @@ def _run(args, until_done: contextlib.ExitStack) -> int:
     elif ckpt_path.is_file() and not args.overwrite:
         raise UsageError(f"--out {out} already holds a checkpoint ({ckpt_path}). Add --resume to continue it, "
                          "--overwrite to start again from scratch (the old run's checkpoint, losses and sample grids "
-                         "are removed first), or choose another --out.")
+                         "are removed once the new run writes its checkpoint), or choose another --out.")
     if ckpt_path.exists() and not ckpt_path.is_file():
         raise UsageError(f"{ckpt_path} is a folder, not a checkpoint file: move it away or choose another --out.")
     if prev is not None and "model_config" not in prev.meta:
@@ -248,7 +268,8 @@ def _run(args, until_done: contextlib.ExitStack) -> int:
         say(line)
     size = ds.image_size
     batch = value_or(args.batch_size, 64 if args.dataset == "stl10" and profile.name == "gpu" else profile.batch_size)
-    old = (prev.meta.get("schedule") or {}) if prev is not None else {}
+    # a resumed run keeps its checkpoint's levels (a partial record filled, and said, as sampling does)
+    old = schedule_from_meta(prev.meta, say=say).to_dict() if prev is not None else {}
     from_data = _data_schedule(args, ds, value_or(args.sigma_min, old.get("sigma_min", profile.sigma_min)),
                                profile.n_steps_each, say) if args.schedule == "data" else None
     schedule = from_data.schedule() if from_data is not None else Schedule(
@@ -311,7 +332,8 @@ def _run(args, until_done: contextlib.ExitStack) -> int:
     meta = {"schedule": schedule.to_dict(), "profile": profile.name, "legs": legs,
             "data": {"source": args.dataset, "classes": list(args.classes), "image_size": size,
                      "num_images": len(ds), "split": split,
-                     "root": str(Path(root).expanduser().resolve()) if root else None}}
+                     # where the images were (a folder of one's own), for --resume; `export` leaves it out
+                     **({"root": str(Path(root).expanduser().resolve())} if args.dataset == "folder" else {})}}
     if from_data is not None:  # how sigma_1 and L were computed, for `pegasus-course doctor` and the learner
         meta["data_schedule"] = from_data.to_dict()
     say(f"{profile.name} profile on {device} (x{world}), {precision.describe()} ({precision.reason}); {len(ds)} images "
@@ -353,8 +375,9 @@ def _run(args, until_done: contextlib.ExitStack) -> int:
             say(f"interrupted at step {stop.step}: {stop.saved or 'no checkpoint written'}; continue with "
                 f"`pegasus-course train --out {out} --resume` and the same options")
         else:
-            say(f"interrupted at step {stop.step}: {stop.saved or 'no checkpoint written'}; no checkpoint exists "
-                "yet, so run the same command again to start over")
+            say(f"interrupted at step {stop.step}: {stop.saved or 'no checkpoint written'}; this run wrote no "
+                "checkpoint, so run the same command again to start over"
+                + (" (the earlier run's files are put back)" if stale else ""))
         return 128 + stop.signum  # 130 for Ctrl-C, 143 for SIGTERM
     if rank == 0:
         (out / "losses.json").write_text(json.dumps(state.losses))

@@ -190,6 +190,19 @@ def closest(got: torch.Tensor, make: Callable[[], tuple], table: dict[str, Any],
     return None if best is None else best[1]
 
 
+def raised_like(exc: Exception, make: Callable[[], tuple], table: dict[str, Any]) -> str | None:
+    """The label of a planted answer in ``table`` that raises what the learner's function raised (the same type
+    and message on the same arguments): a mistake that a package check refuses is still named."""
+    for label, entry in table.items():
+        for planted in _variants(entry):
+            try:
+                planted(*make())
+            except Exception as other:  # noqa: BLE001  raising is what is compared
+                if type(other) is type(exc) and str(other) == str(exc):
+                    return label
+    return None
+
+
 def first_mismatch(g: torch.Tensor, w: torch.Tensor, rtol: float = RTOL) -> tuple[int, ...] | None:
     """Index of the first element where ``g`` and ``w`` differ beyond :func:`close`'s tolerance, or None."""
     bad = ~torch.isclose(g, w, rtol=rtol, atol=1e-6 * float(w.abs().max()))
@@ -256,6 +269,10 @@ def run(check: Check) -> CheckResult:
         except BadAnswer as bad:
             return CheckResult(name, "wrong", str(bad))
         except Exception as exc:  # noqa: BLE001  a learner's bug must not stop the notebook
+            planted = raised_like(exc, make, check.mistakes)
+            if planted is not None:  # a common mistake that the package's own checks refuse
+                return _wrong(name, f"case {i + 1}: your function raised {exc.__class__.__name__}: {exc}",
+                              check.hint, planted)
             extra = check.explain_error(exc) if check.explain_error is not None else None
             if extra is None and isinstance(exc, TypeError):
                 extra = f"it is called as my_{name}{CALLS.get(name, '(...)')}"
@@ -278,18 +295,23 @@ def run(check: Check) -> CheckResult:
             return CheckResult(name, "wrong", f"case {i + 1}: you wrote {other}", other)
         diagnosis = closest(got, make, check.mistakes, check.rtol)
         explain = check.explain(got, want) if check.explain is not None else where(got, want)
-        _attempts[name] = _attempts.get(name, 0) + 1
-        if _attempts[name] == 1:
-            hint = f"hint: {check.hint}"
-        elif diagnosis:
-            hint = f"likely mistake: {diagnosis}"
-        else:
-            hint = f"hint: {check.hint} (no common mistake matched; compare term by term with the formula)"
-        return CheckResult(name, "wrong", f"first mismatch in case {i + 1}: {explain}. {hint}", diagnosis)
+        return _wrong(name, f"first mismatch in case {i + 1}: {explain}", check.hint, diagnosis)
     _attempts.pop(name, None)
     forms = sorted(w for w in (written or set()) if w)
     note = f" You wrote: {'; '.join(forms)}." if forms and "" not in (written or set()) else ""
     return CheckResult(name, "correct", f"matches the package on all {len(check.cases)} cases.{note}")
+
+
+def _wrong(name: str, what: str, hint: str, diagnosis: str | None) -> CheckResult:
+    """A wrong answer: the general hint at the first try, the likely mistake's name from the second on."""
+    _attempts[name] = _attempts.get(name, 0) + 1
+    if _attempts[name] == 1:
+        advice = f"hint: {hint}"
+    elif diagnosis:
+        advice = f"likely mistake: {diagnosis}"
+    else:
+        advice = f"hint: {hint} (no common mistake matched; compare term by term with the formula)"
+    return CheckResult(name, "wrong", f"{what}. {advice}", diagnosis)
 
 
 def _same(a, b) -> bool:
