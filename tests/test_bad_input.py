@@ -1620,3 +1620,21 @@ def test_track_colour_that_would_record_nothing_is_refused(folder, tmp_path, cap
     code, _, _ = run(train_args(folder, out, "--steps", "2", "--track-colour", "--sample-every", "2"), capsys)
     history = json.loads((out / "colour.json").read_text())["history"]
     assert code == 0 and {h["step"] for h in history} == {2}
+
+
+def test_files_a_killed_overwrite_run_set_aside_are_put_back(tmp_path):
+    from pegasus_course.cli.outputs import ASIDE_PREFIX, recover_set_aside
+
+    out = tmp_path / "run"
+    aside = out / f"{ASIDE_PREFIX}abc"
+    (aside / "samples").mkdir(parents=True)
+    (aside / "checkpoint.safetensors").write_text("the earlier run's")
+    (aside / "samples" / "step-0000002.png").write_text("its grid")
+    (aside / "losses.json").write_text("set aside")
+    (out / "losses.json").write_text("written by the killed run")  # written in its place: kept
+    said = []
+    recover_set_aside(out, said.append)
+    assert (out / "checkpoint.safetensors").read_text() == "the earlier run's"
+    assert (out / "samples" / "step-0000002.png").read_text() == "its grid"
+    assert (out / "losses.json").read_text() == "written by the killed run" and not aside.exists()
+    assert len(said) == 1 and "checkpoint.safetensors, 1 file in samples/ are back in" in said[0]
