@@ -223,7 +223,8 @@ def check_meta(meta: dict, path: Path | str | None = None) -> None:
             if not _whole(sched["num_scales"], 2) or sched["num_scales"] > MAX_NUM_SCALES:
                 raise bad("schedule.num_scales", f"a whole number from 2 to {MAX_NUM_SCALES:,}, as on the command line "
                           "(every level costs T network evaluations per sample)", sched["num_scales"])
-        if not sched.get("sigma_max", 50.0) > sched.get("sigma_min", 0.01):
+        if "num_scales" in sched and not sched.get("sigma_max", 50.0) > sched.get("sigma_min", 0.01):
+            # a score network's L levels run from sigma_max down to sigma_min (a classifier's one level has both)
             raise bad("schedule", "sigma_max > sigma_min (the largest noise level first)", sched)
         if "num_levels" in sched and not _whole(sched["num_levels"], 1):
             raise bad("schedule.num_levels", "a whole number of at least 1", sched["num_levels"])
