@@ -8,6 +8,8 @@ import numbers
 import torch
 from torch.utils.data import DistributedSampler
 
+from .checks import check_positive_int
+
 
 def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
     """A ``torch.Generator`` on ``device`` (a CUDA tensor needs a CUDA generator) seeded with ``seed``, a whole
@@ -38,7 +40,7 @@ class EpochBatches:
                  device: torch.device | str = "cpu"):
         self.sampler = DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=True, seed=seed,
                                           drop_last=True)
-        self.batch_size = batch_size
+        self.batch_size = check_positive_int(batch_size, "EpochBatches: batch_size")
         self.device = torch.device(device)
         self.steps_per_epoch = len(self.sampler) // batch_size
         if self.steps_per_epoch == 0:

@@ -107,7 +107,8 @@ def save_checkpoint(tensors: dict[str, torch.Tensor], meta: dict[str, Any], path
     are removed once the new ones are written, so a folder never mixes two checkpoints unnoticed.
     """
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
-    path = Path(path)
+    path = Path(path).expanduser()
+    check_meta(meta, path, writing=True)  # what load_checkpoint would refuse is never written
     if max_shard_bytes is not None and max_shard_bytes <= 0:
         raise ValueError(f"max_shard_bytes must be positive, got {max_shard_bytes}.")
     if max_shard_bytes is not None and path.exists() and not path.is_dir():
@@ -189,13 +190,16 @@ def _positive(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
 
 
-def check_meta(meta: dict, path: Path | str | None = None) -> None:
-    """The metadata fields the course reads, checked once when a file is read, so a malformed or edited
-    checkpoint ends in one :class:`CheckpointError` that names the field instead of failing later."""
+def check_meta(meta: dict, path: Path | str | None = None, writing: bool = False) -> None:
+    """The metadata fields the course reads, checked once when a file is read (and before one is written, so
+    nothing is saved that could not be read back), so a malformed or edited checkpoint ends in one
+    :class:`CheckpointError` that names the field instead of failing later."""
+    fix = ("Nothing was written: correct the metadata passed to save_checkpoint." if writing else
+           "The file was edited or not written by the course: re-train or re-download it.")
 
     def bad(name: str, expected: str, value) -> CheckpointError:
-        return CheckpointError(f"{path} has malformed metadata: {name} must be {expected}, got {value!r}. The file "
-                               "was edited or not written by the course: re-train or re-download it.")
+        return CheckpointError(f"{path} {'would have' if writing else 'has'} malformed metadata: {name} must be "
+                               f"{expected}, got {value!r}. {fix}")
 
     if "format_version" in meta and not _whole(meta["format_version"]):
         raise bad("format_version", "a whole number", meta["format_version"])
@@ -206,6 +210,10 @@ def check_meta(meta: dict, path: Path | str | None = None) -> None:
             raise bad(name, "a mapping", meta[name])
     if "legs" in meta and not (isinstance(meta["legs"], list) and all(isinstance(g, dict) for g in meta["legs"])):
         raise bad("legs", "a list of mappings (one per training leg)", meta["legs"])
+    data = meta.get("data")
+    if isinstance(data, dict) and "classes" in data and not (
+            isinstance(data["classes"], list) and data["classes"] and all(isinstance(c, str) for c in data["classes"])):
+        raise bad("data.classes", "a list of class names, e.g. ['horse', 'bird']", data["classes"])
     if "clean_sigma" in meta and not _positive(meta["clean_sigma"]):
         raise bad("clean_sigma", "a positive finite number", meta["clean_sigma"])
     sched = meta.get("schedule")
@@ -235,8 +243,8 @@ def check_meta(meta: dict, path: Path | str | None = None) -> None:
             try:
                 read(meta[key])
             except (TypeError, ValueError) as exc:
-                raise CheckpointError(f"{path} has a malformed {key} ({exc}) The file was edited or not written by "
-                                      "the course: re-train or re-download it.") from None
+                raise CheckpointError(f"{path} {'would have' if writing else 'has'} a malformed {key} ({exc}) "
+                                      f"{fix}") from None
     _check_sizes(meta, bad)
 
 
@@ -273,7 +281,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         FileNotFoundError: nothing at ``path``.
         CheckpointError: truncated, foreign, or an incomplete set of shards.
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     if path.is_dir():
         files = sorted(path.glob("part-*.safetensors"))
         if files and (path / "checkpoint.safetensors").is_file():

@@ -53,7 +53,7 @@ def check_image_batch(x: torch.Tensor, where: str, channels: int = 3, size: int 
     if x.shape[0] == 0:
         raise ValueError(f"{where}: the batch is empty (0 images, shape {tuple(x.shape)}): pass at least one image.")
     if x.shape[1] != channels:
-        hint = (f" It looks like channels-last (NHWC): use x.permute(0, 3, 1, 2)." if x.shape[-1] == channels else "")
+        hint = (" It looks like channels-last (NHWC): use x.permute(0, 3, 1, 2)." if x.shape[-1] == channels else "")
         raise ValueError(f"{where}: expected {channels} channels on axis 1 (B, C, H, W), got shape "
                          f"{tuple(x.shape)}.{hint}")
     if size is not None and tuple(x.shape[-2:]) != (size, size):

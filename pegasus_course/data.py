@@ -231,6 +231,9 @@ def _load_folder(root: Path, split: str, classes: Sequence[str], image_size: int
     converted: Counter = Counter()
     skipped: Counter = Counter()
     cropped = resized = turned = 0
+    from .sampling import progress_bar  # decoding a large folder the first time takes a while: say so
+
+    bar = progress_bar(desc=f"decoding {split_dir} (once: cached after)", unit="image", leave=False)
     for label, index in enumerate(wanted):
         class_dir = split_dir / valid[index]
         files = []
@@ -270,6 +273,8 @@ def _load_folder(root: Path, split: str, classes: Sequence[str], image_size: int
                 resized += was_resized
             images.append(x.contiguous())
             labels.append(label)
+            bar.update(1)
+    bar.close()
     if not sizes:
         raise FileNotFoundError(f"No .jpg or .png images (nor {', '.join(readable[3:])}) in the class folders of "
                                 f"{split_dir}.")

@@ -121,6 +121,14 @@ class Report:
         return not any(v.fired for v in self.verdicts)
 
     @property
+    def headline(self) -> str:
+        """One line: healthy only when every verdict was judged and none fired."""
+        if self.fired:
+            return f"{len(self.fired)} verdict(s) fired: " + "; ".join(v.name for v in self.fired)
+        return ("no verdict fired, but not every verdict could be judged: not a clean bill of health"
+                if any(v.fired is None for v in self.verdicts) else "healthy: no verdict fired")
+
+    @property
     def fired(self) -> list[Verdict]:
         return [v for v in self.verdicts if v.fired]
 
@@ -147,11 +155,9 @@ class Report:
         out += ["", "verdicts:"]
         for v in self.verdicts:
             out += v.lines()
-        fired = self.fired
         out.append("")
-        out.append("healthy: no verdict fired" if not fired else
-                   f"{len(fired)} verdict{'s' if len(fired) > 1 else ''} fired: " + "; ".join(v.name for v in fired))
         unjudged = [v.name for v in self.verdicts if v.fired is None]
+        out.append(self.headline)
         if unjudged:
             out[-1] += f" ({len(unjudged)} not judged, marked [--]: {'; '.join(unjudged)})"
         return out
@@ -176,8 +182,10 @@ class Report:
         fig = Figure(figsize=(12, 7.4 + text_height), dpi=80, layout="constrained")
         top, middle, bottom = fig.subfigures(3, 1, height_ratios=[3.2, 4.2, text_height])
         fired = self.fired
-        fig.suptitle("healthy: no verdict fired" if not fired else "fired: " + "; ".join(v.name for v in fired),
-                     color="tab:green" if not fired else "tab:red", fontsize=13, fontweight="bold")
+        unsure = not fired and any(v.fired is None for v in self.verdicts)
+        fig.suptitle(self.headline if not fired else "fired: " + "; ".join(v.name for v in fired),
+                     color="tab:red" if fired else "tab:orange" if unsure else "tab:green", fontsize=13,
+                     fontweight="bold")
         s = self.sigmas
         axes = top.subplots(1, 3)
         lo = max(-0.5, min([*self.share, *self.linear_share, 0.0]) - 0.05)
@@ -384,10 +392,14 @@ def _verdicts(probe, share, lin_share, nonfinite, weights_finite, sched, data: D
     finite_shares = [v for v in share if math.isfinite(v)]
     median = statistics.median(finite_shares) if finite_shares else float("nan")
     broken = not weights_finite or nonfinite > 0 or not math.isfinite(median)
-    untrained = broken or median < UNTRAINED_SHARE
+    # non-finite outputs, or a share below the threshold, fire from any number of images (an untrained network
+    # explains about nothing); an "ok" is an average over the images and needs MIN_IMAGES of them
+    untrained = True if broken or median < UNTRAINED_SHARE else (None if n < MIN_IMAGES else False)
     what = (f"median share of the noise explained {median:.2f} over {len(probe)} levels (from {min(share):.2f} to "
             f"{max(share):.2f})" if not broken else
             f"{'non-finite weights; ' if not weights_finite else ''}{nonfinite} non-finite outputs")
+    if untrained is None:
+        what = f"{_too_few(n)}; {what}"
     out.append(Verdict(
         "untrained or diverged weights", untrained, what,
         f"median share >= {UNTRAINED_SHARE} and every weight and output finite (a network that outputs zero "

@@ -86,6 +86,7 @@ def to_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> torch.Tens
     from torchvision.utils import make_grid
 
     nrow = check_positive_int(nrow, "to_grid: nrow (images per row)")
+    check_positive_int(padding, "to_grid: padding (pixels between images)", minimum=0)
     return make_grid(_unit_images(images), nrow=nrow, padding=padding, pad_value=1.0)
 
 
@@ -160,7 +161,7 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8, upscale: in
     grid = to_grid(check_savable_images(images, "save_grid"), nrow)
     if upscale > 1:
         grid = grid.repeat_interleave(upscale, 1).repeat_interleave(upscale, 2)
-    path = Path(path)
+    path = Path(path).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
     save_image(grid, str(path))
     return path
@@ -184,7 +185,7 @@ def save_images(images: torch.Tensor, folder: str | Path, prefix: str = "sample"
         raise ValueError(f"save_images: {len(images)} images but {len(numbers)} numbers to name them by.")
     if len(set(numbers)) != len(numbers):
         raise ValueError("save_images: two images would get one file name: give each a different number.")
-    folder = Path(folder)
+    folder = Path(folder).expanduser()
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for n, im in zip((int(n) for n in numbers), images):

@@ -59,7 +59,7 @@ class InterpolationExplorer:
         if len(set(self.candidate_seeds)) < 2:
             raise ValueError(f"InterpolationExplorer: the two ends are picked among the candidates, so they need two "
                              f"different seeds at least, got {self.candidate_seeds}.")
-        self.out_dir = Path(out_dir)
+        self.out_dir = Path(out_dir).expanduser()
         self.candidates: torch.Tensor | None = None
         self.ends: list[int] = self.candidate_seeds[:2]
         self.row: torch.Tensor | None = None

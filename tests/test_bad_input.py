@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from pegasus_course import cli, data
-from pegasus_course.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from pegasus_course.checkpoints import FORMAT, CheckpointError, atomic_save, load_checkpoint, save_checkpoint
 from tests.conftest import REPO, make_image_folder
 
 
@@ -780,7 +780,8 @@ def _broken_copy(run_dir, tmp_path, tensors=None, **meta_changes):
     for key, value in meta_changes.items():
         meta[key] = {**meta[key], **value} if key == "model_config" and isinstance(value, dict) else value
     path = tmp_path / "broken.safetensors"
-    save_checkpoint(tensors or ck.tensors, meta, path)
+    # written as an edited file would be: save_checkpoint itself refuses metadata it could not read back
+    atomic_save(tensors or ck.tensors, {"format": FORMAT, **meta}, path)
     return path
 
 
@@ -921,6 +922,8 @@ MALFORMED = [({"model_config": {"base_channels": -4}}, "base_channels must be a 
              ({"schedule": {"sigma_max": 0.01, "sigma_min": 50.0, "num_scales": 10}},
               "schedule must be sigma_max > sigma_min (the largest noise level first)"),
              ({"model_config": {"num_res_blocks": 64}}, "model_config.num_res_blocks must be ResBlocks per level"),
+             ({"data": {"source": "folder", "classes": "cat dog", "image_size": 32}},
+              "data.classes must be a list of class names"),
              # the model's and the data's image sizes agree
              ({"data": {"source": "folder", "classes": ["horse", "bird"], "image_size": 48}},
               "data.image_size must be the network's image size, 32 (model_config.image_size), got 48")]
@@ -1579,11 +1582,13 @@ def test_export_of_an_exported_file_writes_no_shards_it_could_not_resume(run_dir
 
 
 @pytest.mark.parametrize("command", list(cli.COMMANDS))
-def test_an_interrupted_command_says_what_it_leaves_not_what_train_does(command, capsys, monkeypatch):
+def test_an_interrupted_command_says_what_it_leaves_not_what_train_does(command, capsys, monkeypatch, tmp_path):
     def stopped(args):
         raise cli.common.Terminated()
 
     monkeypatch.setattr(cli.COMMANDS[command], "run", stopped)
+    monkeypatch.chdir(tmp_path)  # train's default --out, runs/train, holds a checkpoint: the advice is --resume
+    save_checkpoint({"model.w": torch.ones(1)}, {"step": 1}, tmp_path / "runs" / "train" / "checkpoint.safetensors")
     argv = [command, *(["a.safetensors", "b.safetensors"] if command == "export" else [])]
     code, _, err = run(argv, capsys)
     assert code == 143 and err.startswith("interrupted (SIGTERM): nothing") and len(err.strip().splitlines()) == 1
@@ -1638,3 +1643,75 @@ def test_files_a_killed_overwrite_run_set_aside_are_put_back(tmp_path):
     assert (out / "samples" / "step-0000002.png").read_text() == "its grid"
     assert (out / "losses.json").read_text() == "written by the killed run" and not aside.exists()
     assert len(said) == 1 and "checkpoint.safetensors, 1 file in samples/ are back in" in said[0]
+
+
+# ---------------------------------------------------------------- a fourth probe (after issue 32's fixes)
+
+
+def test_resume_names_every_changed_setting_and_keeps_the_recorded_profile(folder, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    first = train_args(folder, out, "--steps", "2", "--grad-clip", "1", "--ema-decay", "0.9")
+    assert run(first, capsys)[0] == 0
+    legs = load_checkpoint(out / "checkpoint.safetensors").meta["legs"]
+    assert legs[0]["grad_clip"] == 1 and legs[0]["ema_decay"] == 0.9
+    monkeypatch.delenv("PEGASUS_PROFILE", raising=False)
+    again = [a for a in train_args(folder, out, "--steps", "3", "--resume") if a not in ("--profile", "ci")]
+    again[again.index("--num-scales"):again.index("--num-scales") + 2] = []
+    code, text, err = run(again, capsys)
+    assert code == 0, err
+    assert "resuming with the profile" in text and "'ci'" in text  # its sizes, not the machine's default profile
+    assert "grad_clip 1.0 -> None" in text and "ema_decay 0.9 -> 0.999" in text
+
+
+def test_a_negative_guidance_scale_is_refused_where_parsed(run_dir, tmp_path, capsys):
+    for argv in (["sample", "--class", "horse"], ["pegasus", "--auto", "--ends", "guidance"]):
+        code, _, err = run([*argv, "--guidance-scale=-3", "--checkpoint", run_dir / "checkpoint.safetensors",
+                            "--out", tmp_path / argv[0]], capsys)
+        assert code == 2 and "a negative scale pushes away from the class" in err, err
+
+
+def test_an_interrupted_first_run_does_not_advise_resume(folder, tmp_path, capsys, monkeypatch):
+    from pegasus_course import data as data_mod
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(data_mod, "load_dataset", interrupted)  # Ctrl-C while the images load
+    code, _, err = run(train_args(folder, tmp_path / "new", "--steps", "2"), capsys)
+    assert code == 130 and "--out holds no checkpoint: run the same command again" in err and "--resume" not in err
+
+
+def test_the_doctor_is_not_healthy_when_a_verdict_could_not_be_judged():
+    from pegasus_course.doctor import Report, Verdict
+
+    def headline(*fired):
+        report = Report.__new__(Report)
+        report.verdicts = [Verdict(f"v{i}", f, "m", "t", "x") for i, f in enumerate(fired)]
+        return report.headline
+
+    assert headline(False, False) == "healthy: no verdict fired"
+    assert headline(False, None).startswith("no verdict fired, but not every verdict could be judged")
+    assert headline(True, None) == "1 verdict(s) fired: v0"
+
+
+def test_the_library_expands_home_and_never_writes_what_it_could_not_read(tmp_path, monkeypatch):
+    from pegasus_course import plotting
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    save_checkpoint({"model.w": torch.ones(2)}, {"step": 1}, "~/c.safetensors")
+    assert load_checkpoint("~/c.safetensors").step == 1 and (tmp_path / "c.safetensors").is_file()
+    assert plotting.save_grid(torch.rand(2, 3, 8, 8), "~/g.png") == tmp_path / "g.png"
+    with pytest.raises(CheckpointError, match="would have malformed metadata: schedule.num_scales"):
+        save_checkpoint({"model.w": torch.ones(2)}, {"schedule": {"sigma_max": 5.0, "sigma_min": 0.1,
+                                                                  "num_scales": 10**8}}, tmp_path / "big.safetensors")
+    assert not (tmp_path / "big.safetensors").exists()
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda: __import__("pegasus_course.batches", fromlist=["x"]).EpochBatches(10, 0, 0), "batch_size must be at least 1"),
+    (lambda: __import__("pegasus_course.plotting", fromlist=["x"]).to_grid(torch.rand(2, 3, 8, 8), padding=-1),
+     "padding"),
+], ids=["EpochBatches batch 0", "to_grid padding -1"])
+def test_sizes_are_checked_before_torch_sees_them(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()

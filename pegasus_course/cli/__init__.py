@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from . import doctor, export, pegasus, sample, schedule, train, train_classifier
 from .common import Terminated, UsageError, is_out_of_memory
@@ -26,7 +27,7 @@ COMMANDS = {"train": train, "sample": sample, "pegasus": pegasus, "export": expo
 
 # What an interrupted command leaves, said by the command itself (each writes its files only once they are complete).
 INTERRUPTED = {
-    "train": "nothing more was written; a checkpoint already in --out is kept: continue it with --resume",
+    "train": "nothing more was written; the checkpoint already in --out is kept: continue it with --resume",
     "sample": "nothing was written; the images already in --out are kept as they were",
     "pegasus": "nothing was written; the images already in --out are kept as they were",
     "export": "nothing was written; a file already at the output is kept as it was",
@@ -59,7 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except KeyboardInterrupt as exc:
         name, code = ("SIGTERM", 143) if isinstance(exc, Terminated) else ("Ctrl-C", 130)
-        print(f"interrupted ({name}): {INTERRUPTED[args.command]}", file=sys.stderr)
+        left = INTERRUPTED[args.command]
+        if args.command == "train" and not (Path(args.out).expanduser() / "checkpoint.safetensors").is_file():
+            left = "nothing was written and --out holds no checkpoint: run the same command again to start"
+        print(f"interrupted ({name}): {left}", file=sys.stderr)
         return code
     except FloatingPointError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -70,6 +70,12 @@ def finite_float(text: str) -> float:
     return _number(text, float, "a number", math.isfinite, "a finite number")
 
 
+def guidance_scale(text: str) -> float:
+    """Classifier guidance's w: a negative one would push samples away from the class they are guided towards."""
+    return _number(text, float, "a number", lambda v: math.isfinite(v) and v >= 0,
+                   "a finite number of 0 or more (a negative scale pushes away from the class; 3 is the default)")
+
+
 MAX_LR = 1e6  # Adam's steps are about lr in size; far beyond this its step overflows float32
 
 

@@ -92,7 +92,11 @@ def _run(args, out: Path, stale: list[Path]) -> int:
     from ..doctor import examine
     from ..generate import schedule_from_meta
 
-    say = (lambda line: print(line, file=sys.stderr)) if args.json else print  # --json: stdout holds the JSON alone
+    out_stream = sys.stderr if args.json else sys.stdout  # --json: stdout holds the JSON alone
+
+    def say(line: str) -> None:
+        print(line, file=out_stream, flush=True)
+
     model, ckpt, path = load_score(args)
     schedule = schedule_from_meta(ckpt.meta, args.steps_each, say=say)
     if args.levels > schedule.num_scales:
@@ -117,9 +121,8 @@ def _run(args, out: Path, stale: list[Path]) -> int:
                      "new images")
     pick = torch.randperm(len(held), generator=torch.Generator().manual_seed(args.seed))[:args.n_images]
     weights = "live" if args.live else "EMA"
-    if not args.json:  # --json prints the JSON alone
-        print(f"examining {path} (step {ckpt.step:,}, {weights} weights) on {len(pick)} held-out images and "
-              f"{args.levels} levels; {len(train):,} training images for techniques 1, 2, 4 ...", flush=True)
+    say(f"examining {path} (step {ckpt.step:,}, {weights} weights) on {len(pick)} held-out images and "  # before
+        f"{args.levels} levels; {len(train):,} training images for techniques 1, 2, 4 ...")  # the work starts
     report = examine(model, schedule, held.images[pick], train.images, n_levels=args.levels, step_lr=args.step_lr,
                      seed=args.seed, title=f"{path} (step {ckpt.step:,}, {weights} weights)")
     report.notes = notes + [n for n in [_loss_note(ckpt.losses)] if n]

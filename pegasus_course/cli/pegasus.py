@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from .common import (DEVICE_HELP, HelpFormatter, MAX_SEED, UsageError, bounded_int, classifier_path, device_name,
-                     finite_float, load_classifier_for, load_score, non_negative_int, num_scales, path_arg, steps_each,
+                     guidance_scale, load_classifier_for, load_score, non_negative_int, num_scales, path_arg, steps_each,
                      value_or)
 from .outputs import replacing, run_writing_images
 
@@ -35,7 +35,7 @@ def add_parser(sub):
     p.add_argument("--classifier", type=path_arg, default=None,
                    help="noise-conditional classifier checkpoint for --ends selection or guidance (default: the "
                    "shipped one)")
-    p.add_argument("--guidance-scale", type=finite_float, default=None,
+    p.add_argument("--guidance-scale", type=guidance_scale, default=None,
                    help="classifier guidance scale for --ends guidance (default: 3)")
     p.add_argument("--seed", type=non_negative_int, default=None, help="first seed used by --auto (default: 0)")
     p.add_argument("--n", type=bounded_int(1000, "N + 2 images a row; the paper uses 15"), default=15,
@@ -74,6 +74,9 @@ def _choose_ends(args, model, schedule):
     candidates = generate(model, cand, schedule)
     probs = predict_proba(clf, candidates)
     chosen = select_pairs(probs, clf.config.class_names, args.pairs, "horse", "bird")
+    if len(set(chosen)) < len(chosen):  # too few horses or birds among the candidates: the best ones are reused
+        print(f"note: the {n_cand} candidates give only {len(set(chosen))} different horse-bird pairs for --pairs "
+              f"{args.pairs}, so some rows repeat; raise --candidates for as many different rows")
     h, b = class_index(clf, "horse"), class_index(clf, "bird")
     detail = ", ".join(f"horse seed {cand[i]} (p={probs[i, h]:.2f}) -> bird seed {cand[j]} (p={probs[j, b]:.2f})"
                        for i, j in chosen)

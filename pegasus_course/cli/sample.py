@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from .common import (DEVICE_HELP, HelpFormatter, MAX_SEED, UsageError, bounded_int, classifier_path, device_name,
-                     finite_float, load_classifier_for, load_score, non_negative_int, num_scales, path_arg, steps_each,
+                     guidance_scale, load_classifier_for, load_score, non_negative_int, num_scales, path_arg, steps_each,
                      value_or)
 from .outputs import replacing, run_writing_images
 
@@ -29,7 +29,7 @@ def add_parser(sub):
                    help="ask for this class (horse or bird) with classifier guidance")
     p.add_argument("--classifier", type=path_arg, default=None,
                    help="noise-conditional classifier checkpoint for --class (default: the shipped one)")
-    p.add_argument("--guidance-scale", type=finite_float, default=None,
+    p.add_argument("--guidance-scale", type=guidance_scale, default=None,
                    help="classifier guidance scale for --class (default: 3)")
     p.add_argument("--device", type=device_name, default=None, help=DEVICE_HELP)
     p.add_argument("--out", type=path_arg, default="outputs/samples", help="output folder")

@@ -136,7 +136,11 @@ def resume_arg(text: str) -> Path | str:
     return "auto" if text == "auto" else path_arg(text)
 
 
-def _resume_checks(prev, schedule, cfg, say, precision: str = "") -> list[dict]:
+# The optimisation settings a resumed leg is compared with (any difference is named and recorded in its leg).
+RESUMED_SETTINGS = ("batch_size", "lr", "seed", "grad_clip", "ema_decay")
+
+
+def _resume_checks(prev, schedule, cfg, say, precision: str = "", profile: str = "") -> list[dict]:
     """Compare a resumed run with its checkpoint: refuse another schedule, note other settings.
 
     Returns the history of legs to store in the new checkpoint (one entry per run that wrote it).
@@ -154,9 +158,12 @@ def _resume_checks(prev, schedule, cfg, say, precision: str = "") -> list[dict]:
         tc = prev.meta["train_config"]
         legs = [{"start_step": None, "end_step": prev.step, "batch_size": tc.get("batch_size"), "lr": tc.get("lr"),
                  "seed": tc.get("seed"), "note": "last leg before legs were recorded"}]
-    last = legs[-1] if legs else {}
-    changed = [f"{name} {last.get(name)} -> {getattr(cfg, name)}" for name in ("batch_size", "lr", "seed")
+    # the last leg's settings: its record, else the checkpoint's train_config (written by every leg)
+    last = {**(prev.meta.get("train_config") or {}), **(legs[-1] if legs else {})}
+    changed = [f"{name} {last.get(name)} -> {getattr(cfg, name)}" for name in RESUMED_SETTINGS
                if name in last and last.get(name) != getattr(cfg, name)]
+    if "profile" in last and last["profile"] != profile:
+        changed.append(f"profile {last['profile']} -> {profile}")
     if precision and last.get("precision", precision) != precision:
         changed.append(f"precision {last['precision']} -> {precision}")
     if changed:
@@ -234,6 +241,11 @@ def _run(args, until_done: contextlib.ExitStack) -> int:
             raise UsageError(f"--resume: no checkpoint in --out {out} to continue ({ckpt_path} is missing). Start a "
                              "new run without --resume, or pass --resume PATH to continue another checkpoint.")
         prev = load_checkpoint(src)
+        recorded = prev.meta.get("profile")
+        chosen = args.profile is not None or os.environ.get("PEGASUS_PROFILE")
+        if not chosen and recorded and recorded != profile.name:  # its sizes, as its data and levels are kept
+            profile = get_profile(recorded)
+            print(f"resuming with the profile {prev.path} records, {recorded!r} (--profile chooses another)")
     elif ckpt_path.is_file() and not args.overwrite:
         raise UsageError(f"--out {out} already holds a checkpoint ({ckpt_path}). Add --resume to continue it, "
                          "--overwrite to start again from scratch (the old run's checkpoint, losses and sample grids "
@@ -316,7 +328,7 @@ def _run(args, until_done: contextlib.ExitStack) -> int:
     state = None
     legs: list[dict] = []
     if prev is not None:
-        legs = _resume_checks(prev, schedule, cfg, say, precision.name)
+        legs = _resume_checks(prev, schedule, cfg, say, precision.name, profile.name)
         state = resume_state(prev, model, cfg)
         say(f"resumed from {prev.path} at step {state.step}")
         if not prev.part("optim"):
@@ -327,7 +339,7 @@ def _run(args, until_done: contextlib.ExitStack) -> int:
             raise UsageError(f"the checkpoint is already at step {state.step} and --steps is {steps}: pass a larger "
                              "--steps (the total to reach, not the steps to add) to continue.")
     legs.append({"start_step": state.step if state is not None else 0, "batch_size": batch, "lr": args.lr,
-                 "seed": args.seed, "world_size": world, "device": str(device.type), "precision": precision.name,
+                 "seed": args.seed, "grad_clip": cfg.grad_clip, "ema_decay": cfg.ema_decay, "world_size": world, "device": str(device.type), "precision": precision.name,
                  "profile": profile.name, "compile": args.compile_mode if args.compile else False})
     meta = {"schedule": schedule.to_dict(), "profile": profile.name, "legs": legs,
             "data": {"source": args.dataset, "classes": list(args.classes), "image_size": size,
@@ -338,6 +350,9 @@ def _run(args, until_done: contextlib.ExitStack) -> int:
         meta["data_schedule"] = from_data.to_dict()
     say(f"{profile.name} profile on {device} (x{world}), {precision.describe()} ({precision.reason}); {len(ds)} images "
         f"{size}x{size}; {count_parameters(model):,} parameters; L={schedule.num_scales}; {steps} steps of batch {batch}")
+    if args.compile:  # the first step compiles the network: a minute or more without a bar moving
+        say(f"torch.compile (mode {args.compile_mode}): the first step compiles the network first, a minute or "
+            "more; Ctrl-C is taken at once, and stops after that step")
     sample_every = value_or(args.sample_every, profile.sample_every)
     preview = schedule  # annealed Langevin needs the full schedule: coarse ones leave the samples noisy
 
