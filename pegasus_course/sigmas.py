@@ -160,9 +160,11 @@ def technique4_objective(eps: float, gamma: float, sigma_min: float, n_steps_eac
     sigma_min = check_number(sigma_min, "technique4_objective: sigma_min (sigma_L)", positive=True)
     gamma = check_number(gamma, "technique4_objective: gamma (the start's std over sigma_i)", positive=True)
     n_steps_each = check_positive_int(n_steps_each, "technique4_objective: n_steps_each (T)")
-    if not 0 < float(eps) < 2 * sigma_min**2:  # NaN too; beyond, |r| >= 1 and the chain does not settle
-        raise ValueError(f"technique4_objective: eps must lie strictly between 0 and 2 sigma_L^2 = "
-                         f"{2 * sigma_min**2:.3g} (a larger step makes Langevin dynamics diverge), got {eps!r}.")
+    eps = check_number(eps, "technique4_objective: eps (the base step size)", positive=True,
+                       hint="sigmas.langevin_step_size gives technique 4's value.")
+    if eps == 2 * sigma_min**2:  # r = -1: the closed form divides by 1 - r^2 = 0
+        raise ValueError(f"technique4_objective: eps = 2 sigma_L^2 = {eps:.3g} exactly makes every step flip the state "
+                         "(r = -1): take another eps.")
     return _variance_ratio(float(eps), gamma, sigma_min, n_steps_each)
 
 

@@ -508,7 +508,7 @@ def _bad_calls():
         ("noise_scale_ratio: target 2 (was 1.0)", lambda c: sigmas.noise_scale_ratio(10, 2.0), ValueError,
          "strictly between 0 and 0.9973"),
         ("technique4_objective: eps -1", lambda c: sigmas.technique4_objective(-1, 1.1, 0.01, 5), ValueError,
-         r"strictly between 0 and 2 sigma_L\^2"),
+         r"eps \(the base step size\) must be a finite number > 0"),
         ("two_gaussians: weight 2", lambda c: toy.two_gaussians(2.0), ValueError, "strictly between 0 and 1"),
         ("two_gaussians: std -1 (was sampled)", lambda c: toy.two_gaussians(0.2, 5.0, -1.0), ValueError,
          "stds positive"),
