@@ -242,7 +242,7 @@ def test_appendix_page(reader, path):
 
 def solution_lines() -> dict[str, list[str]]:
     """The code lines of each reference solution (comments, docstrings and short generic lines left out)."""
-    source = (REPO / "pegasus_course" / "solutions.py").read_text()
+    source = (REPO / "pegasus_course" / "exercises" / "solutions.py").read_text()
     out = {}
     for node in ast.parse(source).body:
         if isinstance(node, ast.FunctionDef):
@@ -268,7 +268,7 @@ def test_no_solution_reaches_the_book(book):
     solutions = {name: [line for line in lines if re.sub(r"\s+", " ", line) not in notebooks]
                  for name, lines in solution_lines().items()}
     assert solutions and all(solutions.values()), f"every solution should have lines to look for: {solutions}"
-    own = re.sub(r"\s+", " ", (REPO / "pegasus_course" / "solutions.py").read_text())
+    own = re.sub(r"\s+", " ", (REPO / "pegasus_course" / "exercises" / "solutions.py").read_text())
     assert all(line in own for lines in solutions.values() for line in lines)  # the search finds what is there
     pages = {p.relative_to(book): _page_text(p) for p in book.rglob("*.html")}
     leaks = [f"{page}: {name}: {line}" for name, lines in solutions.items() for line in lines
