@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -249,7 +250,10 @@ def _load_folder(root: Path, split: str, classes: Sequence[str], image_size: int
                              "): add images or leave the class out (--classes).")
         for path in files:
             try:
-                with Image.open(path) as im:
+                with warnings.catch_warnings():  # Pillow's bomb warning (over 89 M pixels) is a refusal here
+                    warnings.simplefilter("error", Image.DecompressionBombWarning)
+                    im = Image.open(path)
+                with im:
                     size, orientation = oriented_size(im)
                     sizes[size] += 1  # (W, H), from the header: nothing decoded yet
                     example.setdefault(size, path)

@@ -40,9 +40,9 @@ def unreadable(path: Path, exc: Exception) -> ValueError:
     """One line naming a file that cannot be decoded, why, and what to do."""
     from PIL import Image
 
-    if isinstance(exc, Image.DecompressionBombError):
-        why = (f"it is too large to decode safely (more than {2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels, Pillow's "
-               "decompression-bomb limit)")
+    if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        why = (f"it is too large to decode safely (more than {Image.MAX_IMAGE_PIXELS or 0:,} pixels, Pillow's "
+               "decompression-bomb limit; the course trains on images of 32 to 64 px)")
     elif isinstance(exc, MemoryError):
         why = "out of memory while decoding it"
     else:

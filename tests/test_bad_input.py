@@ -690,7 +690,7 @@ def test_resume_on_other_data_names_every_difference(tmp_path, capsys):
     assert f"--data-root {root.resolve()} -> {moved}" in text and "--classes cat dog -> horse bird" in text
     code, _, err = run(["train", "--image-size", "48", "--profile", "ci", "--batch-size", "4", "--out", out,
                         "--no-progress", "--steps", "4", "--resume"], capsys)
-    assert code == 2 and "--image-size 32 -> 48" not in err and "32px images but the data is 48px" in err
+    assert code == 2 and "--image-size 48: the network of --resume" in err and "makes 32px images" in err, err
 
 
 def test_resume_from_an_export_says_adam_restarts(folder, run_dir, tmp_path, capsys):
@@ -1715,3 +1715,37 @@ def test_the_library_expands_home_and_never_writes_what_it_could_not_read(tmp_pa
 def test_sizes_are_checked_before_torch_sees_them(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_a_classifier_trained_clean_cannot_guide(run_dir, tmp_path, capsys):
+    from pegasus_course.evaluation import DEFAULT_FEATURE_NET  # the judge: trained on clean images only
+
+    code, _, err = run(["sample", "--class", "horse", "--classifier", DEFAULT_FEATURE_NET, "--checkpoint",
+                        run_dir / "checkpoint.safetensors", "--n", "1", "--out", tmp_path / "s"], capsys)
+    assert code == 2 and "trained on clean images only" in err and "cannot guide" in err, err
+    assert not (tmp_path / "s").exists()
+
+
+def test_more_levels_than_trained_are_refused(run_dir, tmp_path, capsys):
+    for argv in (["sample", "--n", "1"], ["pegasus", "--seeds", "1", "2", "--n", "1"]):
+        code, _, err = run([*argv, "--num-scales", "5", "--checkpoint", run_dir / "checkpoint.safetensors",
+                            "--out", tmp_path / argv[0]], capsys)
+        assert code == 2 and "--num-scales 5 is more than the 3 noise levels" in err, err
+
+
+def test_an_image_past_pillows_bomb_warning_is_one_line_naming_it(tmp_path):
+    from PIL import Image
+
+    make_image_folder(tmp_path, classes=("horse", "bird"), per_class=2)
+    big = tmp_path / "train" / "bird" / "huge.png"
+    Image.new("1", (9500, 9500)).save(big)  # 90 M pixels: over Pillow's warning limit, under its error limit
+    with pytest.raises(ValueError, match=r"huge.png is not a readable image \(it is too large to decode safely"):
+        data.load_dataset("folder", tmp_path, image_size=32, use_cache=False)
+
+
+def test_the_doctor_examines_the_data_a_run_records(run_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PEGASUS_DATA_ROOT", str(tmp_path / "nowhere"))  # the defaults would find nothing
+    code, text, err = run(["doctor", run_dir / "checkpoint.safetensors", "--levels", "2", "--n-images", "4",
+                           "--device", "cpu", "--out", tmp_path / "d"], capsys)
+    assert "examining on the data" in text and "--dataset folder" in text, text + err
+    assert code in (0, 1) and (tmp_path / "d" / "doctor.txt").is_file(), err

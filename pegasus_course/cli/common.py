@@ -224,13 +224,29 @@ def classifier_path(args) -> Path:
     return path
 
 
-def load_classifier_for(args, model):
-    from ..classifier import load_classifier
+def check_coarser(num_scales: int | None, meta: dict, path) -> None:
+    """--num-scales samples with a coarser schedule: more levels than the network was trained on would ask it
+    about noise levels it never saw."""
+    trained = (meta.get("schedule") or {}).get("num_scales")
+    if num_scales is not None and trained is not None and num_scales > trained:
+        raise UsageError(f"--num-scales {num_scales} is more than the {trained} noise levels {path} was trained on: "
+                         f"a network is reliable only at its trained levels; give at most {trained} (fewer is coarser "
+                         "and faster), or leave it out.")
 
-    path = classifier_path(args)
+
+def load_classifier_for(args, model, guiding: bool = False):
+    """The classifier of --classifier (or the shipped one) on the model's device, for the model's image size;
+    ``guiding``: it must have been trained on noisy images, since guidance asks it about every noise level."""
+    from ..classifier import load_classifier
     from ..device import place_model
 
-    clf, _ = load_classifier(path, device="cpu")
+    path = classifier_path(args)
+    clf, ckpt = load_classifier(path, device="cpu")
+    levels = (ckpt.meta.get("schedule") or {}).get("num_levels")
+    if guiding and levels == 1:
+        raise UsageError(f"The classifier {path} was trained on clean images only (train-classifier --clean): it "
+                         "cannot say which class a noisy image shows, so it cannot guide sampling. Train one on "
+                         "noisy images (without --clean), or leave --classifier out to use the shipped one.")
     clf = place_model(clf, next(model.parameters()).device)
     if clf.config.image_size != model.config.image_size:
         raise ValueError(f"The classifier {path} sees {clf.config.image_size}px images, the score model makes "

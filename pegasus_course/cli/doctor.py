@@ -104,6 +104,10 @@ def _run(args, out: Path, stale: list[Path]) -> int:
                          f"give at most {schedule.num_scales}.")
     size = model.config.image_size
     classes = args.classes or (ckpt.meta.get("data") or {}).get("classes") or ["horse", "bird"]
+    record = ckpt.meta.get("data") or {}
+    if args.dataset is None and args.data_root is None and record.get("root") and Path(record["root"]).is_dir():
+        args.dataset, args.data_root = record.get("source", "folder"), Path(record["root"])  # the images it learnt
+        say(f"examining on the data {path} records: --dataset {args.dataset} --data-root {args.data_root}")
     root, train_split = data_source(args)
     load = dict(classes=classes, image_size=size, download=args.download, train=False)
     train = data_mod.load_dataset(args.dataset, root, split=train_split, **load)

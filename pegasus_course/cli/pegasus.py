@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .common import (DEVICE_HELP, HelpFormatter, MAX_SEED, UsageError, bounded_int, classifier_path, device_name,
+from .common import (DEVICE_HELP, HelpFormatter, MAX_SEED, UsageError, bounded_int, check_coarser, classifier_path,
+                     device_name,
                      guidance_scale, load_classifier_for, load_score, non_negative_int, num_scales, path_arg, steps_each,
                      value_or)
 from .outputs import replacing, run_writing_images
@@ -63,7 +64,7 @@ def _choose_ends(args, model, schedule):
     if ends == "random":
         return (seeds, None, f"--ends random: {len(seeds)} seeded random pairs (ends may be horse-horse or bird-bird)",
                 None)
-    clf = load_classifier_for(args, model)
+    clf = load_classifier_for(args, model, guiding=ends == "guidance")
     if ends == "guidance":
         return seeds, Guidance(clf, args.guidance_scale), (
             f"--ends guidance: each row asks for a horse at k = 0 and a bird at k = N + 1 (classifier guidance, "
@@ -139,6 +140,7 @@ def _run(args, out: Path, stale: list[Path]) -> int:
     from ..plotting import save_grid, save_images
 
     model, ckpt, path = load_score(args)
+    check_coarser(args.num_scales, ckpt.meta, path)
     schedule = schedule_from_meta(ckpt.meta, args.steps_each, args.num_scales)
     guidance, candidates = None, None
     if args.seeds:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .common import (DEVICE_HELP, HelpFormatter, MAX_SEED, UsageError, bounded_int, classifier_path, device_name,
+from .common import (DEVICE_HELP, HelpFormatter, MAX_SEED, UsageError, bounded_int, check_coarser, classifier_path,
+                     device_name,
                      guidance_scale, load_classifier_for, load_score, non_negative_int, num_scales, path_arg, steps_each,
                      value_or)
 from .outputs import replacing, run_writing_images
@@ -68,6 +69,7 @@ def _run(args, out: Path, stale: list[Path]) -> int:
     from ..plotting import save_grid, save_images
 
     model, ckpt, path = load_score(args)
+    check_coarser(args.num_scales, ckpt.meta, path)
     schedule = schedule_from_meta(ckpt.meta, args.steps_each, args.num_scales)
     print(f"sampling {args.n} images from {path} (step {ckpt.step}) on {next(model.parameters()).device}: "
           f"L={schedule.num_scales}, T={schedule.n_steps_each}")
@@ -75,7 +77,7 @@ def _run(args, out: Path, stale: list[Path]) -> int:
     if args.cls:
         from ..generate import Guidance
 
-        guidance = Guidance(load_classifier_for(args, model), args.guidance_scale)
+        guidance = Guidance(load_classifier_for(args, model, guiding=True), args.guidance_scale)
         guidance.index(args.cls)
         classes = [args.cls] * args.n
         print(f"classifier guidance towards {args.cls!r}, scale {args.guidance_scale:g}")

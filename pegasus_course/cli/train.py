@@ -255,6 +255,10 @@ def _run(args, until_done: contextlib.ExitStack) -> int:
     if prev is not None and "model_config" not in prev.meta:
         raise UsageError(f"--resume {prev.path} is not a score network's checkpoint (kind: "
                          f"{prev.meta.get('kind', 'unknown')}): resume from a checkpoint written by `train`.")
+    recorded_size = (prev.meta.get("model_config") or {}).get("image_size") if prev is not None else None
+    if args.image_size is not None and recorded_size is not None and args.image_size != recorded_size:
+        raise UsageError(f"--image-size {args.image_size}: the network of --resume {prev.path} makes "
+                         f"{recorded_size}px images; drop --image-size (or give {recorded_size}) to continue it.")
     continuing = prev is not None and Path(prev.path).resolve() == ckpt_path.resolve()
     stale = [] if continuing else refuse_or_clear(
         out, earlier_outputs(out, RUN_OUTPUTS), args.overwrite,
