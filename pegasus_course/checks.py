@@ -113,6 +113,7 @@ def check_seeds(seeds, where: str, count: int | None = None) -> list[int]:
 
 
 MAX_SEED = 2**63 - 1  # seeds are stored as int64
+MAX_LR = 1e6  # Adam's steps are about lr in size; far beyond this its step overflows float32
 
 # Sizes the command line accepts, and so the sizes a checkpoint's metadata may record (checked when it is
 # read: a recorded L of 10^8 is refused at once, not sampled for thousands of hours).

@@ -66,7 +66,7 @@ def train_precision(cfg: TrainConfig, device: torch.device | str) -> Precision:
 
 def _check_train_config(cfg: "TrainConfig") -> None:
     """One clear line for a TrainConfig that cannot train: sizes of at least 1, rates in range."""
-    from .checks import MAX_SEED, check_positive_int
+    from .checks import MAX_LR, MAX_SEED, check_positive_int
 
     for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
         check_positive_int(getattr(cfg, name), f"TrainConfig.{name}")
@@ -77,7 +77,7 @@ def _check_train_config(cfg: "TrainConfig") -> None:
     def number(v) -> bool:
         return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
-    rules = {"lr": (lambda v: 0 < v <= 1e6, "a positive finite number of at most 1e6 (Adam's steps are about lr in "
+    rules = {"lr": (lambda v: 0 < v <= MAX_LR, "a positive finite number of at most 1e6 (Adam's steps are about lr in "
                     "size; beyond, its step overflows float32)"), "beta1": (lambda v: 0 <= v < 1, "in [0, 1)"),
              "beta2": (lambda v: 0 <= v < 1, "in [0, 1)"),
              "ema_decay": (lambda v: 0 <= v < 1, "in [0, 1) (0.999 is the paper's EMA rate)")}

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import torch
 
-from ..checks import MAX_NUM_SCALES, MAX_RES_BLOCKS, MAX_STEPS_EACH, MAX_WIDTH  # the sizes checkpoints are held to too
+from ..checks import (MAX_LR, MAX_NUM_SCALES, MAX_RES_BLOCKS, MAX_SEED, MAX_STEPS_EACH,  # shared with the
+                      MAX_WIDTH)  # library and the checkpoints' checks
 
 CKPT_NAME = "checkpoint.safetensors"
 
@@ -47,7 +48,6 @@ def positive_int(text: str) -> int:
     return _number(text, int, "a whole number", lambda v: v > 0, "a positive whole number (at least 1)")
 
 
-MAX_SEED = 2**63 - 1  # seeds are int64
 
 
 def non_negative_int(text: str) -> int:
@@ -76,7 +76,6 @@ def guidance_scale(text: str) -> float:
                    "a finite number of 0 or more (a negative scale pushes away from the class; 3 is the default)")
 
 
-MAX_LR = 1e6  # Adam's steps are about lr in size; far beyond this its step overflows float32
 
 
 def learning_rate(text: str) -> float:
