@@ -7,8 +7,10 @@
 # 1. See that a sample is fixed by its *noise tape*: the start $z_0$ and every $z_{ij}$ drawn on the way.
 # 2. Write the interpolation yourself: mix two recorded tapes with the paper's eq. 4 and replay them
 #    through the sampler; then draw the row between a horse and a bird with your function.
-# 3. See why not simply blend the two images, or mix the noise linearly.
-# 4. Make a batch of winged horses, explore a row interactively, and meet the method's limitation.
+# 3. Read a row along its whole length with an independent judge: where it turns from horse to bird,
+#    how abruptly, and why (the large noise levels fix the layout).
+# 4. See why not simply blend the two images, or mix the noise linearly.
+# 5. Make a batch of winged horses, explore a row interactively, and meet the method's limitation.
 # %%
 # On Google Colab, fetch the course and install it; elsewhere this cell does nothing.
 import os, subprocess, sys
@@ -22,59 +24,80 @@ if "google.colab" in sys.modules:
 
 # %% tags=["nbval-ignore-output"]
 import json
-import math
 from dataclasses import replace
 
 import torch
 
-from pegasus_course import checkpoints, classifier, evaluation, exercises, plotting, sampling, workflow
-from pegasus_course.generate import generate, model_score_fn, pegasus_batch, pegasus_k, pegasus_rows
-from pegasus_course.interpolation import interpolate, linear_weights, mix_weights, spread_ks
-from pegasus_course.sampling import SeededNoise, TapeNoise, num_score_evaluations, record_tape
+from pegasus_course import (along_k, checkpoints, classifier, evaluation, exercises, plotting, plotting_rows, sampling,
+                            workflow)
+from pegasus_course.generate import model_score_fn, pegasus_batch, pegasus_k
+from pegasus_course.interpolation import interpolate, mix_weights, sample_seeds, spread_ks
+from pegasus_course.sampling import SeededNoise, num_score_evaluations, record_tape
 from pegasus_course.widgets import InterpolationExplorer
 
 course = workflow.setup(seed=0, classifiers=("horse-bird",))
 model, schedule, clf, profile = course.model, course.schedule, course.classifiers["horse-bird"], course.profile
 score = model_score_fn(model)
 L, T, eps = schedule.num_scales, schedule.n_steps_each, schedule.step_lr()
+judge, _ = evaluation.load_feature_net()  # the independent ten-class judge of notebook 07
 
 # %% [markdown]
-# ## 1. A batch of samples, each named by its seed
+# ## 1. Samples on record, each named by its seed
 #
 # Every random draw of sample $b$ is computed from (seed $b$, draw index) alone, so any sample can
-# be reproduced from its seed, alone or inside any batch, without storing its noise. This batch is
-# drawn once; the ends of every row below come from it.
-#
-# The seeds are not simply 0, 1, 2, …: the first six are three pairs picked from seeds whose samples are
-# on record (`benchmarks/quality_figures.py` drew seeds 0-15 with the full schedule and let an independent
-# ten-class network name each one horse or bird): one horse-bird pair, one horse-horse and one bird-bird,
-# so that section 8 shows every kind of pair that random ends give.
+# be reproduced from its seed, alone or inside any batch, without storing its noise. The course keeps a
+# record of the shipped model's samples of seeds 0-15, drawn with the full schedule
+# (`benchmarks/quality_figures.py`), each judged horse or bird by an independent ten-class network, the
+# **judge** (notebook 07 explains it). This notebook shows that record instead of sampling the same
+# images again (the cell prints what that would take here), and computes live what you change: the
+# interpolants between two of them. The ends of every row below come from it. Under each image: its seed
+# and the judge's p(horse), horse and bird probabilities renormalised to sum to 1.
 
 # %% tags=["nbval-ignore-output"]
 record = evaluation.load_quality_figures()  # recorded samples of seeds 0-15 and the judge's verdicts
-demo = evaluation.pairs_of_each_kind(record.p_horse("ema"), record.seeds("ema"))  # [(seed, seed, kind), ...]
-demo_seeds = [seed for a, b, _ in demo for seed in (a, b)]
-seeds = (demo_seeds + [s for s in range(profile.n_samples + 6) if s not in demo_seeds])[: profile.n_samples]
-course.expect(f"{len(seeds)} samples with the full schedule", len(seeds))
-samples = generate(model, seeds, schedule).cpu()
-fig = plotting.show_images(samples, nrow=min(8, len(seeds)), title=f"the batch: seeds {', '.join(map(str, seeds))}",
-                           labels=[f"seed {s}" for s in seeds], scale=1.3)
+samples, seeds, judged = record.images["ema"], record.seeds("ema"), record.p_horse("ema")
+print(record.source)
+again = course.expected_seconds(len(seeds), num_score_evaluations(L, T))
+print(f"sampling these {len(seeds)} again here: ~{workflow.format_duration(again)}")
+fig = plotting.show_images(samples, nrow=8, scale=1.2, labels=[f"{s}: {float(p):.2f}" for s, p in zip(seeds, judged)],
+                           title="on record: seeds 0-15 (seed: the judge's p(horse))")
 
 # %% [markdown]
 # ## 2. Choose a horse and a bird
 #
-# The course ships a small horse/bird classifier, trained with `pegasus-course train-classifier` on noisy
-# horse and bird images (`checkpoints/README.md`; notebook 07 explains it and uses it to guide). Here it only
-# reads the batch above and names its most confident horse and its most confident bird: those two
-# seeds are the ends of the row below and of the explorer. Look at the batch yourself: if you see a
-# better horse or bird, put its seed below instead and re-run the cells after it.
+# **Selection.** The course ships a small horse/bird classifier, trained with
+# `pegasus-course train-classifier` on noisy horse and bird images (`checkpoints/README.md`; notebook 07
+# uses it to guide sampling). Choosing the ends of a row with it is *selection*: it reads the candidate
+# samples and takes its most confident horse and its most confident bird; for several rows, the second
+# most confident horse with the second most confident bird, and so on, reusing its best ends when the
+# candidates hold too few of a class (`classifier.select_pairs`; notebook 07 measures selection). Here the
+# candidates are the 16 samples on record; the same selection made the committed rows of section 5.
 
 # %% tags=["nbval-ignore-output"]
 horse_seed, bird_seed, how_ends = classifier.choose_horse_and_bird(clf, samples, seeds)
 print(how_ends)
+picked = classifier.select_pairs(classifier.predict_proba(clf, samples), clf.config.class_names, 4)
+committed_pairs = [(seeds[a], seeds[b]) for a, b in picked]  # `pegasus-course pegasus --auto --pairs 4`'s rows
+horses, birds = {a for a, _ in committed_pairs}, {b for _, b in committed_pairs}
+reused = ("no end is reused" if len(horses) == len(birds) == 4
+          else "too few candidates of a class: its best ends are reused")
+print(f"selection for 4 rows: {committed_pairs}: {len(horses)} different horses, {len(birds)} different birds "
+      f"({reused})")
+
+# %% [markdown]
+# The classifier can be wrong on a blurry 32x32 sample. Below are the judge's five surest horses and
+# five surest birds on record: if you see a better horse or bird than the ends chosen above, put its seed
+# in the next cell (uncomment the line) and re-run the cells after it.
+
+# %% tags=["nbval-ignore-output"]
+top = evaluation.top_candidates(judged, seeds, n=5)
+shown = top["horse"] + top["bird"]
+fig = plotting.show_images(samples[[seeds.index(s) for s, _ in shown]], nrow=5, scale=1.2,
+                           labels=[f"seed {s}: {p:.2f}" for s, p in shown],
+                           title="the judge's surest horses (top) and birds (bottom): seed: p(horse)")
+# horse_seed, bird_seed = 0, 5  # your own ends: a horse and a bird you recognise
 horse, bird = samples[seeds.index(horse_seed)], samples[seeds.index(bird_seed)]
-fig = plotting.show_images(torch.stack([horse, bird]), nrow=2, title="the ends", scale=2.4,
-                           labels=[f"horse: seed {horse_seed}", f"bird: seed {bird_seed}"])
+print(f"the ends: horse seed {horse_seed}, bird seed {bird_seed}")
 
 # %% [markdown]
 # ## 3. A sample is its noise tape
@@ -113,6 +136,23 @@ c, s = mix_weights(k, n)
 print(f"k = {k} of N = {n}: cos = {float(c):.4f}, sin = {float(s):.4f}; shares of the variance: "
       f"cos^2 = {float(c * c):.2f} from sample 1, sin^2 = {float(s * s):.2f} from sample 2")
 
+
+# %% [markdown]
+# **Why a mixed tape gives an in-between image.** Along $k$ the mixed tape moves smoothly from tape 1
+# to tape 2, and the sampler turns a tape into an image continuously, so the images travel from sample 1
+# to sample 2. Every mixed tape must also be a tape the sampler could have drawn: the step sizes assume
+# draws of standard deviation 1. Measured on the two tapes of section 3 (all their numbers), at every $k$,
+# eq. 4's weights against the linear $(1 - t, t)$ with $t = k / (N + 1)$ that section 6 tries:
+
+# %% tags=["nbval-ignore-output"]
+z_horse, z_bird = along_k.tape_draws(tape_horse), along_k.tape_draws(tape_bird)
+std_eq4, std_linear = along_k.mixed_std(z_horse, z_bird, n, "eq4"), along_k.mixed_std(z_horse, z_bird, n, "linear")
+print(f"standard deviation of the mixed tape ({z_horse.numel():,} numbers), k = 0 .. {n + 1}:")
+print("  eq. 4 ", " ".join(f"{v:.3f}" for v in std_eq4.tolist()))
+print("  linear", " ".join(f"{v:.3f}" for v in std_linear.tolist()))
+print(f"eq. 4 stays within {float((std_eq4 - 1).abs().max()):.3f} of 1; the linear mix dips to "
+      f"{float(std_linear.min()):.3f} at k = {int(std_linear.argmin())}")
+
 # %% [markdown]
 # > **Reading the paper.** The paper says that $N$ and $k$ give "a ratio of $k/N$ from $x_1$ and
 # > $(N-k)/N$ from $x_2$". By its own eq. 4 it is the other way round: $k = 0$ is $x_1$ and the weight
@@ -146,8 +186,12 @@ exercises.check_interpolate(my_interpolate);
 
 # %% [markdown]
 # Stuck? The cell below loads the reference solution without showing it
-# (`exercises.show_solution("interpolate")` prints it). The rows below are drawn with **your**
-# `my_interpolate` once it passes its check, with the reference until then; the next cell says which.
+# (`exercises.show_solution("interpolate")` prints it). Section 5's row from the horse to the bird is
+# drawn with **your** `my_interpolate` once it passes its check, with the reference until then; the next
+# cell says which. Every other row (the early row of section 5, the linear mix of section 6, the batch of
+# section 7 and the explorer) is drawn by the package's `interpolate` (through `pegasus_batch`): the same
+# eq. 4, checked against yours just below, run in bf16 where this CPU computes it natively and kept in an
+# on-disk sample cache, so a re-run loads it.
 
 # %% tags=["solution"]
 solution_interpolate = exercises.solution("interpolate")  # loaded, not shown
@@ -155,20 +199,23 @@ solution_interpolate = exercises.solution("interpolate")  # loaded, not shown
 # %%
 interp = exercises.use(my_interpolate, exercises.check_interpolate, solution_interpolate)
 
+
 # %% [markdown]
-# **Your function against the package, with the course's network.** With a short schedule (8 levels,
+# **Your function against the package, with the course's network.** With a short schedule (4 levels,
 # 2 steps each) your `my_interpolate` (or the reference until yours passes its check: the cell above
-# says which) and the package's `pegasus_rows` give the same row for the same
-# two seeds, and its ends are the two samples drawn alone from their seeds:
+# says which) and the package's `interpolate`, both with the network in float32, give the same row for
+# the same two seeds, and its ends are the two samples drawn alone from their seeds:
 
 # %% tags=["nbval-ignore-output"]
-short = replace(schedule, num_scales=8, n_steps_each=2)
-short_draws = num_score_evaluations(8, 2, denoise=False) + 1
+short = replace(schedule, num_scales=4, n_steps_each=2)
+short_draws = num_score_evaluations(4, 2, denoise=False) + 1
 tapes = [record_tape(SeededNoise([seed]), (1, 3, 32, 32), short_draws, device=course.device)
          for seed in (horse_seed, bird_seed)]
 yours = interp(score, *tapes, n, list(range(n + 2)), short.sigmas(), 2, short.step_lr()).clamp(0, 1)
-package = pegasus_rows(model, [(horse_seed, bird_seed)], n, short, progress=False)[0]
-alone = generate(model, [horse_seed, bird_seed], short, progress=False)  # the two ends, each drawn on its own
+package = interpolate(score, (horse_seed, bird_seed), n, short.sigmas(), 2, short.step_lr(), device=course.device,
+                      progress=False).clamp(0, 1)
+alone = sample_seeds(score, [horse_seed, bird_seed], short.sigmas(), 2, short.step_lr(), device=course.device,
+                     progress=False).clamp(0, 1)  # the two ends, each drawn on its own
 print(f"largest difference over the {n + 2} images: {(yours - package).abs().max():.2e}; ends against the "
       f"samples drawn alone: {max((yours[0] - alone[0]).abs().max(), (yours[-1] - alone[1]).abs().max()):.2e}")
 assert torch.allclose(yours, package, atol=1e-4)
@@ -178,13 +225,13 @@ assert torch.allclose(yours[0], alone[0], atol=1e-4) and torch.allclose(yours[-1
 # ## 5. The row from the horse to the bird, with your function
 #
 # Now the full schedule. A row of all 15 interpolants costs 15 samples; under the `cpu` profile the
-# notebook computes two, $k = 5$ and $k = 9$ (`profile.row_interpolants`), and takes the ends from section
-# 1's batch (the same images: section 4 checked this on a short schedule, and the mechanism is the same).
+# notebook computes two, $k = 5$ and $k = 9$ (`profile.row_interpolants`), and takes the ends from the
+# record (the same images: section 4 checked this on a short schedule, and the mechanism is the same).
 
 # %% tags=["nbval-ignore-output"]
 ks = spread_ks(n, profile.row_interpolants, include=k)
 evals = num_score_evaluations(L, T)
-course.expect(f"{len(ks)} interpolants with your my_interpolate", len(ks))
+course.expect(f"{len(ks)} interpolants with your my_interpolate (float32)", len(ks))
 middle = interp(sampling.with_progress(score, evals, desc="your interpolation"), tape_horse, tape_bird, n, ks,
                 schedule.sigmas(), T, eps).clamp(0, 1).cpu()
 row_ks = [0, *ks, n + 1]
@@ -194,125 +241,225 @@ fig = plotting.show_rows(row[None], highlight=row_ks.index(k), col_labels=[f"k =
                                f"k = {k} framed", scale=1.5)
 
 # %% [markdown]
-# **The full rows.** All 15 interpolants of a row cost 15 samples; where this machine cannot compute
-# them in the time a notebook should take, the course shows the rows it committed: four rows of the
-# shipped model, each from a horse (left) to a bird (right) that the horse/bird classifier picked among
-# 16 samples, made with the command in the title (the cell prints what it would take here). Under the
-# `gpu` profile the row above is computed in full.
+# **The judge along your row.** The judge gives every image of the row its probability of horse and of
+# bird among its ten classes (not renormalised: both low means the image reads as neither animal). The
+# red line marks where p(horse), renormalised over horse and bird, falls through 0.5 (`evaluation.judge_row`),
+# read on a straight line between the nearest computed columns.
+
+# %% tags=["nbval-ignore-output"]
+p_row = along_k.class_probabilities(judge, row)  # (K, 2): p(horse), p(bird)
+own = evaluation.judge_row(evaluation.row_probabilities(judge, row[None])[0], row_ks)
+fig = plotting_rows.plot_row_judgements(row_ks, p_row[:, 0], p_row[:, 1], [f"seeds {horse_seed}-{bird_seed}"],
+                                        [own.crossing], title="the judge along your row (computed columns only)")
+print(f"your row: {own.describe()}")
+
+# %% [markdown]
+# **The full rows.** All 15 interpolants of a row cost 15 samples: more than this notebook should take
+# on a CPU (the cell prints what they would take here). The course committed four full rows of the
+# shipped model, made by `pegasus-course pegasus --auto --pairs 4` with the same selection as section 2
+# among seeds 0-15 (`checkpoints/pegasus_rows.png`, every $k$ from 0 to 16 left to right). The cell reads the
+# images back from that file and checks its ends against the record; below, the key columns at full size.
 
 # %% tags=["nbval-ignore-output"]
 rows_png = checkpoints.DEFAULT_CHECKPOINT.with_name("pegasus_rows.png")
-fig = plotting.show_png(rows_png, title="committed: 4 rows, k = 0..16 left to right (N = 15), ends chosen by the "
-                                        "classifier among seeds 0-15 (`pegasus-course pegasus --auto --pairs 4`)")
-full_rows = course.expected_seconds(16 + 4 * (n + 2), num_score_evaluations(232, 5))
-print(f"`pegasus-course pegasus --auto --pairs 4` (16 candidates, then 4 rows of {n + 2} images, L = 232, T = 5) "
-      f"on this machine: ~{workflow.format_duration(full_rows)}")
+fig = plotting.show_png(rows_png, title="committed: 4 rows, k = 0..16 left to right (N = 15)")
+committed = along_k.read_grid_png(rows_png, rows=4, cols=n + 2)  # (4, 17, 3, 32, 32)
+ends_gap = max(float((committed[r, j] - samples[seeds.index(s)]).abs().max())
+               for r, pair in enumerate(committed_pairs) for j, s in zip((0, -1), pair))
+print(f"the committed rows' ends against the record's images of their seeds: largest difference "
+      f"{ends_gap * 255:.0f}/255")
+full_rows = course.expected_seconds(4 * (n + 2), num_score_evaluations(232, 5))
+print(f"4 rows of {n + 2} images with L = 232, T = 5 on this machine: ~{workflow.format_duration(full_rows)}")
+
+# %% tags=["nbval-ignore-output"]
+key = [0, 6, 7, 8, 9, 10, 11, n + 1]  # where the committed rows turn
+fig = plotting.show_rows(committed[:, key], row_labels=[f"seeds {a}-{b}" for a, b in committed_pairs],
+                         highlight=key.index(k), col_labels=[f"k = {j}" for j in key], scale=1.0,
+                         title="the committed rows' key columns")
+
+# %% [markdown]
+# **The judge along the committed rows**, at every $k$:
+
+# %% tags=["nbval-ignore-output"]
+p_committed = along_k.class_probabilities(judge, committed)  # (4, 17, 2)
+verdicts = [evaluation.judge_row(p) for p in evaluation.row_probabilities(judge, committed)]
+fig = plotting_rows.plot_row_judgements(range(n + 2), p_committed[..., 0], p_committed[..., 1],
+                                        [f"row {r + 1}: seeds {a}-{b}" for r, (a, b) in enumerate(committed_pairs)],
+                                        [v.crossing for v in verdicts], title="the judge along the committed rows")
+for r, v in enumerate(verdicts):
+    print(f"row {r + 1}: {v.describe()}")
+both = [(r + 1, kk) for r, v in enumerate(verdicts) for kk in v.both_classes]
+print(f"images the judge cannot call (0.4 <= p(horse) <= 0.6), as (row, k): {both or 'none'}")
+
+# %% [markdown]
+# **What the paper calls a pegasus.** The paper never asks that the middle image look like both animals.
+# It names the pegasus by its ends: "when we interpolate between two samples, we sometimes will
+# interpolate between two horses or two birds rather than between a horse and a bird which will not
+# result in a Pegasus", and shows the $k = 9$ interpolant of each pair as "a batch of winged horses".
+# The judge reads a row more strictly: it turns from horse to bird once, over the few steps of $k$
+# printed as the band (from p(horse) = 0.9 to 0.1), and the images it cannot call, if any, are listed
+# above; their probabilities of horse and of bird in the figure say whether such an image reads as
+# both animals or as neither. Judge the key columns yourself: a row morphs gradually, or it switches.
+#
+# **Why a row switches rather than morphs.** The sampler maps a tape to an image continuously, but not
+# evenly. The first, large noise levels decide the layout (where the animal stands, the colours of the
+# background), and the small levels only draw detail onto it. Stop the row's sampling early, at a level
+# $\sigma$ around 5 of the schedule's 50 ... 0.01, and look at Tweedie's denoised estimate
+# $x + \sigma^2 s(x, \sigma)$ there (notebook 05), the picture the rest of the sampling refines: the row's
+# first committed row computed live, through its first levels only (`along_k.early_row`; these are
+# exactly the levels the full row runs first, with the same steps).
+
+# %% tags=["nbval-ignore-output"]
+early_sigma = 5.0
+cut = along_k.truncated_schedule(schedule, early_sigma)
+pair = committed_pairs[0]
+course.expect(f"row {pair[0]}-{pair[1]} down to sigma = {cut.sigma_min:.2f} ({cut.num_scales} of {L} levels), "
+              "package", n + 2, num_score_evaluations(cut.num_scales, T))
+early = along_k.early_row(model, pair, n, schedule, early_sigma).cpu()
+fig = plotting.show_rows(torch.stack([early, committed[0]])[:, key], highlight=key.index(k), scale=1.0,
+                         row_labels=[f"sigma = {cut.sigma_min:.1f}", "finished"], col_labels=[f"k = {j}" for j in key],
+                         title=f"seeds {pair[0]}-{pair[1]}: Tweedie's estimate early, and the finished row")
+
+# %% [markdown]
+# How far along from the first end to the last is each image, in pixels? `along_k.end_share` puts each
+# image of a row at $d_0 / (d_0 + d_1)$, its distance to the first end over the sum of its distances to
+# both (0: the first end, 1: the last), without a classifier, which would misread the blurry early
+# estimates. Printed for the early row and for the finished one:
+
+# %% tags=["nbval-ignore-output"]
+share_early, share_done = along_k.end_share(early), along_k.end_share(committed[0])
+print("k           ", " ".join(f"{j:5d}" for j in range(n + 2)))
+print(f"sigma = {cut.sigma_min:.1f}", " ".join(f"{v:5.2f}" for v in share_early.tolist()))
+print("finished    ", " ".join(f"{v:5.2f}" for v in share_done.tolist()))
+steps_early, steps_done = share_early.diff(), share_done.diff()
+print(f"largest step between neighbouring k: early {float(steps_early.max()):.2f} (k = {int(steps_early.argmax())} to "
+      f"{int(steps_early.argmax()) + 1}), finished {float(steps_done.max()):.2f} (k = {int(steps_done.argmax())} to "
+      f"{int(steps_done.argmax()) + 1}); the judge's reading of the finished row: {verdicts[0].describe()}")
+
+# %% [markdown]
+# Read the printout against the pictures: if the early row already sits near one end and jumps to the
+# other at about the $k$ where the finished row turns, then the switch was decided at the large noise
+# levels, where the interpolants' layouts part ways, and the later levels only sharpened each side into
+# its animal. The mixed tapes change evenly with $k$ (section 4), but the sampler sends nearby tapes to
+# the same layout until, at some $k$, the other end's layout wins: that is why the rows turn within a few
+# steps of $k$ instead of melting gradually from one animal into the other.
 
 # %% [markdown]
 # ## 6. Why not just blend the two images?
 #
-# Two simpler ideas, at the same $k$, beside eq. 4:
+# Two simpler ideas, at the paper's $k = 9$, beside eq. 4 (your row of section 5):
 #
 # * **pixel cross-fade**: $(1 - t)\, x_1 + t\, x_2$ of the two finished images, $t = k / (N + 1)$;
-# * **linear noise mixing**: the tapes mixed with $(1 - t, t)$ instead of $(\cos, \sin)$ and replayed.
+# * **linear noise mixing**: the tapes mixed with $(1 - t, t)$ instead of $(\cos, \sin)$ and replayed
+#   (by the package's `interpolate`, `mix="linear"`).
 #
 # The cross-fade is a double exposure: both animals at once, faded, not one new animal. Linear
-# mixing has the right ends but shrinks the noise in between: the mixed draws have variance
-# $(1 - t)^2 + t^2$, half of what the sampler expects in the middle of the row:
-
-# %%
-# NBVAL_CHECK_OUTPUT
-for j in ks:
-    a, b = linear_weights(j, n)
-    c, s = mix_weights(j, n)
-    print(f"k = {j:2d}: variance of the mixed draws, linear {float(a * a + b * b):.3f}, eq. 4 {float(c * c + s * s):.3f}")
+# mixing has the right ends but shrinks the noise in between: its draws' standard deviation dips below 1
+# (section 4 measured it on these very tapes), so the sampler gets less noise than its steps assume.
 
 # %% tags=["nbval-ignore-output"]
-t = torch.tensor([j / (n + 1) for j in row_ks]).view(-1, 1, 1, 1)
+blend_ks = [0, k, n + 1]  # the ends and the paper's k
+t = torch.tensor([j / (n + 1) for j in blend_ks]).view(-1, 1, 1, 1)
 crossfade = (1 - t) * horse + t * bird
-course.expect(f"{len(ks)} interpolants, linear mix", len(ks))
-linear = interpolate(score, (horse_seed, bird_seed), n, schedule.sigmas(), T, eps, ks=ks, mix="linear",
+course.expect(f"the k = {k} interpolant, linear mix (float32)", 1)
+linear = interpolate(score, (horse_seed, bird_seed), n, schedule.sigmas(), T, eps, ks=[k], mix="linear",
                      device=course.device).clamp(0, 1).cpu()
 linear_row = torch.cat([horse[None], linear, bird[None]])
-fig = plotting.show_rows(torch.stack([crossfade, linear_row, row]), highlight=row_ks.index(k),
+eq4_row = row[[row_ks.index(j) for j in blend_ks]]
+fig = plotting.show_rows(torch.stack([crossfade, linear_row, eq4_row]), highlight=1, scale=1.5,
                          row_labels=["pixel cross-fade", "linear noise mix", "eq. 4"],
-                         col_labels=[f"k = {j}" for j in row_ks], scale=1.5)
-print("pixel standard deviation per image (how much contrast is left):")
-for name, r in (("cross-fade", crossfade), ("linear mix", linear_row), ("eq. 4", row)):
-    print(f"  {name:10s}", " ".join(f"{float(img.std()):.3f}" for img in r))
+                         col_labels=[f"k = {j}" for j in blend_ks])
 
 # %% [markdown]
-# Compare the rows column by column, with the contrast figures printed under them (the pixel
-# standard deviation of each image; one pair, so read them as an illustration, not a measurement).
+# Two readings of each image: its pixel standard deviation (how much contrast is left)
+# and the judge's p(horse) (renormalised over horse and bird). One pair, so read them as an illustration,
+# not a measurement.
+
+# %% tags=["nbval-ignore-output"]
+blends = {"cross-fade": crossfade, "linear mix": linear_row, "eq. 4": eq4_row}
+p_blends = evaluation.row_probabilities(judge, torch.stack(list(blends.values())))
+print("k               ", " ".join(f"{j:5d}" for j in blend_ks))
+for (name, r), p in zip(blends.items(), p_blends):
+    print(f"{name:10s} std   ", " ".join(f"{float(img.std()):5.3f}" for img in r))
+    print(f"{name:10s} horse ", " ".join(f"{float(v):5.2f}" for v in p))
+
+# %% [markdown]
 # The cross-fade is two pictures at partial strength (weights $1 - t$ and $t$), and loses contrast towards
-# the middle. The linear mix starts each interpolant from a smaller $x_0$ and injects less noise at every
-# step than the step sizes assume, and its interpolants lose their detail: in the committed run (cpu
-# profile) its $k = 9$ image is a nearly uniform field with one dark blob, its $k = 5$ image a blurred
-# shape. Their pixel spread is close to the cross-fade's (printed), but it comes from a few smooth blobs,
-# not from texture. Eq. 4 keeps every interpolant a proper sample, an image the model could have drawn on
-# its own: it keeps the most contrast of the three rows in both middle columns, and it differs from the
-# cross-fade in kind too, one scene rather than two overlaid ones: judge that from the pictures.
+# the middle. The linear mix starts the interpolant from a smaller $x_0$ and injects less noise at every
+# step than the step sizes assume; look at its middle image for what that does (smooth blobs, or less
+# detail than the ends), and compare its contrast with the printout.
+# Eq. 4 keeps every interpolant a proper sample, an image the model could have drawn on its own, and it
+# differs from the cross-fade in kind: one scene rather than two overlaid ones. Judge that from the pictures.
 #
 # ## 7. A batch of winged horses
 #
 # The paper's figures are batches of $k = 9$ interpolants between random pairs. The pairs here are
-# neighbours in section 1's batch, so their ends are already drawn; only the $k = 9$ images are computed.
-# The first three are section 1's recorded pairs (horse-bird, horse-horse, bird-bird).
+# neighbours among the seeds, the first three picked from the record to be one of each kind
+# (horse-bird, horse-horse, bird-bird; section 8); their ends are on record, so only the $k = 9$ images
+# are computed, by the package's `pegasus_batch`.
 
 # %% tags=["nbval-ignore-output"]
-pairs = [(seeds[2 * i], seeds[2 * i + 1]) for i in range(min(profile.n_pairs, len(seeds) // 2))]
-course.expect(f"the k = {k} interpolant of {len(pairs)} pairs", len(pairs))
+demo = evaluation.pairs_of_each_kind(judged, seeds)  # [(seed, seed, kind), ...]
+order = [s for a, b, _ in demo for s in (a, b)] + [s for s in seeds if s not in {a for d in demo for a in d[:2]}]
+pairs = [(order[2 * i], order[2 * i + 1]) for i in range(profile.n_pairs)]
+course.expect(f"the k = {k} interpolant of {len(pairs)} pairs, package", len(pairs))
 mids = pegasus_batch(model, pairs, n, [k], schedule)[:, 0].cpu()
-batch = torch.stack([torch.stack([samples[seeds.index(a)], m, samples[seeds.index(b)]]) for (a, b), m in zip(pairs, mids)])
+batch = torch.stack([torch.stack([samples[seeds.index(a)], m, samples[seeds.index(b)]])
+                     for (a, b), m in zip(pairs, mids)])
+p_mid = evaluation.row_probabilities(judge, batch[:, 1:2])[:, 0]
 fig = plotting.show_rows(batch, row_labels=[f"seeds {a}-{b}" for a, b in pairs], highlight=1,
-                         col_labels=["end 1", f"k = {k}", "end 2"], title="pairs of section 1's batch", scale=1.5)
+                         col_labels=["end 1", f"k = {k}", "end 2"], title="pairs of the record's seeds", scale=1.5)
+print(f"the judge's p(horse) of each k = {k} image:",
+      ", ".join(f"seeds {a}-{b}: {float(p):.2f}" for (a, b), p in zip(pairs, p_mid)))
 
 # %% [markdown]
 # ## 8. The paper's limitation: random ends
 #
 # The ends are random samples, so a pair is horse-bird only part of the time; horse-horse and
 # bird-bird pairs give a horse or a bird in the middle, not a pegasus. Section 7's first three pairs show
-# one of each kind: they were picked for that from the record (section 1), where the independent ten-class
-# judge of notebook 07 named each sample. With 64 samples, `benchmarks/sample_quality.py` measured how often
-# a *random* pair is horse-bird, judged by that network: the figure printed below. Below, for each pair,
-# the judge's recorded verdict and the horse/bird classifier's reading of this batch (either can be wrong
-# on a blurry 32x32 sample - judge the pictures yourself):
+# one of each kind, picked for that from the record, where the judge named each sample. The share of
+# pairs whose ends are one horse and one bird is the **ends rate**: it looks at the ends only, not at
+# the middle image (section 5 read whole rows). `benchmarks/sample_quality.py` measured it for random
+# pairs with the judge on 64 samples (32 pairs): the figure printed below, with its 95% Wilson interval.
+# For each pair of section 7, the judge's recorded verdict and the horse/bird classifier's reading:
 
 # %% tags=["nbval-ignore-output"]
-probs = classifier.predict_proba(clf, samples)[:, 0]  # p(horse) of every sample in the batch
-judged = dict(zip(record.seeds("ema"), record.p_horse("ema").tolist()))  # the judge's recorded p(horse)
-
-
+probs = classifier.predict_proba(clf, samples)[:, 0]  # the classifier's p(horse) of every sample on record
 for a, b in pairs:
     pa, pb = float(probs[seeds.index(a)]), float(probs[seeds.index(b)])
-    on_record = f"judge (recorded): {evaluation.pair_kind(judged[a], judged[b])}; " if a in judged and b in judged else ""
-    print(f"seeds {a:2d}-{b:2d}: {on_record}classifier: p(horse) = {pa:.2f} and {pb:.2f} -> {evaluation.pair_kind(pa, pb)}")
-rate = json.loads(evaluation.QUALITY_RECORD.read_text())["pegasus_rate"]["random pairs"]
-print(f"measured on 32 random pairs: {rate:.0%} horse-bird; at that rate {len(pairs)} random pairs all come out "
-      f"horse-bird {rate ** len(pairs):.0%} of the time, none {(1 - rate) ** len(pairs):.0%}.")
+    ja, jb = float(judged[seeds.index(a)]), float(judged[seeds.index(b)])
+    print(f"seeds {a:2d}-{b:2d}: judge {evaluation.pair_kind(ja, jb)} ({ja:.2f}, {jb:.2f}); "
+          f"classifier {evaluation.pair_kind(pa, pb)} ({pa:.2f}, {pb:.2f})")
+quality = json.loads(evaluation.QUALITY_RECORD.read_text())
+random_pairs = quality["n"] // 2
+hits = round(quality["pegasus_rate"]["random pairs"] * random_pairs)
+lo, hi = evaluation.wilson_interval(hits, random_pairs)
+print(f"ends rate of random pairs (recorded): {hits} of {random_pairs} = {hits / random_pairs:.0%}, "
+      f"95% interval {lo:.0%}-{hi:.0%}")
 
 # %% [markdown]
 # Both readings are a forced choice between horse and bird, and they can disagree with your eyes, and
-# with each other, on a 32x32 sample: look at the batch in section 1 before trusting a "horse-bird" above
-# (a p(horse) near 0.5 is a coin flip). Notebook 07 (beyond the paper) fixes the limitation by asking
-# the classifier for a horse and a bird, and measures the result with the independent judge.
+# with each other, on a 32x32 sample (a p(horse) near 0.5 is a coin flip). Notebook 07 (beyond the paper)
+# fixes the limitation with the selection of section 2 and with classifier guidance, and measures both
+# with the judge.
 #
 # ## 9. The interpolation explorer
 #
-# Pick the two ends from the batch (click "seed …" under a thumbnail: the first click sets the left
-# end, the next the right one; or choose seeds in the drop-downs), press **compute row** (one
-# batched run of all $N + 2$ images; minutes on a CPU), then drag **k**: the picture changes at once
-# because the whole row is kept. It starts with the row of section 5 (only its computed $k$; the
-# slider snaps to them until you compute the full row). **save image** writes the current
-# interpolant to `outputs/explorer/`. Question to try: does the middle of the row look more like the
-# end whose *colours* are stronger?
+# Pick the two ends among the samples on record (click "seed …" under a thumbnail: the first click sets
+# the left end, the next the right one; or choose seeds in the drop-downs), press **compute row** (one
+# batched run of all $N + 2$ images by the package's `pegasus_rows`, not your function; minutes on a
+# CPU), then drag **k**: the picture changes at once because the whole row is kept. It starts with your
+# row of section 5 (only its computed $k$; the slider snaps to them until you compute the full row).
+# **save image** writes the current interpolant to `outputs/explorer/`. Question to try: does the middle
+# of the row look more like the end whose *colours* are stronger?
 #
 # Where widgets do not render (a static view of this notebook on GitHub), the row of section 5 is
 # the same content as a static strip.
 
 # %% tags=["nbval-ignore-output"]
-explorer = InterpolationExplorer(model, schedule, candidate_seeds=seeds, n=n, label=f"profile {profile.name}; {course.how}")
-explorer.candidates = samples  # already sampled above
+explorer = InterpolationExplorer(model, schedule, candidate_seeds=seeds, n=n,
+                                 label=f"profile {profile.name}; {course.how}")
+explorer.candidates = samples  # the record's images of these seeds
 explorer.choose_ends(horse_seed, bird_seed)
 explorer.set_row(row, ks=row_ks)
 explorer.show_k(k)

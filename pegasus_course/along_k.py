@@ -112,3 +112,21 @@ def class_probabilities(net: torch.nn.Module, images: torch.Tensor,
     cols = [class_position(net.config.class_names, name) for name in names]
     probs = predict_proba(net, images.reshape(-1, *images.shape[-3:]))[:, cols]
     return probs.reshape(*images.shape[:-3], len(cols))
+
+
+def end_share(row: torch.Tensor) -> torch.Tensor:
+    """Where each image of a row (K, C, H, W) stands between the row's two ends, in pixels: d0 / (d0 + d1) with
+    d0, d1 its root-mean-square distance to the first and to the last image; 0 at the first end, 1 at the last.
+
+    A row that morphs climbs steadily; a row that switches jumps. Judge-free, so it also reads blurry
+    early estimates (:func:`early_row`) that a classifier of clean images would misread."""
+    if not torch.is_tensor(row) or row.ndim != 4 or row.shape[0] < 2:
+        got = tuple(row.shape) if torch.is_tensor(row) else type(row).__name__
+        raise ValueError(f"end_share: give one row of images (K, C, H, W) with K >= 2, got {got}: one row of "
+                         "rows (pairs, K, C, H, W) is rows[i].")
+    x = row.double().flatten(1)
+    d0 = (x - x[0]).pow(2).mean(1).sqrt()
+    d1 = (x - x[-1]).pow(2).mean(1).sqrt()
+    if float((d0 + d1).min()) == 0:
+        raise ValueError("end_share: the row's two ends are the same image, so no image stands between them.")
+    return d0 / (d0 + d1)

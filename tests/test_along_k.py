@@ -94,3 +94,18 @@ def test_read_grid_png_refuses_a_wrong_layout(tmp_path):
     path = save_grid(torch.rand(6, 3, 8, 8), tmp_path / "grid.png", nrow=3)
     with pytest.raises(ValueError, match="grid"):
         rows.read_grid_png(path, 2, 4, size=8)
+
+
+def test_end_share_by_hand():
+    # ends 0 and 1 everywhere; a middle image at 0.25 everywhere is 0.25 from the first end, 0.75 from the last
+    row = torch.stack([torch.zeros(3, 2, 2), torch.full((3, 2, 2), 0.25), torch.ones(3, 2, 2)])
+    assert torch.allclose(rows.end_share(row), torch.tensor([0.0, 0.25, 1.0], dtype=torch.float64))
+    # an image equal to the last end, whatever lies between
+    row = torch.stack([torch.zeros(1, 1, 2), torch.tensor([[[1.0, 3.0]]]), torch.tensor([[[1.0, 3.0]]])])
+    assert float(rows.end_share(row)[1]) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("bad", [torch.zeros(2, 3, 4), torch.zeros(1, 3, 2, 2), torch.zeros(3, 3, 2, 2)])
+def test_end_share_refuses_bad_rows(bad):
+    with pytest.raises(ValueError, match="end_share"):
+        rows.end_share(bad)
