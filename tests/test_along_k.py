@@ -109,3 +109,18 @@ def test_end_share_by_hand():
 def test_end_share_refuses_bad_rows(bad):
     with pytest.raises(ValueError, match="end_share"):
         rows.end_share(bad)
+
+
+def test_class_probabilities_keeps_the_rows_shape_and_picks_the_named_classes():
+    from pegasus_course.classifier import ClassifierConfig, NoisyClassifier, predict_proba
+
+    torch.manual_seed(0)
+    net = NoisyClassifier(ClassifierConfig(image_size=16, class_names=("cat", "horse", "bird"), base_channels=8,
+                                           emb_dim=16)).eval()
+    images = torch.rand(2, 3, 3, 16, 16)  # 2 rows of 3 images
+    got = rows.class_probabilities(net, images, names=("bird", "horse"))
+    assert got.shape == (2, 3, 2)
+    every = predict_proba(net, images.flatten(0, 1))  # (6, 3): cat, horse, bird
+    assert torch.allclose(got.flatten(0, 1), every[:, [2, 1]], atol=1e-6)
+    with pytest.raises(ValueError, match="class_probabilities"):
+        rows.class_probabilities(net, torch.rand(3, 16, 16))
