@@ -296,18 +296,20 @@ print(f"images the judge cannot call (0.4 <= p(horse) <= 0.6), as (row, k): {bot
 # It names the pegasus by its ends: "when we interpolate between two samples, we sometimes will
 # interpolate between two horses or two birds rather than between a horse and a bird which will not
 # result in a Pegasus", and shows the $k = 9$ interpolant of each pair as "a batch of winged horses".
-# The judge reads a row more strictly: it turns from horse to bird once, over the few steps of $k$
-# printed as the band (from p(horse) = 0.9 to 0.1), and the images it cannot call, if any, are listed
-# above; their probabilities of horse and of bird in the figure say whether such an image reads as
-# both animals or as neither. Judge the key columns yourself: a row morphs gradually, or it switches.
+# The judge reads each row more strictly, along its whole length: where it turns (the crossing), over
+# how many steps of $k$ (the band, from p(horse) = 0.9 to 0.1: a few steps is a switch, many a morph),
+# whether it turns back, and which images it cannot call (listed above; their probabilities of horse and
+# of bird in the figure say whether such an image reads as both animals or as neither). A row whose end
+# the judge reads as neither animal (both probabilities low) gives a crossing that means little: read
+# the figure, not only the line. Judge the key columns yourself too.
 #
 # **Why a row switches rather than morphs.** The sampler maps a tape to an image continuously, but not
 # evenly. The first, large noise levels decide the layout (where the animal stands, the colours of the
 # background), and the small levels only draw detail onto it. Stop the row's sampling early, at a level
 # $\sigma$ around 5 of the schedule's 50 ... 0.01, and look at Tweedie's denoised estimate
-# $x + \sigma^2 s(x, \sigma)$ there (notebook 05), the picture the rest of the sampling refines: the row's
-# first committed row computed live, through its first levels only (`along_k.early_row`; these are
-# exactly the levels the full row runs first, with the same steps).
+# $x + \sigma^2 s(x, \sigma)$ there (notebook 05), the picture the rest of the sampling refines. Below, the
+# first committed row's tapes run live through the first levels only (`along_k.early_row`: exactly the
+# levels and steps the full row runs first; by the package, so in bf16 where this CPU has it).
 
 # %% tags=["nbval-ignore-output"]
 early_sigma = 5.0
@@ -351,7 +353,7 @@ print(f"largest step between neighbouring k: early {float(steps_early.max()):.2f
 #
 # * **pixel cross-fade**: $(1 - t)\, x_1 + t\, x_2$ of the two finished images, $t = k / (N + 1)$;
 # * **linear noise mixing**: the tapes mixed with $(1 - t, t)$ instead of $(\cos, \sin)$ and replayed
-#   (by the package's `interpolate`, `mix="linear"`).
+#   (by the package's `interpolate`, `mix="linear"`, in the package's sampling precision).
 #
 # The cross-fade is a double exposure: both animals at once, faded, not one new animal. Linear
 # mixing has the right ends but shrinks the noise in between: its draws' standard deviation dips below 1
@@ -361,8 +363,9 @@ print(f"largest step between neighbouring k: early {float(steps_early.max()):.2f
 blend_ks = [0, k, n + 1]  # the ends and the paper's k
 t = torch.tensor([j / (n + 1) for j in blend_ks]).view(-1, 1, 1, 1)
 crossfade = (1 - t) * horse + t * bird
-course.expect(f"the k = {k} interpolant, linear mix (float32)", 1)
-linear = interpolate(score, (horse_seed, bird_seed), n, schedule.sigmas(), T, eps, ks=[k], mix="linear",
+course.expect(f"the k = {k} interpolant, linear mix, package", 1)
+package_score = model_score_fn(model, precision="auto")  # the package's sampling precision: bf16 where native
+linear = interpolate(package_score, (horse_seed, bird_seed), n, schedule.sigmas(), T, eps, ks=[k], mix="linear",
                      device=course.device).clamp(0, 1).cpu()
 linear_row = torch.cat([horse[None], linear, bird[None]])
 eq4_row = row[[row_ks.index(j) for j in blend_ks]]
