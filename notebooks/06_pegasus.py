@@ -305,38 +305,41 @@ print(f"images the judge cannot call (0.4 <= p(horse) <= 0.6), as (row, k): {bot
 #
 # **Why a row switches rather than morphs.** The sampler maps a tape to an image continuously, but not
 # evenly. The first, large noise levels decide the layout (where the animal stands, the colours of the
-# background), and the small levels only draw detail onto it. Stop the row's sampling early, at a level
-# $\sigma$ around 5 of the schedule's 50 ... 0.01, and look at Tweedie's denoised estimate
-# $x + \sigma^2 s(x, \sigma)$ there (notebook 05), the picture the rest of the sampling refines. Below, the
-# first committed row's tapes run live through the first levels only (`along_k.early_row`: exactly the
-# levels and steps the full row runs first; by the package, so in bf16 where this CPU has it).
+# background), and the small levels only draw detail onto it. Stop the row's sampling early, at
+# $\sigma \approx 1$ of the schedule's 50 ... 0.01 (notebook 05 showed that above about 2 the estimates are
+# still noise), and look at Tweedie's denoised estimate $x + \sigma^2 s(x, \sigma)$ there, the picture the
+# rest of the sampling refines. Below, the first committed row's tapes at the key columns run live
+# through the first levels only (`along_k.early_row`: exactly the levels and steps the full row runs
+# first; by the package, so in bf16 where this CPU has it).
 
 # %% tags=["nbval-ignore-output"]
-early_sigma = 5.0
+early_sigma = 1.0
 cut = along_k.truncated_schedule(schedule, early_sigma)
 pair = committed_pairs[0]
-course.expect(f"row {pair[0]}-{pair[1]} down to sigma = {cut.sigma_min:.2f} ({cut.num_scales} of {L} levels), "
-              "package", n + 2, num_score_evaluations(cut.num_scales, T))
-early = along_k.early_row(model, pair, n, schedule, early_sigma).cpu()
-fig = plotting.show_rows(torch.stack([early, committed[0]])[:, key], highlight=key.index(k), scale=1.0,
+course.expect(f"row {pair[0]}-{pair[1]} at {len(key)} columns down to sigma = {cut.sigma_min:.2f} ({cut.num_scales} of "
+              f"{L} levels), package", len(key), num_score_evaluations(cut.num_scales, T))
+early = along_k.early_row(model, pair, n, schedule, early_sigma, ks=key).cpu()
+finished = committed[0, key]
+fig = plotting.show_rows(torch.stack([early, finished]), highlight=key.index(k), scale=1.0,
                          row_labels=[f"sigma = {cut.sigma_min:.1f}", "finished"], col_labels=[f"k = {j}" for j in key],
                          title=f"seeds {pair[0]}-{pair[1]}: Tweedie's estimate early, and the finished row")
 
 # %% [markdown]
-# How far along from the first end to the last is each image, in pixels? `along_k.end_share` puts each
-# image of a row at $d_0 / (d_0 + d_1)$, its distance to the first end over the sum of its distances to
-# both (0: the first end, 1: the last), without a classifier, which would misread the blurry early
-# estimates. Printed for the early row and for the finished one:
+# Two readings of each column, early and finished. In pixels: `along_k.end_share` puts each image of a
+# row at $d_0 / (d_0 + d_1)$, its distance to the row's first image over the sum of its distances to the
+# first and the last (0: the first end, 1: the last; no classifier needed). And the judge's p(horse),
+# though the judge learnt on clean images and may misread a blurry estimate:
 
 # %% tags=["nbval-ignore-output"]
-share_early, share_done = along_k.end_share(early), along_k.end_share(committed[0])
-print("k           ", " ".join(f"{j:5d}" for j in range(n + 2)))
-print(f"sigma = {cut.sigma_min:.1f}", " ".join(f"{v:5.2f}" for v in share_early.tolist()))
-print("finished    ", " ".join(f"{v:5.2f}" for v in share_done.tolist()))
-steps_early, steps_done = share_early.diff(), share_done.diff()
-print(f"largest step between neighbouring k: early {float(steps_early.max()):.2f} (k = {int(steps_early.argmax())} to "
-      f"{int(steps_early.argmax()) + 1}), finished {float(steps_done.max()):.2f} (k = {int(steps_done.argmax())} to "
-      f"{int(steps_done.argmax()) + 1}); the judge's reading of the finished row: {verdicts[0].describe()}")
+share_early, share_done = along_k.end_share(early), along_k.end_share(finished)
+p_early, p_done = evaluation.row_probabilities(judge, torch.stack([early, finished]))
+early_says, done_says = evaluation.judge_row(p_early, key), evaluation.judge_row(p_done, key)
+print("k                      ", " ".join(f"{j:5d}" for j in key))
+for name, share, p in ((f"sigma = {cut.sigma_min:.2f}", share_early, p_early), ("finished   ", share_done, p_done)):
+    print(f"{name}: share    ", " ".join(f"{v:5.2f}" for v in share.tolist()))
+    print(f"{name}: p(horse) ", " ".join(f"{v:5.2f}" for v in p.tolist()))
+print(f"the judge, early: {early_says.describe()}")
+print(f"the judge, finished: {done_says.describe()}")
 
 # %% [markdown]
 # Read the printout against the pictures: if the early row already sits near one end and jumps to the
