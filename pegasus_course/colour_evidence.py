@@ -72,3 +72,22 @@ def paired_shift(images_a: torch.Tensor, images_b: torch.Tensor) -> ChannelShift
         raise ValueError(f"paired_shift: the sets differ in shape, {tuple(images_a.shape)} and {tuple(images_b.shape)}: "
                          "pass the same seeds, in the same order, from both weights.")
     return _mean_and_se(channel_means(images_a) - channel_means(images_b), "paired_shift")
+
+
+def shift_bound_from_stats(stats: dict, n: int, reference_mean) -> ChannelShift:
+    """A set's shift from ``reference_mean`` when only its pooled statistics are recorded
+    (:func:`pegasus_course.evaluation.colour_stats` over all pixels of ``n`` images), not the images.
+
+    The standard error is an upper bound: the variance of the images' channel means is at most the variance
+    of all their pixels (the rest is the spread within each image), so s.e. <= std / sqrt(n - 1)."""
+    from .checks import check_positive_int
+
+    n = check_positive_int(n, "shift_bound_from_stats: n", minimum=2)
+    if not (isinstance(stats, dict) and all(len(stats.get(k, ())) == 3 for k in ("mean", "std"))):
+        raise ValueError("shift_bound_from_stats: stats must be colour_stats(images), a dict of three 'mean' and "
+                         f"three 'std' values (red, green, blue), got {stats!r:.120}.")
+    ref = [check_number(v, "shift_bound_from_stats: reference_mean") for v in reference_mean]
+    if len(ref) != 3:
+        raise ValueError(f"shift_bound_from_stats: reference_mean has {len(ref)} values: give one per channel.")
+    return ChannelShift(tuple(float(m) - r for m, r in zip(stats["mean"], ref)),
+                        tuple(float(s) / (n - 1) ** 0.5 for s in stats["std"]), n)

@@ -12,7 +12,8 @@ import torch  # noqa: E402
 
 from pegasus_course import plotting as P  # noqa: E402
 from pegasus_course import plotting_quality as Q  # noqa: E402
-from pegasus_course.colour_evidence import ChannelShift, channel_means, paired_shift, shift_from  # noqa: E402
+from pegasus_course.colour_evidence import (ChannelShift, channel_means, paired_shift, shift_bound_from_stats,  # noqa: E402
+                                            shift_from)
 
 
 @pytest.fixture(autouse=True)
@@ -98,3 +99,29 @@ def test_quality_figure_draws_intervals_and_a_shift_axis_that_fits():
     assert [t.get_text() for t in fig.axes[2].get_legend().get_texts()] == ["red", "green", "blue"]
     with pytest.raises(TypeError, match="ChannelShift"):
         Q.plot_colour_shifts({"live": (0.1, 0.1, 0.1)})
+
+
+def test_shift_bound_from_pooled_stats_hand_worked():
+    # mean 0.6/0.5/0.4 against 0.5: shifts +0.1, 0, -0.1; pixel std 0.2 over 5 images: s.e. at most 0.2 / 2
+    sh = shift_bound_from_stats({"mean": [0.6, 0.5, 0.4], "std": [0.2, 0.2, 0.2]}, 5, [0.5, 0.5, 0.5])
+    assert sh.mean == pytest.approx((0.1, 0.0, -0.1)) and sh.se == pytest.approx((0.1, 0.1, 0.1)) and sh.n == 5
+
+
+def test_shift_bound_is_at_least_the_measured_standard_error():
+    from pegasus_course.evaluation import colour_stats
+
+    images = torch.rand(16, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * torch.rand(16, 1, 1, 1)
+    measured = shift_from(images, [0.5, 0.5, 0.5])
+    bound = shift_bound_from_stats(colour_stats(images), 16, [0.5, 0.5, 0.5])
+    assert bound.mean == pytest.approx(measured.mean, abs=1e-5)
+    assert all(b >= m for b, m in zip(bound.se, measured.se))
+
+
+@pytest.mark.parametrize("stats, n, ref, message", [
+    ({"mean": [0.5] * 3}, 4, [0.5] * 3, "three 'std'"),
+    ({"mean": [0.5] * 3, "std": [0.1] * 3}, 1, [0.5] * 3, "n"),
+    ({"mean": [0.5] * 3, "std": [0.1] * 3}, 4, [0.5] * 2, "one per channel"),
+])
+def test_shift_bound_bad_input(stats, n, ref, message):
+    with pytest.raises(ValueError, match=message):
+        shift_bound_from_stats(stats, n, ref)
