@@ -43,7 +43,8 @@ def wilson_interval(successes: int, n: int, level: float = 0.95) -> tuple[float,
     shrink = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / shrink
     half = z / shrink * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    lo = 0.0 if successes == 0 else max(0.0, centre - half)  # exactly 0 and 1 at the ends (rounding aside)
+    return lo, 1.0 if successes == n else min(1.0, centre + half)
 
 
 def _as_statistic(value, where: str) -> float:
