@@ -122,7 +122,8 @@ class FixedOdds(torch.nn.Module):
 
     def forward(self, x, sigma):
         logit_horse = x[:, 0, 0, 0].log() - x[:, 1, 0, 0].log()
-        return torch.stack([torch.full_like(logit_horse, 5.0), torch.zeros_like(logit_horse), logit_horse], 1) + 0 * self.p
+        other = torch.full_like(logit_horse, 5.0)  # airplane: the most likely class, which p(horse) ignores
+        return torch.stack([other, torch.zeros_like(logit_horse), logit_horse], 1) + 0 * self.p
 
 
 def images_with_p_horse(p: list[float]) -> torch.Tensor:
