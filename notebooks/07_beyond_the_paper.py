@@ -158,14 +158,16 @@ fig = plotting.show_rows(row, title=f"selected ends: seed {horse_seed} -> seed {
 # %% [markdown]
 # The ends rate counts this row a success from its ends alone. The middle can be judged too
 # (`evaluation.row_probabilities`, `evaluation.judge_row`): where along $k$ the judge's verdict turns from
-# horse to bird, how wide that stretch is between the interpolants computed, whether both classes appear,
-# and whether $p(\text{horse})$ only falls. The plot draws each computed interpolant as a point: between
-# two of them nothing was measured, so the shaded band says only *between which* the verdict changes.
+# horse to bird, over how many steps of $k$ it goes from sure to sure of the other class, which images it
+# cannot call, and whether $p(\text{horse})$ only falls. `judge_row` reads the turn off a straight line
+# between two computed interpolants: with only a few of them computed, that $k$ is a guess within the
+# stretch between them. The plot draws each computed interpolant as a point and no line: between two of
+# them nothing was measured, so the shaded band says only *between which* the verdict changes.
 
 # %% tags=["nbval-ignore-output"]
 p_row = evaluation.row_probabilities(judge, row)[0]
-verdict = evaluation.judge_row(p_row)
-print("the judge along the row:", verdict)
+print(f"the judge along the row (k = {', '.join(map(str, ks))} computed): {evaluation.judge_row(p_row, ks).describe()}")
+print("p(horse) by the judge: " + ", ".join(f"k = {k}: {p:.2f}" for k, p in zip(ks, p_row.tolist())))
 fig = plotting_quality.plot_row_judgement(ks, {"ten-class judge": p_row,
                                                "horse/bird classifier": classifier.predict_proba(clf, row[0])[:, 0]},
                                           title="the classifiers' view of the row")
@@ -305,7 +307,9 @@ fig = plotting.show_images(sweep, nrow=len(asked) // len(scales), labels=labels,
 # way and from as many images: two disjoint sets of real test images (the floor) and noise images (a
 # ceiling). Both references cost no sampling, so the cell computes them here, from 64 images a set, each
 # with a 95% bootstrap interval (`evaluation.frechet_distance_interval` redraws the images of both sets with
-# replacement 200 times): how far the distance moves with the choice of images alone.
+# replacement 200 times): how far the distance moves with the choice of images alone. Redrawn sets repeat
+# images, which pushes the distance up, so the floor's interval can lie above the floor itself: read its
+# width, not its position.
 
 # %% tags=["nbval-ignore-output"]
 m = 64

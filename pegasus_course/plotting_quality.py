@@ -36,7 +36,7 @@ def plot_row_judgement(ks: Sequence[float], series: dict, title: str = "", band_
     line dashed, and the band where ``band_from``'s (default: the first series') verdict changes shaded."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.2))
+    fig, ax = plt.subplots(figsize=(7, 3.8))
     for i, (label, values) in enumerate(series.items()):
         ax.plot(list(ks), [float(v) for v in values], ls="none", marker=_MARKERS[i % len(_MARKERS)],
                 ms=8 - 2 * i, label=label, zorder=3 + i)
@@ -44,10 +44,9 @@ def plot_row_judgement(ks: Sequence[float], series: dict, title: str = "", band_
     key = band_from or next(iter(series))
     band = crossing_band(ks, series[key])
     if band:
-        ax.axvspan(*band, color="tab:orange", alpha=0.15, lw=0,
-                   label=f"{key}: the class changes somewhere in here")
-    ax.set(title=title, xlabel="k (measured interpolants only)", ylabel="p(horse)", ylim=(-0.02, 1.02))
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), borderaxespad=0)
+        ax.axvspan(*band, color="tab:orange", alpha=0.15, lw=0, label=f"{key}: its verdict changes in here")
+    ax.set(title=title, xlabel="k (computed interpolants only)", ylabel="p(horse)", ylim=(-0.02, 1.02))
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=len(series) + 1, borderaxespad=0)
     fig.tight_layout()
     return fig
 
@@ -103,8 +102,9 @@ def plot_quality_intervals(distances: dict, rates: dict, shifts: dict, n: int,
     colours = ["tab:green" if "floor" in k else "tab:grey" if "ceiling" in k else "tab:blue" for k in names]
     ax.barh(range(len(names)), [v for v, _, _ in vals], color=colours, edgecolor="black")
     for i, (v, lo, hi) in enumerate(vals):
-        if lo is not None:
-            ax.errorbar(v, i, xerr=[[v - lo], [hi - v]], color="black", capsize=3)
+        if lo is not None:  # drawn as a segment: a bootstrap interval may lie wholly above the estimate
+            ax.hlines(i, lo, hi, color="black", lw=1.5, zorder=3)
+            ax.plot([lo, hi], [i, i], "|", color="black", ms=9, zorder=3)
         ax.text((hi or v) * 1.08, i, f"{v:.2f}" + (f" [{lo:.2f}, {hi:.2f}]" if lo is not None else " (no interval)"),
                 va="center", fontsize=7)
     ax.set_xscale("log")

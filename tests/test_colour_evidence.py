@@ -91,9 +91,12 @@ def test_row_judgement_draws_points_without_lines_and_shades_the_band():
 
 def test_quality_figure_draws_intervals_and_a_shift_axis_that_fits():
     sh = ChannelShift((0.07, 0.07, 0.09), (0.01, 0.01, 0.01), 16)
-    fig = Q.plot_quality_intervals({"floor": (3.3, 2.9, 3.9), "samples": 5.0}, {"random": (0.41, 0.25, 0.58)},
+    # the floor's bootstrap interval lies above its estimate (resampling repeats images): still drawn
+    fig = Q.plot_quality_intervals({"floor": (3.3, 4.9, 9.2), "samples": 5.0}, {"random": (0.41, 0.25, 0.58)},
                                    {"live": sh}, n=64)
     assert len(fig.axes) == 3 and fig.get_figwidth() * fig.dpi >= 500
+    (segment,) = fig.axes[0].collections
+    assert segment.get_segments()[0][:, 0].tolist() == [4.9, 9.2]
     lo, hi = fig.axes[2].get_ylim()
     assert lo <= 0 and hi < 0.5  # the axis shows shifts of a few hundredths, not the 0-1 range
     assert [t.get_text() for t in fig.axes[2].get_legend().get_texts()] == ["red", "green", "blue"]
