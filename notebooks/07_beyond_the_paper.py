@@ -55,7 +55,8 @@ clf, judge = course.classifiers["horse-bird"], course.classifiers["ten-class"]
 # of its mistakes are between look-alike classes (cat and dog, deer and horse, aeroplane and bird). The
 # judge is asked an easier question: of two classes, horse or bird, which is it? Its accuracy on *that*
 # question, on held-out real horses and birds, is what decides whether it can be trusted; section 1
-# measures it. On samples, which are not real photographs, it may do worse: no test can say how much.
+# measures it. On samples, which are not real photographs, it may do worse: they have no true label, so no test here
+# can say how much.
 #
 # ## 1. How much does a noisy image say about its class?
 #
@@ -344,6 +345,8 @@ distances = {"real test images (floor, here)": floor,
 data_mean = quality["colour"]["data"]["mean"]
 colour_64 = colour_evidence.shift_bound_from_stats(quality["colour"]["samples"], quality["n"], data_mean)
 fig = plotting_quality.plot_quality_intervals(distances, rates, {"EMA samples": colour_64}, quality["n"])
+
+# %% tags=["nbval-ignore-output"]
 print(evaluation.record_source(quality))
 for name, (r, lo, hi) in rates.items():
     print(f"ends rate, {name}: {round(r * rows)} of {rows} rows = {r:.0%} (95% Wilson interval {lo:.0%} to {hi:.0%})")
@@ -426,8 +429,9 @@ print(f"live minus EMA, seed by seed ({paired.n} seeds, one live checkpoint): {p
 # `pegasus-course train --track-colour` uses it, on the EMA and the live weights). Below, a short run in this
 # profile: a real drift needs thousands of steps, but the curves show what to watch. It looks at the live
 # weights only: after so few steps the EMA still holds mostly the random start (notebook 04). Each of five
-# looks samples 16 seeds with a coarser schedule, and draws their channel means before and after the final
-# denoising step (notebook 05 measured that the step moves a pixel by less than 0.01 on average).
+# looks samples 16 seeds with a coarse schedule (a twelfth of the levels, $T = 2$: a look must cost little
+# beside training), and draws their channel means before and after the final denoising step (notebook 05
+# measured that the step moves a pixel by less than 0.01 on average).
 
 # %% tags=["nbval-ignore-output"]
 from pegasus_course import training
@@ -439,16 +443,16 @@ small = ScoreUNet(ScoreUNetConfig.for_image_size(32, profile.base_channels, num_
 looks = 5
 steps = looks * max(1, profile.notebook_train_steps // (4 * looks))
 cfg = training.TrainConfig(steps=steps, batch_size=max(4, profile.batch_size // 4), log_every=steps // looks)
-look = replace(schedule, num_scales=max(2, schedule.num_scales // 12))  # a coarser schedule keeps a look cheap
+look = replace(schedule, num_scales=max(2, schedule.num_scales // 12), n_steps_each=2)  # a cheap look
 probe_seeds = list(range(16))  # no colour statistic from fewer than 16 images
+
+# %% tags=["nbval-ignore-output"]
 look_evals = sampling.num_score_evaluations(look.num_scales, look.n_steps_each)
 per_step = workflow.estimate_training(profile, say=lambda line: None) * cfg.batch_size / profile.batch_size
 looking = workflow.expect(f"{looks} looks at the colours", len(probe_seeds), look_evals,
                           workflow.measure_network(small, len(probe_seeds)), runs=looks)
 print(f"and {steps} training steps of batch {cfg.batch_size} ~ {format_duration(steps * per_step)}: "
       f"~{format_duration(looking + steps * per_step)} in all")
-
-# %% tags=["nbval-ignore-output"]
 tracker = evaluation.ColourTracker(reference, colour_probe(look, probe_seeds), every=steps // looks, weights=("model",))
 state = training.train(small, train_set.images, schedule.sigmas(), cfg, on_step=tracker)
 fig = plotting.plot_colour_history(tracker)
