@@ -171,7 +171,7 @@ class Report:
                 "device": self.device, "notes": self.notes}
 
     def figure(self, text: bool = True):
-        """The one-page report (1,050 px wide, legible at a notebook's width): three curves against their
+        """The one-page report (1,020 px wide, legible at a notebook's width): three curves against their
         ideal, Tweedie estimates and, with ``text``, the text report with the verdicts (a notebook prints that
         instead). Drawn by :func:`pegasus_course.doctor_figure.report_figure`."""
         from .doctor_figure import report_figure

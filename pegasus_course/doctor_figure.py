@@ -13,7 +13,8 @@ import textwrap
 
 import torch
 
-WIDTH_INCHES = 10.5  # the notebook's output area at 100 dpi (plotting.MAX_FIG_WIDTH)
+WIDTH_INCHES = 10.2  # inside the notebook's output area at 100 dpi (plotting.MAX_FIG_WIDTH, 10.5), with room for the
+# inline backend's tight bounding box
 DPI = 100
 MIN_FONT = 9  # points: the smallest text on the page
 TEXT_FONT = 9  # the monospace text report

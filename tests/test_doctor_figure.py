@@ -22,8 +22,8 @@ def report():
 
 
 def test_text_width_hand_worked():
-    # 9 pt monospace as drawn: 0.64 x 9 / 72 = 0.08 in a character; (10.5 - 0.3) / 0.08 = 127.5 characters
-    assert DF.text_width() == 127
+    # 9 pt monospace as drawn: 0.64 x 9 / 72 = 0.08 in a character; (10.2 - 0.3) / 0.08 = 123.75 characters
+    assert DF.text_width() == 123
     assert DF.text_width(6.3) == 75  # (6.3 - 0.3) / 0.08
 
 
