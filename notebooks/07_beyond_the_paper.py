@@ -330,8 +330,9 @@ print(f"the record's: {recorded_fd['real test images (floor)']:.2f} and {recorde
 # Samples cost minutes each here, so the samples' distances come from the record: 64 samples of the
 # shipped model, 64 guided ones (32 asked-for horses, 32 birds, $w = 3$) and selection among the 64,
 # measured by `benchmarks/sample_quality.py` (its command, machine and wall time are printed below the
-# figure). The record holds the samples' distances but not their features, so those two have no interval
-# of their own; the floor's interval, from as many images, is the yardstick. Left, the Fréchet distances
+# figure). This record holds the samples' distances but not their features, so unless it also holds their
+# intervals (the benchmark records them since; the figure says "no interval" where they are missing), the
+# floor's interval, from as many images, is the yardstick. Left, the Fréchet distances
 # between floor and ceiling (log axis); middle, the ends rate of each way of choosing the ends, judged by the
 # ten-class network, with its 95% Wilson interval; right, the colour of the 64 samples against the training
 # images (section 6).
@@ -339,8 +340,9 @@ print(f"the record's: {recorded_fd['real test images (floor)']:.2f} and {recorde
 # %% tags=["nbval-ignore-output"]
 rows = quality["n"] // 2
 rates = {name: (r, *evaluation.wilson_interval(round(r * rows), rows)) for name, r in quality["pegasus_rate"].items()}
-distances = {"real test images (floor, here)": floor,
-             **{k: v for k, v in recorded_fd.items() if "floor" not in k and "ceiling" not in k},
+known = quality.get("frechet_interval", {})  # intervals: recorded since the benchmark computes them
+sets = [k for k in recorded_fd if "floor" not in k and "ceiling" not in k]
+distances = {"real test images (floor, here)": floor, **{k: (recorded_fd[k], *known.get(k, (None, None))) for k in sets},
              "uniform noise (ceiling, here)": ceiling}
 data_mean = quality["colour"]["data"]["mean"]
 colour_64 = colour_evidence.shift_bound_from_stats(quality["colour"]["samples"], quality["n"], data_mean)
@@ -356,6 +358,9 @@ print(f"judged horse: {horses} of {quality['n']} random samples = q = {horses / 
       f"{h_hi:.0%}), so 2q(1-q) = {2 * horses / quality['n'] * (1 - horses / quality['n']):.0%}")
 gap = abs(recorded_fd["samples"] - recorded_fd["guided samples (w=3)"])
 print(f"the two sample sets' distances differ by {gap:.2f}; the floor's interval is {floor[2] - floor[1]:.2f} wide")
+ends_used = quality.get("selection_distinct_ends")
+print(f"selection's {rows} rows used {ends_used['horse']} distinct horse and {ends_used['bird']} distinct bird ends"
+      if ends_used else "how many distinct ends selection used: not in this record (it predates the count)")
 
 # %% [markdown]
 # Read the intervals before the numbers. Random ends have a horse and a bird end in 41% of the 32 rows
@@ -363,9 +368,9 @@ print(f"the two sample sets' distances differ by {gap:.2f}; the floor's interval
 # $2q(1-q)$ that the share judged horse predicts for random pairs. Selection and guidance lift the rate,
 # and the lower ends of their intervals (printed) lie at or above the 50% that random ends reach at best,
 # guidance's only just. Selection's interval is too narrow, though: the record's 64 candidates hold fewer
-# horses than its 32 rows need (the judge's count is printed; the horse/bird classifier that selects is not
-# recorded), so `select_pairs` reused its best ends and several rows share one: they are not the 32
-# independent trials the Wilson interval assumes. All three rates are judged at the ends only; section 3
+# horses than its 32 rows need, by the judge's count (printed; the record may also say how many distinct ends
+# the selecting classifier used), so `select_pairs` reused its best ends and several rows share one: they are
+# not the 32 independent trials the Wilson interval assumes. All three rates are judged at the ends only; section 3
 # shows how to judge a row's middle.
 #
 # The samples' distances lie a little above the floor and far below the ceiling. Whether guidance costs
