@@ -402,17 +402,17 @@ fig = plotting.show_images(side_by_side, nrow=8, scale=1.0,
 # Each set's shift from the training images' mean, channel by channel, with $\pm 2$ standard errors over its
 # images (`colour_evidence.shift_from`); and the live-minus-EMA difference taken seed by seed
 # (`colour_evidence.paired_shift`), which removes the scene each seed draws. The 64 EMA samples of section 5
-# have only pooled statistics in their record, so their standard error is an upper bound.
+# have only pooled statistics in their record, so their standard error is an upper bound ("bound").
 
 # %% tags=["nbval-ignore-output"]
 reference = evaluation.colour_stats(data.default_data().load("train", classes=("horse", "bird")).images)
 shifts = {"EMA, seeds 0-15": colour_evidence.shift_from(record.images["ema"], reference["mean"]),
           "live, seeds 0-15": colour_evidence.shift_from(record.images["live"], reference["mean"]),
-          "EMA, seeds 0-63": colour_evidence.shift_bound_from_stats(quality["colour"]["samples"], quality["n"],
-                                                                    reference["mean"])}
+          "EMA, seeds 0-63 (bound)": colour_evidence.shift_bound_from_stats(quality["colour"]["samples"], quality["n"],
+                                                                            reference["mean"])}
 fig = plotting_quality.plot_colour_shifts(shifts)
 for name, sh in shifts.items():
-    print(f"{name:17s} minus the data (+- 2 s.e.): {sh.describe()}")
+    print(f"{name:23s} minus the data (+- 2 s.e.): {sh.describe()}")
 paired = colour_evidence.paired_shift(record.images["live"], record.images["ema"])
 print(f"live minus EMA, seed by seed ({paired.n} seeds, one live checkpoint): {paired.describe()}; "
       f"more than 2 s.e. from zero in {sum(paired.excludes_zero(c) for c in range(3))} of 3 channels")
