@@ -128,3 +128,22 @@ def test_shift_bound_is_at_least_the_measured_standard_error():
 def test_shift_bound_bad_input(stats, n, ref, message):
     with pytest.raises(ValueError, match=message):
         shift_bound_from_stats(stats, n, ref)
+
+
+def test_notebook_07s_figures_from_the_committed_records():
+    """What notebook 07 draws from the records: rates with Wilson intervals, the 64 samples' colour bound,
+    and the live and EMA samples of the same 16 seeds, paired."""
+    import json
+
+    from pegasus_course import evaluation
+
+    quality = json.loads(evaluation.QUALITY_RECORD.read_text())
+    rows = quality["n"] // 2
+    rates = {k: (r, *evaluation.wilson_interval(round(r * rows), rows)) for k, r in quality["pegasus_rate"].items()}
+    assert all(lo <= r <= hi for r, lo, hi in rates.values())
+    bound = shift_bound_from_stats(quality["colour"]["samples"], quality["n"], quality["colour"]["data"]["mean"])
+    fig = Q.plot_quality_intervals(quality["frechet_distance"], rates, {"EMA samples": bound}, quality["n"])
+    assert len(fig.axes) == 3
+    figs = evaluation.load_quality_figures()
+    paired = paired_shift(figs.images["live"], figs.images["ema"])
+    assert paired.n == len(figs.seeds("live")) >= 16
