@@ -206,7 +206,7 @@ for i in kept:
               f"{model_ratio['fixed-length'][i]:18.3f}")
 
 # %% [markdown]
-# The exact score's model settles a few percent outside the shell; the fixed-length one much further out.
+# The two models bracket what a network can do: one pulls harder the further out a state is, the other not.
 # Compare both with the measured column: the closer one is the better account of where the trained
 # network's states sit (the measured ratio is from 4 samples, but a ratio over 3,072 pixels varies little
 # from sample to sample: its interval is printed).
@@ -345,7 +345,7 @@ for t, plan in plans.items():
     seconds[t] = time.perf_counter() - t0
 fig = plotting.show_rows(torch.stack([by_t[t][:8] for t in t_values]), row_labels=[f"T = {t}" for t in t_values],
                          scale=1.0, title=f"seeds 0-7 of 16, L = {len(coarse)} (every {every}th trained level)")
-judge = evaluation.load_feature_net(device="cpu")
+judge = evaluation.load_feature_net(device="cpu")[0]  # (network, its checkpoint)
 order = torch.randperm(len(real), generator=torch.Generator().manual_seed(1))
 ref = evaluation.extract_features(judge, real.images[order[:256]].float().div(255))
 floor = evaluation.frechet_distance_interval(evaluation.extract_features(judge, real.images[order[256:272]].float()
