@@ -86,8 +86,8 @@ def level_similarity_figure(matrices: dict, sigmas: torch.Tensor):
     if not matrices:
         raise ValueError("level_similarity_figure: give at least one matrix, {title: (L, L)}.")
     n = len(matrices)
-    fig = plt.figure(figsize=(10.5, 7.2))
-    grid = fig.add_gridspec(2, n, height_ratios=(1.25, 1), hspace=0.45, wspace=0.3)
+    fig = plt.figure(figsize=(10.5, 6.4))
+    grid = fig.add_gridspec(2, n, height_ratios=(1.25, 1), hspace=0.35, wspace=0.3, top=0.95, bottom=0.09)
     cmap = plt.get_cmap("RdBu_r").with_extremes(bad="lightgrey")
     pos, labels = _sigma_ticks(sigmas)
     axes = [fig.add_subplot(grid[0, k]) for k in range(n)]
@@ -111,7 +111,7 @@ def level_similarity_figure(matrices: dict, sigmas: torch.Tensor):
     line.invert_xaxis()
     line.set(xlabel="sigma_i (largest on the left)", ylabel="cos(level i, level i+1)", ylim=(-0.3, 1.05),
              title="adjacent levels: the band beside the diagonal")
-    line.legend(fontsize=8, loc="lower left")
+    line.legend(fontsize=8, loc="center right")
     return fig
 
 
