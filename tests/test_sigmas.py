@@ -79,3 +79,8 @@ def test_handed_down_share_counts_draws():
     lengths = gamma * torch.randn(20_000, d, generator=torch.Generator().manual_seed(0)).norm(dim=1)
     inside = ((lengths - math.sqrt(d)).abs() <= 3 / math.sqrt(2)).float().mean()
     assert float(inside) == pytest.approx(S.handed_down_share(gamma, d), abs=0.015)
+
+
+def test_handed_down_share_refuses_a_ratio_below_one():
+    with pytest.raises(ValueError, match="gamma"):
+        S.handed_down_share(0.9, 3072)

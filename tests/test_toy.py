@@ -63,3 +63,9 @@ def test_score_at_the_origin_points_to_the_heavier_mode(sigma):
     # at 0 the posteriors are the weights: score = (0.8 - 0.2) (5, 5) / (1 + sigma^2)
     expected = torch.full((1, 2), 0.6 * 5.0 / (1 + sigma**2))
     assert torch.allclose(two_gaussians(0.2, 5.0).score(torch.zeros(1, 2), sigma), expected, atol=1e-5)
+
+
+def test_flip_point_needs_two_modes():
+    three = GaussianMixture(torch.ones(3), torch.zeros(3, 2), torch.ones(3))
+    with pytest.raises(ValueError, match="two-component mixture"):
+        flip_point(three, 1.0)
