@@ -241,7 +241,7 @@ def _report(store, loaded: int, total: int, progress: bool) -> None:
     if progress:
         computed = f", computed {total - loaded}" if loaded < total else ""
         failed = f" (could not store them: {store.failed})" if store.failed and loaded < total else ""
-        print(f"sample cache: loaded {loaded} of {total} images from {store.root}{computed}{failed} "
+        print(f"sample cache: loaded {loaded} of {total} images from {store.where}{computed}{failed} "
               f"({SAMPLES_ENV}=0 recomputes)")
 
 

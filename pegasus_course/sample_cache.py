@@ -116,10 +116,17 @@ class SampleCache:
 
     def __init__(self, root: str | Path | None = None, max_bytes: int | None = None):
         if root is None:
-            from .data import cache_dir
+            from .data import CACHE_ENV, cache_dir
 
             root = cache_dir() / "samples"
+            where = f"${CACHE_ENV}/samples" if os.environ.get(CACHE_ENV) else None
+        else:
+            where = None
         self.root = Path(root)
+        home = str(Path.home())
+        # how messages name the folder: no one's home directory or machine path in a notebook's output
+        self.where = where or (f"~{str(self.root)[len(home):]}" if str(self.root).startswith(home + os.sep)
+                               else str(self.root))
         self.max_bytes = _env_max_bytes() if max_bytes is None else int(max_bytes)
         if self.max_bytes < 0:
             raise ValueError(f"SampleCache: max_bytes must be >= 0, got {max_bytes}.")

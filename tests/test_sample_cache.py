@@ -63,7 +63,7 @@ def test_a_hit_is_the_computed_image_bit_for_bit_and_runs_no_network(cache_on, c
     first = generate(model, [0, 1], SHORT)
     assert model.calls > 0
     assert capsys.readouterr().out.splitlines() == [
-        f"sample cache: loaded 0 of 2 images from {cache_on}, computed 2 (PEGASUS_CACHE_SAMPLES=0 recomputes)"]
+        "sample cache: loaded 0 of 2 images from $PEGASUS_CACHE/samples, computed 2 (PEGASUS_CACHE_SAMPLES=0 recomputes)"]
     assert len(list(cache_on.glob("*.safetensors"))) == 2
     fresh = generate(model, [0, 1], SHORT, cache=False)
     assert torch.equal(fresh, first) and capsys.readouterr().out == ""  # not consulted: no line
@@ -71,7 +71,7 @@ def test_a_hit_is_the_computed_image_bit_for_bit_and_runs_no_network(cache_on, c
     again = generate(model, [0, 1], SHORT)
     assert model.calls == calls and torch.equal(again, first) and again.device == first.device
     assert capsys.readouterr().out.splitlines() == [
-        f"sample cache: loaded 2 of 2 images from {cache_on} (PEGASUS_CACHE_SAMPLES=0 recomputes)"]
+        "sample cache: loaded 2 of 2 images from $PEGASUS_CACHE/samples (PEGASUS_CACHE_SAMPLES=0 recomputes)"]
     generate(model, [0, 1], SHORT, progress=False)
     assert capsys.readouterr().out == ""
 
@@ -157,11 +157,9 @@ def _call(model, clfs, seeds=(5,), schedule=SHORT, denoise=True, guidance=None, 
     return generate(model, list(seeds), schedule, denoise=denoise, guidance=g, classes=classes, progress=False)
 
 
-@pytest.mark.parametrize("guided", [False, True], ids=["unguided", "guided"])
-@pytest.mark.parametrize("name", [*SAMPLE_CHANGES, *GUIDED_CHANGES])
+@pytest.mark.parametrize("name, guided", [*[(name, False) for name in SAMPLE_CHANGES],
+                                          *[(name, True) for name in ("weights", "T", "seed", *GUIDED_CHANGES)]])
 def test_any_change_of_what_makes_a_sample_misses(cache_on, monkeypatch, name, guided):
-    if name in GUIDED_CHANGES and not guided:
-        pytest.skip("a guidance field: only for guided samples")
     change, patch = {**SAMPLE_CHANGES, **GUIDED_CHANGES}[name]
     model, clfs = tiny_model(), {"clf": tiny_classifier(0), "other clf": tiny_classifier(1)}
     base = dict(GUIDED) if guided else {}
@@ -176,18 +174,21 @@ def test_any_change_of_what_makes_a_sample_misses(cache_on, monkeypatch, name, g
     assert model.calls > calls, f"changing {name} must miss"
 
 
-PEGASUS_CHANGES = {
-    "pair": {"pairs": [(0, 2)]}, "pair order": {"pairs": [(1, 0)]}, "k": {"ks": [2]}, "n": {"n": 3},
-    "denoise": {"denoise": False}, "L": {"schedule": dataclasses.replace(SHORT, num_scales=4)},
-    "guidance scale": {"scale": 2.0}, "ends": {"ends": ("bird", "horse")}, "unguided": {"scale": None},
+PEGASUS_CHANGES = {  # name: (the base call's guidance scale, None unguided; the change)
+    "pair": (None, {"pairs": [(0, 2)]}), "pair order": (None, {"pairs": [(1, 0)]}), "k": (None, {"ks": [2]}),
+    "n": (None, {"n": 3}), "denoise": (None, {"denoise": False}),
+    "L": (None, {"schedule": dataclasses.replace(SHORT, num_scales=4)}),
+    "guidance scale": (1.0, {"scale": 2.0}), "ends": (1.0, {"ends": ("bird", "horse")}),
+    "unguided": (1.0, {"scale": None}), "guided": (None, {"scale": 1.0}),
 }
 
 
 @pytest.mark.parametrize("name", PEGASUS_CHANGES)
 def test_any_change_of_what_makes_an_interpolant_misses(cache_on, name):
     model, clf = tiny_model(), tiny_classifier()
+    base_scale, change = PEGASUS_CHANGES[name]
 
-    def call(pairs=((0, 1),), n=2, ks=(1,), schedule=SHORT, denoise=True, scale=1.0, ends=("horse", "bird")):
+    def call(pairs=((0, 1),), n=2, ks=(1,), schedule=SHORT, denoise=True, scale=base_scale, ends=("horse", "bird")):
         g = None if scale is None else Guidance(clf, scale)
         return pegasus_batch(model, list(pairs), n, list(ks), schedule, denoise=denoise, guidance=g, ends=ends,
                              progress=False)
@@ -196,7 +197,7 @@ def test_any_change_of_what_makes_an_interpolant_misses(cache_on, name):
     calls = model.calls
     call()
     assert model.calls == calls
-    call(**PEGASUS_CHANGES[name])
+    call(**change)
     assert model.calls > calls, f"changing {name} must miss"
 
 
@@ -338,6 +339,11 @@ def test_a_learners_guided_score_never_reads_or_writes_the_cache(cache_on, monke
 
 def test_default_cache_follows_the_call_then_the_environment(cache_on, monkeypatch):
     assert sc.default_cache(None).root == cache_on
+    assert sc.default_cache(None).where == "$PEGASUS_CACHE/samples"  # no machine path in a notebook's output
+    monkeypatch.delenv("PEGASUS_CACHE")
+    assert sc.default_cache(None).where == "~/.cache/pegasus-course/samples"
+    assert sc.SampleCache(Path.home() / "x").where == "~/x" and sc.SampleCache(cache_on).where == str(cache_on)
+    monkeypatch.setenv("PEGASUS_CACHE", str(cache_on.parent))
     assert sc.default_cache(False) is None
     monkeypatch.setenv(sc.SAMPLES_ENV, "0")
     assert sc.default_cache(None) is None and sc.default_cache(True).root == cache_on
