@@ -3,6 +3,9 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/pegasus-course/pegasus-course/blob/main/notebooks/02_noise_scales.ipynb)
 #
+# <!-- time:start -->
+# <!-- time:end -->
+#
 # **Learning objectives**
 # 1. See what noise of each scale does to an image, from $\sigma = 0.01$ to $50$.
 # 2. Compute the largest noise level $\sigma_1$ from the real horse and bird images (NCSNv2 technique 1).

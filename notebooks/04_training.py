@@ -3,6 +3,9 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/pegasus-course/pegasus-course/blob/main/notebooks/04_training.ipynb)
 #
+# <!-- time:start -->
+# <!-- time:end -->
+#
 # **Learning objectives**
 # 1. Write one whole training step (loss, backward, Adam, EMA), check it against the package, and
 #    train with it.
