@@ -55,8 +55,8 @@ clf, judge = course.classifiers["horse-bird"], course.classifiers["ten-class"]
 # of its mistakes are between look-alike classes (cat and dog, deer and horse, aeroplane and bird). The
 # judge is asked an easier question: of two classes, horse or bird, which is it? Its accuracy on *that*
 # question, on held-out real horses and birds, is what decides whether it can be trusted; section 1
-# measures it. On samples, which are not real photographs, it may do worse: they have no true label, so no test here
-# can say how much.
+# measures it. On samples, which are not real photographs, it may do worse: they have no true label, so no
+# test here can say how much.
 #
 # ## 1. How much does a noisy image say about its class?
 #
@@ -266,7 +266,7 @@ recorded = f"guided w={w_live:g}"
 same = [(i, record.seeds(recorded).index(s)) for i, s in enumerate(live_seeds) if s in record.seeds(recorded)]
 fig = plotting.show_rows(torch.stack([live_guided[[i for i, _ in same]], record.images[recorded][[j for _, j in same]]]),
                          row_labels=["here", "recorded"], col_labels=[f"{classes[i]} {live_seeds[i]}" for i, _ in same],
-                         title=f"guided with your function, w = {w_live:g}", scale=2.0)
+                         title=f"guided with {'your function' if mine else 'the reference'}, w = {w_live:g}", scale=2.0)
 gap = max(float((live_guided[i] - record.images[recorded][j]).abs().max()) for i, j in same)
 print(f"reproduction check: largest pixel difference from the recorded images {gap:.3f} (8-bit steps are 0.004)")
 
