@@ -62,8 +62,8 @@ clf, judge = course.classifiers["horse-bird"], course.classifiers["ten-class"]
 #
 # The classifier's accuracy on held-out test images, from clean images to the largest level: it falls
 # to a coin toss as the noise grows, and at $\sigma = 50$ nothing of the animal is left. Guidance can only
-# steer where the classifier sees something, below about $\sigma = 5$ (the second cell prints the
-# accuracies with their 95% Wilson intervals, and the share of the sampler's levels that lie below
+# steer where the classifier sees something, below about $\sigma = 5$ (the bars are 95% Wilson intervals;
+# the second cell prints the accuracies with them, and the share of the sampler's levels that lie below
 # $\sigma = 5$; the third, the judge's horse-or-bird accuracy on the same real images).
 
 # %%
@@ -71,9 +71,7 @@ test = data.default_data().load("test", classes=("horse", "bird"), train=False)
 pick = torch.randperm(len(test), generator=g)[: 4 * profile.eval_samples * 8]
 levels = [0.0, 0.05, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0]
 acc = classifier.accuracy_by_sigma(clf, test.images[pick], test.labels[pick], levels)
-fig = plotting.plot_lines([max(s, 0.01) for s in levels], {"horse/bird classifier": acc}, logx=True, ylim=(0.3, 1.0),
-                          title=f"held-out accuracy ({len(pick)} test images)", xlabel="sigma (0 drawn at 0.01)",
-                          ylabel="accuracy")
+fig = plotting_quality.plot_accuracy_by_sigma(levels, acc, len(pick), label="horse/bird classifier")
 assert acc[-1] < 0.65 < acc[0]
 
 # %% tags=["nbval-ignore-output"]

@@ -147,3 +147,15 @@ def test_notebook_07s_figures_from_the_committed_records():
     figs = evaluation.load_quality_figures()
     paired = paired_shift(figs.images["live"], figs.images["ema"])
     assert paired.n == len(figs.seeds("live")) >= 16
+
+
+def test_accuracy_by_sigma_draws_each_level_with_its_wilson_interval():
+    from pegasus_course.intervals import wilson_interval
+
+    fig = Q.plot_accuracy_by_sigma([0.0, 1.0, 50.0], [0.9, 0.75, 0.5], 32)
+    (bars,) = [c for c in fig.axes[0].collections if len(c.get_segments()) == 3]
+    lo, hi = wilson_interval(24, 32)  # 0.75 of 32 images
+    assert bars.get_segments()[1][:, 1] == pytest.approx([lo, hi])
+    assert bars.get_segments()[0][0, 0] == pytest.approx(0.01)  # sigma = 0 at 0.01 on the log axis
+    with pytest.raises(ValueError, match="one per level"):
+        Q.plot_accuracy_by_sigma([0.0, 1.0], [0.9], 32)
