@@ -3,6 +3,9 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/pegasus-course/pegasus-course/blob/main/notebooks/07_beyond_the_paper.ipynb)
 #
+# <!-- time:start -->
+# <!-- time:end -->
+#
 # The paper names three limitations (section 3): the ends of an interpolation are random, so a row is
 # often horse-to-horse or bird-to-bird; sampling is slow (over a thousand steps); and long training shifts
 # the colours. This notebook tackles the first and the third, and adds what the paper lacks: a measure of
