@@ -4,8 +4,12 @@ and colour statistics. Prints a table; the figures in RESULTS.md come from here.
 * Frechet distance in the features of the course's fixed ten-class CIFAR-10 network (not Inception:
   comparable only within the course, and only at the same number of images), next to the floor
   (two disjoint sets of real test images of the same size) and a ceiling (uniform noise).
-* Pegasus rate: the share of rows whose ends the ten-class judge calls one horse and one bird,
-  for random pairs, for pairs chosen by selection, and for classifier-guided ends.
+  Each distance is recorded with its 95% bootstrap interval.
+* Ends rate (first called the pegasus rate): the share of rows whose ends the ten-class judge calls one
+  horse and one bird, for random pairs, for pairs chosen by selection, and for classifier-guided ends.
+  Selection reuses its best ends when the samples hold fewer horses (or birds) than rows: the record
+  says how many distinct ends it used.
+* Colour: each set's per-channel shift from the training images' mean, with its standard error.
 
     python benchmarks/sample_quality.py --n 64                      # the shipped checkpoint, GPU if present
     python benchmarks/sample_quality.py --checkpoint runs/train/checkpoint.safetensors --n 16 --device cpu
@@ -20,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from pegasus_course import checkpoints, classifier, data, evaluation
+from pegasus_course import checkpoints, classifier, colour_evidence, data, evaluation
 from pegasus_course.generate import Guidance, generate, schedule_from_meta
 
 
@@ -64,9 +68,11 @@ def main() -> None:
     p = evaluation.horse_probability(judge, samples)
     rate_random = evaluation.pegasus_rate(p[0::2], p[1::2])
     probs = classifier.predict_proba(clf, samples)
+    distinct = {"horse": 0, "bird": 0}
     try:
         chosen = classifier.select_pairs(probs, clf.config.class_names, n // 2)
         rate_sel = evaluation.pegasus_rate(p[[i for i, _ in chosen]], p[[j for _, j in chosen]])
+        distinct = {"horse": len({i for i, _ in chosen}), "bird": len({j for _, j in chosen})}
     except ValueError as exc:
         print(f"selection impossible: {exc}")
         rate_sel = float("nan")
@@ -77,20 +83,25 @@ def main() -> None:
     perm = torch.randperm(len(test), generator=g)
     real_a, real_b = test.images[perm[:n]], test.images[perm[n:2 * n]]
     noise = torch.rand((n, 3, 32, 32), generator=g)
-    fd = {name: evaluation.feature_frechet_distance(judge, imgs, real_b)
-          for name, imgs in (("real test images (floor)", real_a), ("samples", samples.cpu()),
-                             (f"guided samples (w={args.guidance_scale:g})", guided.cpu()),
-                             ("uniform noise (ceiling)", noise))}
+    feats_b = evaluation.extract_features(judge, real_b)
+    fd, fd_interval = {}, {}
+    for name, imgs in (("real test images (floor)", real_a), ("samples", samples.cpu()),
+                       (f"guided samples (w={args.guidance_scale:g})", guided.cpu()), ("uniform noise (ceiling)", noise)):
+        fd[name], lo, hi = evaluation.frechet_distance_interval(evaluation.extract_features(judge, imgs), feats_b)
+        fd_interval[name] = [lo, hi]
     ref = evaluation.colour_stats(train.images)
     col = evaluation.colour_stats(samples)
+    shifts = {name: colour_evidence.shift_from(imgs.cpu().clamp(0, 1), ref["mean"])
+              for name, imgs in (("samples", samples), ("guided samples", guided))}
 
     print(f"\nsampling: {n} samples {t_plain:.1f} s, {n} guided samples {t_guided:.1f} s "
           f"(guidance overhead {t_guided / t_plain - 1:+.0%})")
     print("\n| Frechet distance, ten-class features, vs held-out test images | value |\n|---|---|")
     for name, v in fd.items():
-        print(f"| {name} | {v:.2f} |")
+        print(f"| {name} | {v:.2f} [{fd_interval[name][0]:.2f}, {fd_interval[name][1]:.2f}] |")
     print("\n| ends | pegasus rate (judged by the ten-class network) |\n|---|---|")
-    print(f"| random pairs | {rate_random:.0%} |\n| selection (best horse and bird of {n}) | {rate_sel:.0%} |")
+    print(f"| random pairs | {rate_random:.0%} |\n| selection (best horse and bird of {n}; {distinct['horse']} distinct "
+          f"horse and {distinct['bird']} distinct bird ends) | {rate_sel:.0%} |")
     print(f"| classifier guidance, w = {args.guidance_scale:g} | {rate_guided:.0%} |")
     print(f"\njudged horse: {(p > 0.5).float().mean():.0%} of random samples; guided: "
           f"{(pg[: n // 2] > 0.5).float().mean():.0%} of asked-for horses, {(pg[n // 2:] < 0.5).float().mean():.0%} "
@@ -103,13 +114,15 @@ def main() -> None:
             "checkpoint_step": ckpt.step, "n": n, "device": str(device), "torch": torch.__version__,
             "num_scales": schedule.num_scales, "n_steps_each": schedule.n_steps_each,
             "guidance_scale": args.guidance_scale, "seconds": {"plain": t_plain, "guided": t_guided},
-            "frechet_distance": fd,
+            "frechet_distance": fd, "frechet_interval": fd_interval,
+            "selection_distinct_ends": distinct,
             "pegasus_rate": {"random pairs": rate_random, "selection": rate_sel, "guidance": rate_guided},
             "judged_horse": {"random samples": float((p > 0.5).float().mean()),
                              "guided horses": float((pg[: n // 2] > 0.5).float().mean()),
                              "guided birds (judged bird)": float((pg[n // 2:] < 0.5).float().mean())},
             "colour": {"data": {k: [float(x) for x in v] for k, v in ref.items()},
                        "samples": {k: [float(x) for x in v] for k, v in col.items()}},
+            "colour_shift": {name: {"mean": list(sh.mean), "se": list(sh.se), "n": sh.n} for name, sh in shifts.items()},
             "p_horse": {"samples": [round(float(v), 4) for v in p], "guided": [round(float(v), 4) for v in pg]},
         }
         record.update(evaluation.run_provenance(started, device))  # the command, the machine, the wall time

@@ -3,6 +3,9 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/pegasus-course/pegasus-course/blob/main/notebooks/00_welcome.ipynb)
 #
+# <!-- time:start -->
+# <!-- time:end -->
+#
 # This course builds a **noise-conditional score network** (NCSN/NCSNv2) from its parts and uses
 # it to draw *pegasi*: pictures half-way between a generated horse and a generated bird.
 #
@@ -81,20 +84,13 @@ print(f"torch {torch.__version__}")
 #
 # **Each notebook, start to end** (Run All, not counting the kernel's start):
 #
-# | notebook | `cpu` profile, 2-core x86-64 CPU (**measured**, 2026-12-01) | `gpu` profile, one H100 (**estimate**) |
-# |---|---|---|
-# | 00 welcome | 4 s | seconds |
-# | 01 score matching | 25 s | under a minute |
-# | 02 noise scales | 10 s | seconds |
-# | 03 the U-Net | 22 s | seconds |
-# | 04 training | about 6 min (half of it the 200-step live run) | about 6 min (3,000 steps of batch 128) |
-# | 05 sampling | about 6 min | about 2 min |
-# | 06 pegasus | about 7 min | about 2 min |
-# | 07 beyond the paper | about 4 min | about 3 min |
-# | 08 your own images | 18 s | under a minute |
+# <!-- notebook-times:start -->
+# <!-- notebook-times:end -->
 #
-# The CPU column is `tools/run_notebooks.sh`'s own report of the run whose outputs you see (it prints each
-# notebook's time and every cell over 20 s). The GPU column is not measured: it scales the long cells by
+# The CPU columns are `tools/run_notebooks.sh`'s own measurement of the run whose outputs you see
+# (`notebooks/times.json`, from which this table, the README's and each notebook's first cell are written):
+# Run All from a fresh kernel and an empty sample cache, then again with the images the first run cached,
+# and the peak memory of the kernel. The GPU column is not measured: it scales the long cells by
 # the H100 figures in `benchmarks/RESULTS.md` (about 20 ms for one network evaluation of up to 256 images,
 # about 1,500 training images a second) and takes the short ones as on the CPU. Every cell that runs
 # longer than about 20 seconds shows a progress bar and first prints its own estimate for your machine.

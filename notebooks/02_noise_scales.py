@@ -3,6 +3,9 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/pegasus-course/pegasus-course/blob/main/notebooks/02_noise_scales.ipynb)
 #
+# <!-- time:start -->
+# <!-- time:end -->
+#
 # **Learning objectives**
 # 1. See what noise of each scale does to an image, from $\sigma = 0.01$ to $50$.
 # 2. Compute the largest noise level $\sigma_1$ from the real horse and bird images (NCSNv2 technique 1).
@@ -28,7 +31,7 @@ import math
 import matplotlib.pyplot as plt
 import torch
 
-from pegasus_course import exercises, plotting, sampling, sigmas, workflow
+from pegasus_course import doctor, exercises, plotting, sampling, sigmas, workflow
 
 profile, g = workflow.start(seed=0)
 
@@ -83,19 +86,15 @@ fig = plotting.show_images(images[[i, j]], nrow=2, title=f"the farthest pair: {s
 # deviation) is $1/\sqrt{2D} \approx 1.3\%$ of its radius (printed below). Samples handed down from
 # level $i$ to level $i + 1$ are a good start only if the two shells overlap. Below, the lengths of
 # 5,000 noise draws at two neighbouring levels, for the paper's ratio $\gamma = \sigma_i / \sigma_{i+1}$ and for
-# a 10 times coarser schedule:
+# a 10 times coarser schedule. The shaded band is level $i$'s shell, its mean $\pm 3$ standard deviations: the
+# share of level $i+1$'s draws inside it (in each title) is the overlap defined below.
 
 # %% tags=["nbval-ignore-output"]
 D = 3 * 32 * 32
 draws = torch.randn(5000, D, generator=g).norm(dim=1)  # ||z|| of 5,000 draws
-fig, axes = plt.subplots(1, 2, figsize=(9, 2.8))
-for ax, (name, num) in zip(axes, (("paper, L = 232", 232), ("coarse, L = 24", 24))):
-    ratio = float(sigmas.geometric_sigmas(50.0, 0.01, num)[0] / sigmas.geometric_sigmas(50.0, 0.01, num)[1])
-    ax.hist((draws / math.sqrt(D)).numpy(), bins=60, alpha=0.6, label="level i+1: ||sigma_(i+1) z||")
-    ax.hist((ratio * draws / math.sqrt(D)).numpy(), bins=60, alpha=0.6, label="level i: ||sigma_i z||")
-    ax.set(title=f"{name}: gamma = {ratio:.3f}", xlabel="length / (sigma_(i+1) sqrt(D))", yticks=[])
-axes[0].legend(fontsize=7)
-fig.tight_layout()
+ratios = {name: float(sigmas.geometric_sigmas(50.0, 0.01, num)[0] / sigmas.geometric_sigmas(50.0, 0.01, num)[1])
+          for name, num in (("paper, L = 232", 232), ("coarse, L = 24", 24))}
+fig = plotting.shell_overlap(draws, D, ratios)
 print(f"relative thickness of a shell, std / mean of ||z||: {float(draws.std() / draws.mean()):.4f} "
       f"(1 / sqrt(2D) = {1 / math.sqrt(2 * D):.4f})")
 
@@ -125,6 +124,33 @@ counted = float(((draws >= band[0]) & (draws <= band[1])).float().mean())  # dra
 print(f"share of level i+1's draws inside level i's shell: {counted:.3f}; technique2_overlap: "
       f"{sigmas.technique2_overlap(gamma_232, D):.3f}")
 assert abs(counted - sigmas.technique2_overlap(gamma_232, D)) < 0.03
+
+# %% [markdown]
+# **Why about 0.5?** NCSNv2 states the target without deriving it; read it as a compromise. A smaller overlap
+# buys fewer levels, so fewer network evaluations per sample ($T$ per level). A larger one buys safer hand-overs:
+# the last column below is the share of level $i$'s samples, the ones annealing hands down, whose length lies in
+# level $i+1$'s shell, the region where that level was trained (`sigmas.handed_down_share`, the same count with
+# the roles of the two levels swapped). What the rest meet is a score that no training sample ever taught
+# (notebook 01, section 6). For $D = 3072$, $\sigma$ from 50 to 0.01, with each target's fewest levels:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print("overlap asked  levels L  gamma   evaluations (T = 5)  handed down into the next shell")
+for target in (0.05, 0.25, 0.5, 0.75, 0.9):
+    L_t = sigmas.num_noise_scales(50.0, 0.01, D, target)
+    gamma_t = (50.0 / 0.01) ** (1 / (L_t - 1))
+    print(f"{target:13.2f}  {L_t:8d}  {gamma_t:.4f}  {5 * L_t + 1:19d}  {sigmas.handed_down_share(gamma_t, D):30.2f}")
+fig = plotting.overlap_cost(D, 50.0, 0.01, {"the doctor's minimum": doctor.MIN_OVERLAP, "technique 2": 0.5,
+                                             "the paper": sigmas.technique2_overlap(gamma_232, D)})
+
+# %% [markdown]
+# Below 0.5 the levels come cheap and the hand-overs get worse fast; above it each gain in overlap costs more
+# and more levels, without bound as the overlap nears $\Phi(3) - \Phi(-3) \approx 0.997$, the overlap of two equal
+# levels (the curve above; compare the rows 0.25, 0.5 and 0.9). The course's doctor (`pegasus-course doctor`,
+# notebook 08) turns this into a check: it computes technique 2's overlap at a trained model's ratio
+# $\gamma = \sigma_1/\sigma_2$ and reports **too few levels** when it is below `doctor.MIN_OVERLAP` = 0.25, half the
+# 0.5 asked for, naming the fewest levels that reach 0.25 and technique 2's $L$ to retrain with. It is a
+# threshold for a clear fault, not a second rule: between 0.25 and 0.5 the doctor stays silent.
 
 # %% [markdown]
 # **Why geometric.** The overlap depends on $\gamma$ and $D$ only, not on $\sigma$ itself. The same overlap

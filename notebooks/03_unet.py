@@ -3,6 +3,9 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/pegasus-course/pegasus-course/blob/main/notebooks/03_unet.ipynb)
 #
+# <!-- time:start -->
+# <!-- time:end -->
+#
 # **Learning objectives**
 # 1. State the network's contract - what goes in, what comes out, what the output should be close
 #    to - and check it on the shipped model.
@@ -92,7 +95,9 @@ ax.set(xlabel="level (large sigma -> small sigma)", ylabel="feature", title="fix
 # Are neighbouring levels' features similar? Below, the cosine similarity of every pair of the 232
 # levels: for the shipped model's fixed features (left), for the embedding its trained MLP makes of
 # them (right), and, as a control, for the same features through an MLP of the same shape that was
-# never trained (middle): is the smoothness the MLP's shape, or what training taught it?
+# never trained (middle): is the smoothness the MLP's shape, or what training taught it? The diagonal (a
+# level against itself, always 1) is greyed out; the band beside it, each level against the next, is
+# drawn below the matrices as a curve.
 
 # %% tags=["nbval-ignore-output"]
 import copy
@@ -105,11 +110,7 @@ for layer in untrained_embed.mlp:
 matrices = {"raw Fourier features": level_similarity(shipped.embed, schedule, after_mlp=False),
             "after an untrained MLP": level_similarity(untrained_embed, schedule),
             "after the trained MLP": level_similarity(shipped.embed, schedule)}
-fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
-for ax, (title, m) in zip(axes, matrices.items()):
-    im = ax.imshow(m.numpy(), cmap="RdBu_r", vmin=-1, vmax=1)
-    ax.set(title=title, xlabel="level", ylabel="level")
-fig.colorbar(im, ax=list(axes), shrink=0.8, label="cosine similarity")
+fig = plotting.level_similarity_figure(matrices, schedule)
 for title, m in matrices.items():
     print(f"{title:22s}: adjacent levels {torch.diagonal(m, 1).mean():.3f}, sigma = 50 vs 0.01 {m[0, -1]:.3f}")
 assert torch.diagonal(matrices["after the trained MLP"], 1).mean() > 2 * torch.diagonal(matrices["after an untrained MLP"], 1).mean()
@@ -120,8 +121,9 @@ assert torch.diagonal(matrices["after the trained MLP"], 1).mean() > 2 * torch.d
 # rather than a smooth one. An untrained MLP keeps it that way: adjacent levels stay nearly as
 # unrelated as in the raw features (middle). Only the trained MLP makes neighbouring levels similar (right;
 # the adjacent-level similarities are printed above). The two ends stay fairly different, though less
-# so than in the raw features, and most large-$\sigma$ levels share almost one embedding: it changes
-# mainly over the smallest levels, where the images differ most from level to level. The network
+# so than in the raw features, and most of the larger levels are about as similar to distant levels of
+# that block as to their neighbours (the dark block, and the curve below it): the embedding changes mainly
+# over the smallest levels, where the images differ most from level to level. The network
 # therefore learned the smoothness it needs; a smaller scale would give smooth features from the start. The
 # course keeps the scale of the score-SDE code it follows (changing it would mean retraining the
 # shipped model), and shows what it does.
@@ -337,7 +339,8 @@ print(source[source.index("        emb = self.embed(sigma)"):])
 # gap is twice the DSM loss of the best network: $\mathbb E\|\sigma s^* + z\|^2 = D - \sigma^2\,\mathbb E\|s^*\|^2$. So for
 # the best network the squared ratio would be the share of the noise explained, which notebook 04 measures
 # level by level on test images; for a real network, and with the ratio of mean norms taken below, the two
-# agree only roughly. The shipped model on the noisy real images:
+# agree only roughly. The shipped model on the noisy real images, as the ratio $|s|\,\sigma/\sqrt D$ (1 is the
+# length of $-z/\sigma$; on a log-log plot of $|s|$ itself the curves would lie on top of each other):
 
 # %% tags=["nbval-ignore-output"]
 small = ScoreUNet(ScoreUNetConfig.for_image_size(32, profile.base_channels, num_res_blocks=profile.num_res_blocks))
@@ -346,21 +349,21 @@ D = batch[0].numel()
 with torch.no_grad():
     norm_init = [small(batch + float(s) * z, torch.full((8,), float(s))).flatten(1).norm(dim=1).mean() for s in probe]
     norm_shipped = [shipped(batch + float(s) * z, torch.full((8,), float(s))).flatten(1).norm(dim=1).mean() for s in probe]
-fig, ax = plt.subplots(figsize=(5.5, 3.2))
-ax.loglog(probe, norm_init, "o-", label="network at initialisation")
-ax.loglog(probe, norm_shipped, "s-", label="shipped model")
-ax.loglog(probe, [D**0.5 / float(s) for s in probe], "k--", label="sqrt(D) / sigma")
-ax.set(xlabel="sigma", ylabel="mean |score| on noisy images")
-ax.legend();
 ratio = torch.tensor([float(n) * float(s) / D**0.5 for n, s in zip(norm_shipped, probe)])
+ratio_init = [float(n) * float(s) / D**0.5 for n, s in zip(norm_init, probe)]
+fig = plotting.score_length_ratio(probe, {"network at initialisation": ratio_init, "shipped model": ratio},
+                                  annotate="shipped model")
 print(f"shipped |score| / (sqrt(D)/sigma): {ratio[0]:.2f} at sigma = {probe[0]:.3g}, {ratio[-1]:.2f} at sigma = "
-      f"{probe[-1]:.3g}; from {ratio.min():.2f} to {ratio.max():.2f} over the schedule")
+      f"{probe[-1]:.3g}; from {ratio.min():.2f} to {ratio.max():.2f} over the schedule; at initialisation from "
+      f"{min(ratio_init):.2f} to {max(ratio_init):.2f}")
 assert ratio.max() < 1.05 and ratio[0] > 0.95 and ratio[-1] < ratio[0]
 
 # %% [markdown]
-# On $\sqrt D/\sigma$ at the largest levels, below it at the smallest, as the bound says: a shorter score at
-# small $\sigma$ is what the best possible network would give too, since part of the noise cannot be told
-# from the image.
+# On $\sqrt D/\sigma$ at the largest levels, below it at the smallest (the figure says by how much at
+# $\sigma = 0.01$), as the bound says: a shorter score at small $\sigma$ is what the best possible network would
+# give too, since part of the noise cannot be told from the image. The untrained network's ratio changes
+# little over the schedule (its range is printed) while $1/\sigma$ changes 5,000-fold: the division by $\sigma$
+# gives the score its slope from the start, and training sets its height.
 
 # %% [markdown]
 # ## Summary

@@ -3,6 +3,9 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/pegasus-course/pegasus-course/blob/main/notebooks/04_training.ipynb)
 #
+# <!-- time:start -->
+# <!-- time:end -->
+#
 # **Learning objectives**
 # 1. Write one whole training step (loss, backward, Adam, EMA), check it against the package, and
 #    train with it.
@@ -24,7 +27,8 @@ if "google.colab" in sys.modules:
 # %% tags=["nbval-ignore-output"]
 import torch
 
-from pegasus_course import checkpoints, data, exercises, losses, plotting, sampling, training, workflow
+from pegasus_course import (checkpoints, data, exercises, losses, plotting, plotting_training, sampling, training,
+                            training_report, workflow)
 from pegasus_course.generate import Schedule, generate, model_score_fn
 from pegasus_course.nn import ScoreUNet, ScoreUNetConfig, count_parameters
 
@@ -47,7 +51,24 @@ print("device:", device)
 #
 # Step 4 is not in the seed paper: it is **technique 5 of NCSNv2** (Song & Ermon, 2020), which found
 # that sampling with the averaged weights gives better and steadier samples. The course uses it
-# throughout, and the shipped model is sampled with its EMA.
+# throughout, and the shipped model is sampled with its EMA (section 5 measures what it changes;
+# notebook 07 builds on it).
+#
+# **Why these numbers.** The learning rate $10^{-4}$ is the seed paper's (and NCSN's): the seed paper
+# says it chose it "as we found that larger learning rates caused greater fluctuations in the loss
+# estimate (equation 2)". With Adam the learning rate is nearly a step *length*: each parameter moves by
+# $\text{lr} \cdot \hat m / (\sqrt{\hat v} + \epsilon)$, and the ratio $\hat m / \sqrt{\hat v}$ is of order 1 (rarely
+# much above it) whatever the size of the gradient, so one step moves a weight by about $10^{-4}$ or less (section 3
+# measures it on the live run). The EMA's rate 0.999 is NCSNv2's: each update keeps 0.999 of the
+# average, so a step's weight fades as $0.999^n$ and the average remembers about $1/(1 - 0.999) = 1{,}000$
+# steps (section 5 prints how much of the start is left after $n$ steps).
+#
+# **Why $\sigma^2$.** Without a weight, the loss at level $\sigma$ is $\frac{1}{2}\| s_\theta + z/\sigma \|^2$, whose
+# target $-z/\sigma$ has length about $\sqrt{D}/\sigma$: about 1.1 at $\sigma_1 = 50$ and about 5,500 at
+# $\sigma_L = 0.01$. The smallest levels would then outweigh the largest by millions. NCSN's rule is
+# $\lambda(\sigma) \propto 1 / \mathbb E\|\nabla_{\tilde x} \log q_\sigma(\tilde x \mid x)\|^2 = 1/\mathbb E\|z/\sigma\|^2 = \sigma^2 / D$,
+# i.e. $\lambda(\sigma) = \sigma^2$ up to a constant: it makes every level's loss of the same order
+# (section 2 measures both, level by level).
 #
 # `training.train` draws step 1 on the training device from a generator seeded with (seed, step), so
 # a run resumed at any step continues exactly; here is one step's batch and draws:
@@ -120,18 +141,31 @@ solution_training_step = exercises.solution("training_step")  # loaded, not show
 #
 # ## 2. Reading a long run: the shipped model
 #
-# The model the next notebooks sample was trained on an H100 for 14,275 steps (four legs, see
-# `checkpoints/README.md`); its checkpoint keeps the loss of every step.
+# The model the next notebooks sample was trained on an H100 for 14,275 steps; its checkpoint keeps the
+# loss of every step. It was trained in four **legs** (`checkpoints/README.md`): four processes, one after
+# the other, each continuing from the last one's weights but with Adam's moments started again from zero,
+# two at batch 128 and two at batch 512. The figure plots the loss against the images seen (a step at
+# batch 512 sees four times the images of one at 128) and marks where each leg began.
 
 # %%
 shipped, shipped_ckpt = checkpoints.load_score_model(checkpoints.DEFAULT_CHECKPOINT, device=device)
-fig = plotting.plot_curve(shipped_ckpt.losses, title=f"the shipped model's DSM loss per step ({shipped_ckpt.step:,} steps)",
-                          smooth=200, logy=True)
+legs = training_report.SHIPPED_LEGS
+fig = plotting_training.plot_loss_legs(shipped_ckpt.losses, legs, smooth=200,
+                                       title=f"the shipped model's DSM loss per step ({shipped_ckpt.step:,} steps)")
+print("mean loss (+- 2 SE) of the 100 steps before and after each leg began, and the largest single step of each:")
+for b in training_report.around_boundaries(shipped_ckpt.losses, legs, width=100):
+    print(f"step {b['step']:6,} (batch {b['batch_before']} -> {b['batch_after']}): {b['before'][0]:6.1f} +- "
+          f"{b['before'][1]:4.1f} -> {b['after'][0]:6.1f} +- {b['after'][1]:4.1f}; largest {b['max_before']:6.1f} -> "
+          f"{b['max_after']:6.1f}")
 
 # %% [markdown]
-# The loss drops by an order of magnitude in the first few hundred steps and creeps down after.
-# It stays noisy because every batch draws other noise levels, and the loss differs greatly by
-# level. Averaged over all levels, the loss hides *where* the network is good. Measure it one level at a
+# The loss drops by an order of magnitude in the first few hundred steps and creeps down after. Where a
+# leg begins, Adam's moments start again: its first steps have $\hat v$ estimated from a handful of gradients,
+# and the table shows what that did at each boundary: a spike shows as a largest step after the boundary
+# well above the largest of the 100 steps before it, a lasting change as means whose intervals do not overlap.
+# At batch 512 the per-step loss averages four times as many images, so its spread shrinks. The loss
+# stays noisy because every batch draws other noise levels, and the loss differs greatly by level.
+# Averaged over all levels, the loss hides *where* the network is good. Measure it one level at a
 # time, on held-out test images (every image at the same level, the same $z$ at every level):
 
 # %% tags=["nbval-ignore-output"]
@@ -139,8 +173,9 @@ test_set = workflow.training_images(profile, split="test")
 x_test = test_set.images[torch.randperm(len(test_set), generator=g)[:32]].float().div(255).to(device)
 probe = levels[torch.linspace(0, len(levels) - 1, min(24, len(levels))).round().long().unique()]  # ends included
 workflow.expect("the loss at each level", len(x_test), len(probe), workflow.measure_network(shipped, len(x_test)))
-by_level = losses.dsm_loss_by_level(model_score_fn(shipped), x_test, probe.to(device),
-                                    torch.Generator(device).manual_seed(0), progress=True)
+per_image = losses.dsm_losses_per_image(model_score_fn(shipped), x_test, probe.to(device),
+                                        torch.Generator(device).manual_seed(0), progress=True)  # (levels, images)
+by_level = per_image.mean(1)
 D = x_test[0].numel()
 fig = plotting.plot_lines(probe.tolist(), {"shipped model": 1 - by_level / (D / 2), "zero network": [0.0] * len(probe)},
                           title="share of the noise explained per level, 32 held-out images", xlabel="sigma (log axis)",
@@ -156,26 +191,58 @@ print(f"share of the noise the network explains, 1 - loss / (D/2): sigma = {prob
 # for a perfect network (the noise cannot be told from the image's texture), so the curve says where the
 # model is *least sure*, not how far it is from the optimum. Notebook 05 meets this again in the final denoising step.
 #
+# **The weighting, measured.** The same losses without NCSN's $\sigma^2$: divide each level's weighted
+# loss by $\sigma^2$ (no new network evaluation). The unweighted target $z/\sigma$ has length about $\sqrt D/\sigma$:
+
+# %% tags=["nbval-ignore-output"]
+unweighted = per_image / probe.double().pow(2)[:, None]
+fig = plotting_training.plot_level_losses(probe.tolist(), {"weighted, 0.5 ||sigma s + z||^2": per_image,
+                                                           "unweighted, 0.5 ||s + z / sigma||^2": unweighted},
+                                          title=f"loss per level, {len(x_test)} held-out images (+- 2 SE)")
+print("sigma     |z / sigma| (sqrt(D)/sigma)   unweighted loss (+- 2 SE)     weighted loss (+- 2 SE)")
+for i in torch.linspace(0, len(probe) - 1, min(5, len(probe))).round().long().unique().tolist():
+    u, w = training_report.mean_2se(unweighted[i]), training_report.mean_2se(per_image[i])
+    print(f"{probe[i]:7.3g}   {D ** 0.5 / probe[i]:26.1f}   {u[0]:13.4g} +- {u[1]:<9.2g}   {w[0]:11.4g} +- {w[1]:.2g}")
+spread = (unweighted.mean(1).max() / unweighted.mean(1).min(), by_level.max() / by_level.min())
+print(f"largest / smallest level's loss: unweighted {spread[0]:.3g}, weighted {spread[1]:.3g}")
+
+# %% [markdown]
+# Unweighted, the few smallest levels would make almost all of the loss (the last line: their loss is
+# many orders of magnitude above the largest levels'), and the gradient would train little else. With
+# $\lambda(\sigma) = \sigma^2$ every level's loss lies between 0 and about $D/2$ (a network that output zero),
+# and the spread between levels is what the network has or has not learned.
+#
 # ## 3. A short live run, with your training step
 #
 # The active profile decides how long (`notebook_train_steps`): seconds under `ci`, a few minutes
 # under `cpu`, a few thousand steps on a GPU (the full run is a command, section 4). The previews
 # sample with the **live** weights: after a few hundred steps the EMA still averages in the first,
-# random weights, and its samples would be coloured noise (section 5).
+# random weights, and its samples would be coloured noise (section 5). To keep the previews cheap they
+# use every seventh of the trained levels ($T$ as the profile's; only trained levels, notebook 03): a
+# sixth or so of the full schedule's evaluations, for a network that draws blobs either way.
 
 # %% tags=["nbval-ignore-output"]
+def every_seventh(trained):
+    """Every seventh trained level, down to sigma_L, as a schedule with the profile's T."""
+    every = max(1, (len(trained) - 1) // max(1, profile.num_scales // 7))
+    kept = trained[(len(trained) - 1) % every::every]
+    return Schedule(float(kept[0]), float(kept[-1]), len(kept), profile.n_steps_each)
+
+
 steps = profile.notebook_train_steps
 cfg = training.TrainConfig(steps=steps, batch_size=min(profile.batch_size, len(train_set)), seed=0,
                            log_every=max(1, min(25, steps // 10)))
 preview_at = sorted({max(1, steps // 2), steps})
+preview_schedule = every_seventh(levels)
 snapshots = {}
 workflow.estimate_training(profile, device)  # prints what the steps will take here, measured now
-evals = sampling.num_score_evaluations(schedule.num_scales, schedule.n_steps_each)
-workflow.expect("... and the previews", 4, evals, workflow.measure_network(model, 4), runs=len(preview_at))
+evals = sampling.num_score_evaluations(preview_schedule.num_scales, preview_schedule.n_steps_each)
+workflow.expect(f"... and the previews (L = {preview_schedule.num_scales})", 4, evals,
+                workflow.measure_network(model, 4), runs=len(preview_at))
 
 def on_step(state):  # runs every log_every steps
     if len(snapshots) < len(preview_at) and state.step >= preview_at[len(snapshots)]:
-        snapshots[state.step] = generate(state.model, range(4), schedule, progress=False).cpu()
+        snapshots[state.step] = generate(state.model, range(4), preview_schedule, progress=False).cpu()
 
 step_fn = exercises.use(my_training_step, exercises.check_training_step, solution_training_step)
 state = training.train(model, train_set.images, levels, cfg, on_step=on_step, step_fn=step_fn,
@@ -185,6 +252,10 @@ state = training.train(model, train_set.images, levels, cfg, on_step=on_step, st
                                       "image_size": 32}})
 print(f"{state.step} steps with {'your step' if step_fn is my_training_step else 'the reference step'}, "
       f"{state.images_per_second:.0f} images/s; checkpoint: runs/notebook-04/")
+moved = training_report.adam_last_update(state.optimizer)  # rebuilt from Adam's moments
+print(f"Adam's last step moved the {moved.numel():,} weights by {moved.mean():.2e} on average (lr = {cfg.lr:g}); "
+      f"median {moved.median():.2e}; {(moved <= cfg.lr).double().mean():.1%} of them by at most lr, "
+      f"{(moved <= 2 * cfg.lr).double().mean():.1%} by at most 2 lr")
 
 # %%
 fig = plotting.plot_curve(state.losses, title="DSM loss per step (this run)", smooth=min(20, len(state.losses)), logy=True)
@@ -193,7 +264,7 @@ fig = plotting.plot_curve(state.losses, title="DSM loss per step (this run)", sm
 # The loss falls fast at first (the network learns the right height for $\sigma s \approx -z$, the $1/\sigma$
 # slope being built in, and the average image) and
 # slowly afterwards, as in the shipped run's first steps. Below, samples of the live weights at the
-# preview steps (each row one step, the full schedule of the profile): after a hundred steps or so
+# preview steps (each row one step, every seventh level): after a hundred steps or so
 # they can still be noise; blurry colour blobs come next. A few hundred steps are far from the
 # shipped model's 14,275 (5,875 at batch 128, then 8,400 at batch 512: 5.05 million images).
 
@@ -233,23 +304,26 @@ print("model config:", ckpt.model_config)
 #
 # The EMA with rate 0.999 averages roughly the last 1,000 steps. After a long run that smooths out
 # the noise of single Adam steps; after a short one it still carries the random initial weights
-# with weight $0.999^{\text{steps}}$. Same seeds, same schedule, two sets of weights (the live row is the
-# last preview above, its first two seeds):
+# with weight $0.999^{\text{steps}}$ (printed for a few run lengths). Same seeds, same schedule, two sets of
+# weights (the live row is the last preview above):
 
 # %% tags=["nbval-ignore-output"]
-live = snapshots[max(snapshots)][:2]
-workflow.expect("2 samples from the EMA", 2, evals, workflow.measure_network(state.ema, 2))  # measured now
-ema = generate(state.ema, range(2), schedule).cpu()
+live = snapshots[max(snapshots)]
+ema = generate(state.ema, range(len(live)), preview_schedule, progress=False).cpu()
 fig = plotting.show_rows(torch.stack([live, ema]), row_labels=["live", "EMA"],
                          title=f"after {state.step} steps: live weights vs EMA", scale=1.3)
-print(f"weight of the initial (random) weights in the EMA after {state.step} steps: 0.999^{state.step} = "
-      f"{0.999 ** state.step:.2f}")
+decay = cfg.ema_decay
+for n in sorted({state.step, 1_000, 3_000, shipped_ckpt.step}):
+    print(f"after {n:6,} steps the EMA still gives the start weight {decay}^{n} = "
+          f"{training_report.ema_start_weight(decay, n):.3g}")
+print(f"the last 1,000 steps hold {training_report.ema_window_weight(decay, 1_000):.0%} of an old EMA's weight, "
+      f"the last 3,000 {training_report.ema_window_weight(decay, 3_000):.0%}")
 
 # %% [markdown]
-# After a few hundred steps the EMA is still mostly the random start, so it looks *worse* than
-# the live weights. After thousands of steps the start's weight is negligible. Is the EMA then the
-# better one? The shipped run kept both sets of weights at its last step, 14,275: the same 16 seeds
-# through each, and their colours against the training data's. To keep this to a minute or two on a
+# After a few hundred steps the EMA is still mostly the random start (the first line printed), so it
+# looks *worse* than the live weights. After thousands of steps the start's weight is negligible. Is the
+# EMA then the better one? The shipped run kept both sets of weights at its last step, 14,275: the same 16
+# seeds through each, and their colours against the training data's. To keep this to a minute or so on a
 # laptop CPU, both are sampled with every seventh of the shipped model's 232 trained levels (34, with
 # $T = 5$: 171 network evaluations instead of 1,161; only trained levels, notebook 03), so the samples
 # are rougher than the full schedule's, alike for both. (Every tenth level is too coarse: its samples
@@ -260,34 +334,42 @@ from pegasus_course import evaluation
 from pegasus_course.generate import schedule_from_meta
 
 shipped_live = checkpoints.load_score_model(checkpoints.LIVE_CHECKPOINT, use_ema=False, device=device)[0]  # float16 file
-trained = schedule_from_meta(shipped_ckpt.meta).sigmas()  # the shipped model's 232 levels
-every = (len(trained) - 1) // max(1, profile.num_scales // 7)  # 7 under the cpu profile
-coarse = trained[(len(trained) - 1) % every::every]  # every seventh trained level, down to sigma_L
-coarse_schedule = Schedule(float(coarse[0]), float(coarse[-1]), len(coarse), profile.n_steps_each)
+coarse_schedule = every_seventh(schedule_from_meta(shipped_ckpt.meta).sigmas())  # 34 of the 232 under cpu
 ema_seeds = list(range(16))
-coarse_evals = sampling.num_score_evaluations(len(coarse), profile.n_steps_each)
+coarse_evals = sampling.num_score_evaluations(coarse_schedule.num_scales, coarse_schedule.n_steps_each)
 workflow.expect("EMA and live samples", len(ema_seeds), coarse_evals, workflow.measure_network(shipped, len(ema_seeds)),
                 runs=2)
 pair = {name: generate(weights, ema_seeds, coarse_schedule).cpu()
         for name, weights in (("EMA", shipped), ("live", shipped_live))}
-fig = plotting.show_rows(torch.stack([pair["EMA"], pair["live"]]), row_labels=["EMA", "live"], scale=1.0,
-                         title=f"the shipped run at step {shipped_ckpt.step:,}: seeds 0-15, L = {len(coarse)}, "
-                               f"T = {profile.n_steps_each}")
-data_colour = evaluation.colour_stats(train_set.images)
-stats = {name: evaluation.colour_stats(x) for name, x in pair.items()}
-print("channel   data mean   EMA mean   live mean   |   data std   EMA std   live std")
+halves = [pair[name][h * 8:(h + 1) * 8] for h in range(2) for name in ("EMA", "live")]
+fig = plotting.show_rows(torch.stack(halves), row_labels=["EMA 0-7", "live 0-7", "EMA 8-15", "live 8-15"], scale=1.0,
+                         title=f"the shipped run at step {shipped_ckpt.step:,}: L = {coarse_schedule.num_scales}, "
+                               f"T = {coarse_schedule.n_steps_each}")
+data_mean = torch.tensor(evaluation.colour_stats(train_set.images)["mean"], dtype=torch.float64)
+shift = {name: x.double().mean(dim=(2, 3)) - data_mean for name, x in pair.items()}  # (16, 3) per-image shift
+print(f"channel mean minus the data's, mean over {len(ema_seeds)} images +- 2 SE:")
+print("channel          EMA                 live")
+further = []
 for c, channel in enumerate(("red", "green", "blue")):
-    print(f"{channel:7s} {data_colour['mean'][c]:10.3f} {stats['EMA']['mean'][c]:10.3f} {stats['live']['mean'][c]:11.3f}"
-          f"   | {data_colour['std'][c]:10.3f} {stats['EMA']['std'][c]:9.3f} {stats['live']['std'][c]:10.3f}")
-for name in pair:
-    error = sum(abs(a - b) for a, b in zip(stats[name]["mean"], data_colour["mean"])) / 3
-    print(f"{name:4s}: mean colour error against the data {error:.3f} per channel")
+    (e, de), (v, dv) = (training_report.mean_2se(shift[name][:, c]) for name in ("EMA", "live"))
+    print(f"{channel:7s} {e:+.3f} +- {de:.3f}     {v:+.3f} +- {dv:.3f}")
+    if abs(v) - dv > abs(e) + de:
+        further.append(channel)
+print("channels where the live samples' colour lies further from the data's than the EMA's, beyond both "
+      f"intervals: {', '.join(further) or 'none'}")
 
 # %% [markdown]
-# Same seeds, nearly the same weights: the two rows share their layout. The difference is in the
-# colours (the table): the EMA's channel means lie close to the data's, while the live weights'
-# samples are lighter in every channel (most of all in blue), more contrasted, and their mean colour
-# several times further from the data's (the last two lines). The live weights are where Adam left them at the last step, and with
-# a fixed learning rate Adam never settles; the EMA averages the last thousand or so steps, and the
-# wandering with them. Colour is where that wandering shows first (notebook 07 says why), which is why
-# NCSNv2 samples with the EMA (its technique 5) and so does the course.
+# Same seeds, nearly the same weights: the two rows of each pair share their layout. The difference is in
+# the colours: the table gives, per channel, how far the samples' mean colour lies from the training
+# data's, with its interval over the 16 images; the last line names the channels where the live weights
+# are further off than the EMA by more than both intervals.
+#
+# **What the papers say, and what is the course's guess.** The seed paper reports the symptom: "The
+# model also experiences colour shift when trained for long periods of time" (its section 3). NCSNv2
+# reports that without the EMA the samples' quality swings from checkpoint to checkpoint and samples
+# sometimes shift in colour, and that the EMA (its technique 5) removes both; it says what fixes it, not
+# why it happens. The course's **hypothesis** is this: the live weights are where Adam left them at the
+# last step, and with a fixed learning rate every step moves each weight by about lr (section 3 measured
+# it), so the live weights never settle; the EMA averages the last thousand or so steps, and the wandering
+# with them. A global colour is a few numbers the whole image depends on, so a small wander shows there
+# first (notebook 07 tests this further). Either way, the course samples with the EMA, as NCSNv2 does.

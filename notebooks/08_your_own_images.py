@@ -3,6 +3,9 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/pegasus-course/pegasus-course/blob/main/notebooks/08_your_own_images.ipynb)
 #
+# <!-- time:start -->
+# <!-- time:end -->
+#
 # Notebook 02 computed NCSNv2's noise schedule from the horse and bird images, and notebooks 03 and 04
 # measured the shipped model level by level. This notebook does both for **a folder you choose**: the
 # course's images by default, your own pictures once you point it at them. It ends with the tool to reach

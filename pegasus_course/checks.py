@@ -220,6 +220,15 @@ def check_number(value, name: str, *, minimum: float | None = None, maximum: flo
     return x
 
 
+def check_open_unit(value, name: str, hint: str = "") -> float:
+    """A finite number strictly between 0 and 1 (a confidence level, a threshold on a probability); returns it as a
+    float. 0 and 1 are refused: an interval at level 1 is infinitely wide, a threshold of 0 or 1 splits nothing."""
+    x = _as_float(value, name)
+    if not (math.isfinite(x) and 0 < x < 1):
+        raise ValueError(f"{name} must lie strictly between 0 and 1, got {x!r}." + (f" {hint}" if hint else ""))
+    return x
+
+
 def check_sigma(sigma, where: str, allow_zero: bool = False,
                 hint: str = "Pick a level of the schedule, e.g. float(sigmas[i]).") -> float:
     """One noise level: positive and finite (0 allowed where it means clean images, ``allow_zero``)."""

@@ -171,60 +171,12 @@ class Report:
                 "device": self.device, "notes": self.notes}
 
     def figure(self, text: bool = True):
-        """The one-page report (960 px wide): three curves against their ideal, Tweedie estimates and, with
-        ``text``, the text report with the verdicts (a notebook prints that instead)."""
-        from matplotlib.figure import Figure
+        """The one-page report (1,020 px wide, legible at a notebook's width): three curves against their
+        ideal, Tweedie estimates and, with ``text``, the text report with the verdicts (a notebook prints that
+        instead). Drawn by :func:`pegasus_course.doctor_figure.report_figure`."""
+        from .doctor_figure import report_figure
 
-        from .plotting import to_grid
-
-        lines = _wrap(self.lines(), 150) if text else []
-        text_height = 0.4 + 0.15 * len(lines) if text else 0.01  # inches: 8 pt monospace lines
-        fig = Figure(figsize=(12, 7.4 + text_height), dpi=80, layout="constrained")
-        top, middle, bottom = fig.subfigures(3, 1, height_ratios=[3.2, 4.2, text_height])
-        fired = self.fired
-        unsure = not fired and any(v.fired is None for v in self.verdicts)
-        fig.suptitle(self.headline if not fired else "fired: " + "; ".join(v.name for v in fired),
-                     color="tab:red" if fired else "tab:orange" if unsure else "tab:green", fontsize=13,
-                     fontweight="bold")
-        s = self.sigmas
-        axes = top.subplots(1, 3)
-        lo = max(-0.5, min([*self.share, *self.linear_share, 0.0]) - 0.05)
-        axes[0].plot(s, [max(v, lo) if math.isfinite(v) else lo for v in self.share], "o-", label="this network")
-        axes[0].plot(s, self.linear_share, "s--", label="linear denoiser (Wiener)")
-        axes[0].axhline(1.0, color="k", ls=":", label="ideal")
-        axes[0].axhline(0.0, color="grey", lw=0.8)
-        axes[0].set(ylim=(lo, 1.05), title="share of the noise explained, 1 - loss/(D/2)")
-        axes[0].legend(fontsize=8, loc="lower left")
-        ratio = [v if math.isfinite(v) and v > 0 else float("nan") for v in self.norm_ratio]
-        axes[1].plot(s, ratio, "o-")
-        axes[1].axhline(1.0, color="k", ls=":")
-        finite = [v for v in ratio if math.isfinite(v)]
-        if finite and max(finite + [1.0]) / min(finite + [1.0]) > 10:
-            axes[1].set_yscale("log")
-        axes[1].set(title="|s| / (sqrt(D) / sigma): ideal 1")
-        axes[2].plot(s, self.cosine, "o-")
-        axes[2].axhline(1.0, color="k", ls=":")
-        axes[2].set(ylim=(min([-0.05, *[c - 0.05 for c in self.cosine if math.isfinite(c)]]), 1.05),
-                    title="cos(s, -z / sigma): ideal 1")
-        for ax in axes:
-            ax.set(xscale="log", xlabel="sigma (large to small, as the sampler runs)")
-            ax.invert_xaxis()
-        left, right = middle.subplots(1, 2)
-        labels = ["clean"] + [f"sigma = {t:.3g}" for t in self.tweedie_sigmas]
-        for ax, shown, title in ((left, self.noisy, "noisy x~ = x + sigma z (clamped to [0, 1])"),
-                                 (right, self.denoised, "Tweedie: x~ + sigma^2 s(x~, sigma)")):
-            img = to_grid(torch.cat([self.clean, *shown]), nrow=self.clean.shape[0], padding=2)
-            ax.imshow(img.permute(1, 2, 0).numpy(), interpolation="nearest")
-            ax.set_yticks([(i + 0.5) * img.shape[1] / len(labels) for i in range(len(labels))], labels, fontsize=9)
-            ax.set_xticks([])
-            ax.tick_params(length=0)
-            ax.set_title(title, fontsize=10)
-        middle.suptitle("denoised estimates should look like the clean images (blurrier at large sigma)", fontsize=10)
-        if text:
-            ax = bottom.subplots()
-            ax.axis("off")
-            ax.text(0, 1, "\n".join(lines), family="monospace", fontsize=8, va="top", transform=ax.transAxes)
-        return fig
+        return report_figure(self, text)
 
     def save(self, out: str | Path) -> tuple[Path, Path]:
         """Write ``out/doctor.png`` and ``out/doctor.txt``; returns their paths."""
@@ -234,16 +186,6 @@ class Report:
         self.figure().savefig(png)
         txt.write_text("\n".join(self.lines()) + "\n")
         return png, txt
-
-
-def _wrap(lines: list[str], width: int) -> list[str]:
-    import textwrap
-
-    out = []
-    for line in lines:
-        indent = " " * (len(line) - len(line.lstrip()) + (7 if line.startswith("[") else 0))
-        out += textwrap.wrap(line, width, subsequent_indent=indent) or [""]
-    return out
 
 
 def _as_score_fn(model) -> tuple[Callable, torch.device, bool]:

@@ -1,16 +1,16 @@
-"""Measuring samples: a Frechet distance, the classifier's view of a pegasus row, and colour shift.
+"""Measuring samples: the course's measures in one place, and the records of measured figures.
 
-* **Frechet distance** (the idea behind FID, Heusel et al. 2017): fit a Gaussian to the
-  features of each image set and compute
-  d^2 = |mu_a - mu_b|^2 + Tr(C_a + C_b - 2 (C_a C_b)^(1/2)).
-  FID uses an Inception network trained on ImageNet; its weights cannot be fetched offline,
-  so the course uses the pooled features of its own ten-class CIFAR-10 classifier
-  (``checkpoints/cifar10-ten-class-32.safetensors``). The number is comparable only between
-  runs that use this same network and the same number of images, never with published FIDs.
-* **Pegasus rate**: the share of rows whose two ends are judged one horse and one bird, i.e.
-  whose interpolation crosses from horse to bird.
+* **Frechet distance** (the idea behind FID; :mod:`pegasus_course.frechet`): the distance between
+  Gaussians fitted to the ten-class classifier's features of two image sets, with its bootstrap interval.
+* **Ends rate** (first called the pegasus rate; :mod:`pegasus_course.judging`): the share of rows whose
+  two ends are judged one horse and one bird. It measures the ends only.
+* **The whole row** (:mod:`pegasus_course.rows`): the judge's p(horse) along a row, where it crosses,
+  how sharply, and which images read as both.
+* **Intervals** (:mod:`pegasus_course.intervals`): Wilson for a share, the bootstrap for anything else.
 * **Colour shift**: per-channel mean and standard deviation of samples against the data,
   tracked during training by :class:`ColourTracker` (an ``on_step`` callback).
+
+Every name of those modules is importable from here too (``evaluation.frechet_distance``).
 """
 
 from __future__ import annotations
@@ -24,125 +24,13 @@ from typing import Callable, Sequence
 import torch
 
 from .classifier import DEFAULT_FEATURE_NET, as_float_images, class_position, predict_proba
+from .frechet import (extract_features, feature_frechet_distance, frechet_distance, frechet_distance_from_stats,
+                      frechet_distance_interval, gaussian_stats, load_feature_net)
+from .intervals import bootstrap_interval, wilson_interval
+from .judging import crosses, ends_rate, horse_probability, judge_accuracy, pegasus_rate, top_candidates
+from .rows import RowJudgement, judge_row, row_probabilities
+
 CHANNELS = ("red", "green", "blue")
-
-
-# ---------------------------------------------------------------- Frechet distance
-
-
-def gaussian_stats(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean (F,) and covariance (F, F) of features (N, F), in float64."""
-    f = features.double()
-    if f.ndim != 2 or f.shape[0] < 2:
-        raise ValueError(f"Need at least two feature vectors (N, F), got shape {tuple(features.shape)}.")
-    if not bool(torch.isfinite(f).all()):
-        raise ValueError("gaussian_stats: the features contain NaN or inf: check the images (finite, in [0, 1]) and "
-                         "the feature network's weights.")
-    mu = f.mean(0)
-    d = f - mu
-    return mu, d.T @ d / (f.shape[0] - 1)
-
-
-def _sqrtm_psd(c: torch.Tensor) -> torch.Tensor:
-    w, v = torch.linalg.eigh(c)
-    return (v * w.clamp_min(0).sqrt()) @ v.T
-
-
-def frechet_distance_from_stats(mu_a, cov_a, mu_b, cov_b) -> float:
-    """d^2 between N(mu_a, cov_a) and N(mu_b, cov_b); Tr (C_a C_b)^(1/2) through a symmetric square root."""
-    if not all(bool(torch.isfinite(t).all()) for t in (mu_a, cov_a, mu_b, cov_b)):
-        raise ValueError("frechet_distance_from_stats: the means or covariances hold NaN or inf: compute them with "
-                         "gaussian_stats from finite features.")
-    s = _sqrtm_psd(cov_a)
-    cross = torch.linalg.eigvalsh(s @ cov_b @ s).clamp_min(0).sqrt().sum()  # Tr (C_a C_b)^(1/2)
-    d2 = (mu_a - mu_b).pow(2).sum() + torch.trace(cov_a) + torch.trace(cov_b) - 2 * cross
-    return float(d2.clamp_min(0))
-
-
-def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
-    """Frechet distance between Gaussians fitted to two feature sets (N_a, F) and (N_b, F)."""
-    for f in (features_a, features_b):
-        if f.ndim != 2:
-            raise ValueError(f"frechet_distance: expected features of shape (N, F), one row per image, got shape "
-                             f"{tuple(f.shape)}" + (": add the feature axis with f[:, None]" if f.ndim == 1 else "")
-                             + ".")
-    if features_a.shape[1] != features_b.shape[1]:
-        raise ValueError(f"Feature sizes differ: {features_a.shape[1]} vs {features_b.shape[1]}.")
-    return frechet_distance_from_stats(*gaussian_stats(features_a), *gaussian_stats(features_b))
-
-
-@torch.no_grad()
-def extract_features(net: torch.nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    """Pooled features (N, F) of images (float in [0, 1] or uint8) from a classifier's ``features``."""
-    from .classifier import check_clean_images, clean_sigma, sigma_vector
-
-    from .checks import check_positive_int
-
-    check_clean_images(images, net, "extract_features")
-    batch_size = check_positive_int(batch_size, "extract_features: batch_size")
-    device = next(net.parameters()).device
-    out = []
-    for start in range(0, images.shape[0], batch_size):
-        x = as_float_images(images[start:start + batch_size]).to(device)
-        out.append(net.features(x, sigma_vector(clean_sigma(net), x.shape[0], device)).float().cpu())
-    return torch.cat(out)
-
-
-def feature_frechet_distance(net: torch.nn.Module, images_a: torch.Tensor, images_b: torch.Tensor) -> float:
-    """The course's quality number: Frechet distance in ``net``'s feature space (lower is closer)."""
-    return frechet_distance(extract_features(net, images_a), extract_features(net, images_b))
-
-
-def load_feature_net(path: str | os.PathLike | None = None, device: str | torch.device = "cpu"):
-    """The fixed ten-class CIFAR-10 classifier whose features the Frechet distance uses."""
-    from .classifier import load_classifier
-
-    return load_classifier(DEFAULT_FEATURE_NET if path is None else path, device=device)
-
-
-# ---------------------------------------------------------------- horse or bird
-
-
-def horse_probability(net: torch.nn.Module, images: torch.Tensor, first: str = "horse",
-                      second: str = "bird") -> torch.Tensor:
-    """p(first | first or second) for each image, (N,): the net's two logits softmaxed against each other.
-
-    Works for the two-class horse/bird classifier and for the ten-class network alike.
-    """
-    i, j = class_position(net.config.class_names, first), class_position(net.config.class_names, second)
-    if i == j:
-        raise ValueError(f"horse_probability: first and second are both {first!r}: name two classes, e.g. 'horse' and "
-                         "'bird'.")
-    probs = predict_proba(net, images)  # (N, K)
-    a, b = probs[:, i], probs[:, j]
-    return a / (a + b).clamp_min(1e-12)
-
-
-def crosses(p_first_end: torch.Tensor, p_second_end: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
-    """Per row: True when one end is judged ``first`` (p > threshold) and the other ``second``."""
-    _check_ends(p_first_end, p_second_end, threshold, "crosses")
-    a, b = p_first_end > threshold, p_second_end > threshold
-    return a ^ b
-
-
-def _check_ends(p_first_end, p_second_end, threshold: float, where: str) -> None:
-    """Two (P,) tensors of probabilities in [0, 1], one per row, and a threshold strictly between 0 and 1."""
-    ok = all(torch.is_tensor(p) and p.ndim == 1 for p in (p_first_end, p_second_end))
-    if not ok or p_first_end.shape != p_second_end.shape or p_first_end.numel() == 0:
-        raise ValueError(f"{where}: give one probability per row for each end: two (P,) tensors of one length, P >= 1.")
-    for p in (p_first_end, p_second_end):
-        if not bool((torch.isfinite(p) & (p >= 0) & (p <= 1)).all()):
-            raise ValueError(f"{where}: probabilities must be finite and in [0, 1], got {p.tolist()[:6]}: judge finite "
-                             "images (horse_probability).")
-    if not 0 < float(threshold) < 1:  # NaN too
-        raise ValueError(f"{where}: threshold must lie strictly between 0 and 1 (0.5 splits horse from bird), got "
-                         f"{threshold!r}.")
-
-
-def pegasus_rate(p_first_end: torch.Tensor, p_second_end: torch.Tensor, threshold: float = 0.5) -> float:
-    """Share of rows whose interpolation crosses from horse to bird (one end of each class)."""
-    _check_ends(p_first_end, p_second_end, threshold, "pegasus_rate")
-    return float(crosses(p_first_end, p_second_end, threshold).float().mean())
 
 
 # ---------------------------------------------------------------- colour shift

@@ -10,6 +10,7 @@ import torch
 from . import sigmas as sig
 from .checks import check_k, check_positive_int, check_seeds
 from .interpolation import interpolate, sample_seeds
+from .sample_cache import SAMPLES_ENV, default_cache, sample_key, weights_hash
 
 
 @dataclass(frozen=True)
@@ -151,19 +152,48 @@ def _score_fns(model: torch.nn.Module, graphs: bool | None, guidance: Guidance |
 @torch.no_grad()
 def generate(model: torch.nn.Module, seeds, schedule: Schedule, *, denoise: bool = True, progress: bool = True,
              batch_size: int = 256, guidance: Guidance | None = None, classes: Sequence[str] | None = None,
-             graphs: bool | None = None) -> torch.Tensor:
+             graphs: bool | None = None, cache: bool | None = None) -> torch.Tensor:
     """Samples for the given seeds (each reproducible alone), clamped to [0, 1], on the model's device.
 
     With ``guidance`` and ``classes`` (one class name per seed) each sample is guided towards its class.
     On CUDA the network is replayed as a CUDA graph (``graphs=False`` turns that off; guided sampling,
-    which differentiates a classifier, is always eager).
+    which differentiates a classifier, is always eager). ``cache`` (None: on unless
+    ``PEGASUS_CACHE_SAMPLES=0``) reads the samples computed before from the sample cache
+    (:mod:`pegasus_course.sample_cache`) and stores the new ones; a ``Guidance(guided_score=...)`` of
+    your own is never cached.
     """
-    device = next(model.parameters()).device
-    size = model.config.image_size
     seeds = check_seeds(seeds, "generate")
     batch_size = check_positive_int(batch_size, "generate: batch_size")
     if guidance is not None and (classes is None or len(classes) != len(seeds)):
         raise ValueError("Guided sampling needs one class name per seed (classes=[...]).")
+    store = _cache_for(guidance, cache)
+    if store is None:
+        return _generate_fresh(model, seeds, schedule, denoise, progress, batch_size, guidance, classes, graphs)
+    size = model.config.image_size
+    base = _key_fields(model, schedule, denoise, guidance)
+    keys = [sample_key(**base, kind="sample", seed=s,
+                       target=None if guidance is None else [classes[i], guidance.index(classes[i])])
+            for i, s in enumerate(seeds)]
+    found = [store.get(key, (3, size, size)) for key in keys]
+    todo = [i for i, image in enumerate(found) if image is None]
+    out = torch.empty(len(seeds), 3, size, size, device=next(model.parameters()).device)
+    for i, image in enumerate(found):
+        if image is not None:
+            out[i] = image
+    if todo:
+        fresh = _generate_fresh(model, [seeds[i] for i in todo], schedule, denoise, progress, batch_size, guidance,
+                                None if classes is None else [classes[i] for i in todo], graphs)
+        out[todo] = fresh
+        _store(store, [keys[i] for i in todo], fresh)
+    _report(store, len(seeds) - len(todo), len(seeds), progress)
+    return out
+
+
+def _generate_fresh(model, seeds: list[int], schedule: Schedule, denoise: bool, progress: bool, batch_size: int,
+                    guidance: Guidance | None, classes, graphs: bool | None) -> torch.Tensor:
+    """:func:`generate`'s sampling itself, in batches of ``batch_size``, without the cache."""
+    device = next(model.parameters()).device
+    size = model.config.image_size
     out = []
     eps = schedule.step_lr()
     score_for = _score_fns(model, graphs, guidance)
@@ -175,6 +205,44 @@ def generate(model: torch.nn.Module, seeds, schedule: Schedule, *, denoise: bool
                                 schedule.n_steps_each, eps, image_shape=(3, size, size), denoise=denoise,
                                 device=device, progress=progress))
     return _finite_samples(torch.cat(out), "generate", guidance).clamp(0, 1)
+
+
+def _cache_for(guidance: Guidance | None, cache: bool | None):
+    """The sample cache to consult, or None: guidance through a learner's own ``guided_score`` never is."""
+    if guidance is not None and guidance.guided_score is not None:
+        return None
+    return default_cache(cache)
+
+
+def _key_fields(model: torch.nn.Module, schedule: Schedule, denoise: bool, guidance: Guidance | None) -> dict:
+    """What every image of one call shares in its cache key: weights, levels, T, eps, the precision the
+    score function resolves to, the device type, the image shape and the guidance."""
+    from .device import sampling_precision
+
+    device = next(model.parameters()).device
+    size = model.config.image_size
+    fields = {"weights": weights_hash(model), "sigmas": schedule.sigmas(), "T": schedule.n_steps_each,
+              "eps": float(schedule.step_lr()), "denoise": bool(denoise), "device": device.type,
+              "precision": sampling_precision(device, None).name, "shape": [3, size, size],
+              "torch": torch.__version__, "guidance": None}
+    if guidance is not None:
+        fields["guidance"] = {"scale": float(guidance.scale), "classifier": weights_hash(guidance.classifier)}
+    return fields
+
+
+def _store(store, keys: list[str], images: torch.Tensor) -> None:
+    for key, image in zip(keys, images):
+        store.put(key, image, evict=False)
+    store.evict()
+
+
+def _report(store, loaded: int, total: int, progress: bool) -> None:
+    """The one line that says the cache was used, where it lives and how to turn it off."""
+    if progress:
+        computed = f", computed {total - loaded}" if loaded < total else ""
+        failed = f" (could not store them: {store.failed})" if store.failed and loaded < total else ""
+        print(f"sample cache: loaded {loaded} of {total} images from {store.where}{computed}{failed} "
+              f"({SAMPLES_ENV}=0 recomputes)")
 
 
 def _finite_samples(x: torch.Tensor, where: str, guidance: Guidance | None) -> torch.Tensor:
@@ -218,16 +286,16 @@ def colour_probe(schedule: Schedule, seeds: Sequence[int]):
 
 def pegasus_rows(model: torch.nn.Module, pairs, n: int, schedule: Schedule, *, denoise: bool = True,
                  progress: bool = True, guidance: Guidance | None = None,
-                 ends: tuple[str, str] = ("horse", "bird"), batch_size: int = 256, graphs: bool | None = None
-                 ) -> torch.Tensor:
+                 ends: tuple[str, str] = ("horse", "bird"), batch_size: int = 256, graphs: bool | None = None,
+                 cache: bool | None = None) -> torch.Tensor:
     """Interpolation rows (pairs, n + 2, 3, H, W) between seeded ends (eq. 4), clamped to [0, 1].
 
     With ``guidance`` the first end is guided towards ``ends[0]`` and the last towards ``ends[1]``;
-    see :func:`pegasus_batch`.
+    see :func:`pegasus_batch` (and its ``cache``).
     """
     n = check_positive_int(n, "pegasus_rows: n (N of eq. 4)")
     return pegasus_batch(model, pairs, n, range(n + 2), schedule, denoise=denoise, progress=progress,
-                         guidance=guidance, ends=ends, batch_size=batch_size, graphs=graphs)
+                         guidance=guidance, ends=ends, batch_size=batch_size, graphs=graphs, cache=cache)
 
 
 def pegasus_k(image_size: int) -> int:
@@ -256,8 +324,8 @@ def interpolant_targets(ks, n: int, num_pairs: int, first: int, second: int, num
 @torch.no_grad()
 def pegasus_batch(model: torch.nn.Module, pairs, n: int, ks, schedule: Schedule, *, denoise: bool = True,
                   progress: bool = True, guidance: Guidance | None = None,
-                  ends: tuple[str, str] = ("horse", "bird"), batch_size: int = 256, graphs: bool | None = None
-                  ) -> torch.Tensor:
+                  ends: tuple[str, str] = ("horse", "bird"), batch_size: int = 256, graphs: bool | None = None,
+                  cache: bool | None = None) -> torch.Tensor:
     """Only the interpolants ``ks`` of each pair's row, (pairs, len(ks), 3, H, W): cheaper than whole rows.
 
     With ``guidance``, interpolant k is guided towards ``ends[0]`` and ``ends[1]`` with the weights
@@ -265,6 +333,7 @@ def pegasus_batch(model: torch.nn.Module, pairs, n: int, ks, schedule: Schedule,
     At most ``batch_size`` images go through the network at once (whole rows when they fit, else
     pieces of a row), so memory does not grow with N or the number of pairs; every interpolant's
     noise depends on its pair's seeds and its k only, so the split does not change the images.
+    ``cache`` as for :func:`generate`: each (pair, k) found in the sample cache is read, not sampled.
     """
     size = model.config.image_size
     pairs = [tuple(check_seeds(p, "pegasus_batch: each pair", count=2)) for p in pairs]
@@ -274,6 +343,42 @@ def pegasus_batch(model: torch.nn.Module, pairs, n: int, ks, schedule: Schedule,
                          "pair of seeds and one k (0..n + 1).")
     check_k(ks, n, "pegasus_batch")
     batch_size = check_positive_int(batch_size, "batch_size")
+    store = _cache_for(guidance, cache)
+    if store is None:
+        return _pegasus_fresh(model, pairs, n, ks, schedule, denoise, progress, guidance, ends, batch_size, graphs)
+    base = _key_fields(model, schedule, denoise, guidance)
+    if guidance is not None:
+        base["ends"] = [[e, guidance.index(e)] for e in ends]
+    keys = [[sample_key(**base, kind="pegasus", pair=list(p), k=int(k), n=int(n), mix="eq4") for k in ks]
+            for p in pairs]
+    out = torch.empty(len(pairs), len(ks), 3, size, size, device=next(model.parameters()).device)
+    missing: dict[tuple[int, ...], list[int]] = {}  # the ks (positions) a pair lacks -> those pairs
+    for a, row in enumerate(keys):
+        lacks = []
+        for b, key in enumerate(row):
+            image = store.get(key, (3, size, size))
+            if image is None:
+                lacks.append(b)
+            else:
+                out[a, b] = image
+        if lacks:
+            missing.setdefault(tuple(lacks), []).append(a)
+    for lacks, rows in missing.items():  # pairs lacking the same ks are sampled together, batched as ever
+        fresh = _pegasus_fresh(model, [pairs[a] for a in rows], n, [ks[b] for b in lacks], schedule, denoise,
+                               progress, guidance, ends, batch_size, graphs)
+        for i, a in enumerate(rows):
+            out[a, list(lacks)] = fresh[i]
+        _store(store, [keys[a][b] for a in rows for b in lacks], fresh.flatten(0, 1))
+    computed = sum(len(lacks) * len(rows) for lacks, rows in missing.items())
+    _report(store, out.shape[0] * out.shape[1] - computed, out.shape[0] * out.shape[1], progress)
+    return out
+
+
+def _pegasus_fresh(model, pairs: list[tuple[int, int]], n: int, ks: list[int], schedule: Schedule, denoise: bool,
+                   progress: bool, guidance: Guidance | None, ends: tuple[str, str], batch_size: int,
+                   graphs: bool | None) -> torch.Tensor:
+    """:func:`pegasus_batch`'s sampling itself, in batches of at most ``batch_size`` images, without the cache."""
+    size = model.config.image_size
     device = next(model.parameters()).device
     out = torch.empty(len(pairs), len(ks), 3, size, size, device=device)
     rows_per = max(1, batch_size // max(len(ks), 1))

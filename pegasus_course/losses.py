@@ -134,12 +134,13 @@ def sliced_score_matching_loss(
 
 
 @torch.no_grad()
-def dsm_loss_by_level(score_fn: ScoreFn, x: torch.Tensor, levels: torch.Tensor,
-                      generator: torch.Generator | None = None, progress: bool = False) -> torch.Tensor:
-    """Eq. 2's loss at each given noise level separately (every image at that level): (len(levels),).
+def dsm_losses_per_image(score_fn: ScoreFn, x: torch.Tensor, levels: torch.Tensor,
+                         generator: torch.Generator | None = None, progress: bool = False) -> torch.Tensor:
+    """Eq. 2's sigma^2-weighted loss of every image at every given level: (len(levels), B).
 
-    The training loss mixes all levels in every batch; this says which levels the network has learned
-    well. The same draws z are used at every level, so the curve's shape is not noise between levels.
+    The same draws z serve every level, so differences between levels are not noise between draws.
+    Divide row i by sigma_i^2 for the unweighted loss 0.5 ||s + z / sigma_i||^2 (notebook 04), and
+    average over the images (with 2 standard errors) for a level's loss and its uncertainty.
     ``progress`` shows a bar over the levels (one network evaluation each).
     """
     from .sampling import progress_bar
@@ -150,5 +151,17 @@ def dsm_loss_by_level(score_fn: ScoreFn, x: torch.Tensor, levels: torch.Tensor,
     out = []
     for s in progress_bar(levels.tolist(), progress=progress, desc="loss by level", unit="level"):
         sigma = torch.full((x.shape[0],), float(s), device=x.device, dtype=x.dtype)
-        out.append(dsm_loss_given(score_fn, x, sigma, z))
+        out.append(dsm_loss_given(score_fn, x, sigma, z, reduction="none"))
     return torch.stack(out).cpu()
+
+
+@torch.no_grad()
+def dsm_loss_by_level(score_fn: ScoreFn, x: torch.Tensor, levels: torch.Tensor,
+                      generator: torch.Generator | None = None, progress: bool = False) -> torch.Tensor:
+    """Eq. 2's loss at each given noise level separately (every image at that level): (len(levels),).
+
+    The training loss mixes all levels in every batch; this says which levels the network has learned
+    well. The same draws z are used at every level, so the curve's shape is not noise between levels.
+    ``progress`` shows a bar over the levels (one network evaluation each).
+    """
+    return dsm_losses_per_image(score_fn, x, levels, generator, progress).mean(1)

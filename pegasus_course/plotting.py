@@ -15,6 +15,9 @@ import torch
 
 from .checks import (check_finite_images, check_image_batch, check_number, check_positive_int,
                      check_savable_images)
+from .plotting_fields import scatter_2d, score_error_map, score_field  # noqa: F401  the 2-D toys' figures
+from .plotting_noise import (level_similarity_figure, overlap_cost, score_length_ratio,  # noqa: F401  schedule and
+                             shell_overlap)  # network figures (notebooks 02, 03)
 
 DPI = 100  # figures' resolution: a 32-pixel image an inch wide is shown at about 3x
 THUMB_INCHES = 1.0  # a thumbnail's default size
@@ -212,82 +215,6 @@ def plot_curve(values: Sequence[float], title: str = "", xlabel: str = "step", y
     if logy:
         ax.set_yscale("log")
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
-    fig.tight_layout()
-    return fig
-
-
-def score_field(score_fn, sigmas: Sequence[float], lim: float = 9.0, n: int = 21, density=None):
-    """Quiver plots of a 2-D score field s(x, sigma), one panel per sigma (log-density shaded if given)."""
-    import matplotlib.pyplot as plt
-
-    if not len(sigmas):
-        raise ValueError("score_field: give at least one noise level (one panel each), e.g. sigmas=[0.5, 2.0].")
-    g = torch.linspace(-lim, lim, n)
-    xx, yy = torch.meshgrid(g, g, indexing="xy")
-    pts = torch.stack([xx.flatten(), yy.flatten()], 1)
-    fig, axes = plt.subplots(1, len(sigmas), figsize=(2.6 * len(sigmas), 2.8))
-    axes = [axes] if len(sigmas) == 1 else axes
-    for ax, s in zip(axes, sigmas):
-        sig = torch.full((pts.shape[0],), float(s))
-        with torch.no_grad():
-            v = score_fn(pts, sig)
-        if density is not None:
-            fine = torch.linspace(-lim, lim, 120)
-            fx, fy = torch.meshgrid(fine, fine, indexing="xy")
-            lp = density(torch.stack([fx.flatten(), fy.flatten()], 1), float(s)).view(120, 120)
-            ax.imshow(lp.exp().numpy(), extent=(-lim, lim, -lim, lim), origin="lower", cmap="Greys")
-        norm = v.norm(dim=1, keepdim=True).clamp_min(1e-8)
-        u = v / norm * norm.log1p()  # log-scaled lengths: small and large scores both visible
-        ax.quiver(pts[:, 0], pts[:, 1], u[:, 0], u[:, 1], color="tab:blue", angles="xy")
-        ax.set(title=f"sigma = {s:g}", xticks=[], yticks=[], aspect="equal")
-    fig.tight_layout()
-    return fig
-
-
-def score_error_map(score_fn, exact_fn, sigmas: Sequence[float], density=None, lim: float = 9.0, n: int = 81):
-    """Where a learned 2-D score is wrong: ||s_theta(x, sigma) - s(x, sigma)|| over the plane, one panel per
-    sigma (log colour scale, shared), after a first panel with the data density when ``density`` is given."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-    from matplotlib.colors import LogNorm
-
-    g = torch.linspace(-lim, lim, n)
-    xx, yy = torch.meshgrid(g, g, indexing="xy")
-    pts = torch.stack([xx.flatten(), yy.flatten()], 1)
-    errors = []
-    for s in sigmas:
-        sig = torch.full((pts.shape[0],), float(s))
-        with torch.no_grad():
-            errors.append((score_fn(pts, sig) - exact_fn(pts, sig)).norm(dim=1).view(n, n).numpy())
-    panels = len(sigmas) + (density is not None)
-    fig, axes = plt.subplots(1, panels, figsize=(3.3 * panels, 3.3))
-    axes = np.atleast_1d(axes)
-    extent = (-lim, lim, -lim, lim)
-    if density is not None:
-        p = density(pts, 0.0).exp().view(n, n).numpy()
-        axes[0].imshow(p, extent=extent, origin="lower", cmap="Greys")
-        axes[0].set(title="data density", xticks=[], yticks=[])
-    vmin = max(1e-3, min(float(e.min()) for e in errors))
-    vmax = max(float(e.max()) for e in errors)
-    for ax, s, e in zip(axes[panels - len(sigmas):], sigmas, errors):
-        im = ax.imshow(e, extent=extent, origin="lower", cmap="magma", norm=LogNorm(vmin=vmin, vmax=vmax))
-        ax.set(title=f"error at sigma = {s:g}", xticks=[], yticks=[])
-    fig.colorbar(im, ax=list(axes), shrink=0.8, label="|| learned - exact ||")
-    return fig
-
-
-def scatter_2d(panels: dict, lim: float = 9.0):
-    """Side-by-side scatter plots of 2-D point sets, {title: (N, 2) tensor}."""
-    import matplotlib.pyplot as plt
-
-    if not panels:
-        raise ValueError("scatter_2d: give at least one panel, {title: (N, 2) points}.")
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.8 * len(panels), 2.9))
-    axes = [axes] if len(panels) == 1 else axes
-    for ax, (title, pts) in zip(axes, panels.items()):
-        pts = pts.detach().cpu()
-        ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.4)
-        ax.set(title=title, xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", xticks=[], yticks=[])
     fig.tight_layout()
     return fig
 

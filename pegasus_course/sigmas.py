@@ -135,18 +135,32 @@ def noise_scale_ratio(dim: int, target: float = 0.5) -> float:
     return 0.5 * (lo + hi)
 
 
-def num_noise_scales(sigma_max: float, sigma_min: float, dim: int) -> int:
+def num_noise_scales(sigma_max: float, sigma_min: float, dim: int, target: float = 0.5) -> int:
     """Number of levels L of a geometric schedule whose ratio satisfies technique 2.
 
     The smallest L whose ratio (sigma_max / sigma_min) ** (1 / (L - 1)) is at most the
-    ratio gamma that gives an overlap of 0.5 for data of dimension ``dim``.
+    ratio gamma that gives an overlap of ``target`` (technique 2: 0.5) for data of dimension ``dim``.
     """
     from .checks import check_positive_int
 
     if not (math.isfinite(sigma_max) and math.isfinite(sigma_min) and sigma_max > sigma_min > 0):
         raise ValueError(f"num_noise_scales: need finite sigma_max > sigma_min > 0, got {sigma_max} and {sigma_min}.")
-    gamma = noise_scale_ratio(check_positive_int(dim, "num_noise_scales: dim (the data's dimension D)"))
+    gamma = noise_scale_ratio(check_positive_int(dim, "num_noise_scales: dim (the data's dimension D)"), target)
     return int(math.ceil(1.0 + math.log(sigma_max / sigma_min) / math.log(gamma)))
+
+
+def handed_down_share(gamma: float, dim: int) -> float:
+    """The share of level i's noisy samples whose length lies within level i+1's shell, sigma_(i+1) sqrt(D) +- 3
+    of its standard deviations sigma_(i+1) / sqrt(2): what annealing hands down, on ground the next level was
+    trained on. Phi((sqrt(2D)(1 - gamma) + 3) / gamma) - Phi((sqrt(2D)(1 - gamma) - 3) / gamma), the mirror of
+    :func:`technique2_overlap` (which counts level i+1's samples in level i's shell).
+    """
+    from .checks import check_number, check_positive_int
+
+    gamma = check_number(gamma, "handed_down_share: gamma (the ratio sigma_i / sigma_(i+1))", minimum=1.0)
+    dim = check_positive_int(dim, "handed_down_share: dim (the data's dimension D)")
+    a = math.sqrt(2.0 * dim) * (1.0 - gamma)
+    return _normal_cdf((a + 3.0) / gamma) - _normal_cdf((a - 3.0) / gamma)
 
 
 def technique4_objective(eps: float, gamma: float, sigma_min: float, n_steps_each: int) -> float:

@@ -104,6 +104,40 @@ def dsm_optimum(data: torch.Tensor, points: torch.Tensor, sigma: float) -> torch
     return (w @ data - points) / sigma**2
 
 
+@torch.no_grad()
+def flip_point(mixture: GaussianMixture, sigma: float, n_grid: int = 20_001) -> torch.Tensor | None:
+    """Where, on the segment from the first mean to the second, the score of p_sigma stops pointing to the
+    first mode and starts pointing to the second: the zero of its component along the means' axis that
+    crosses from negative to positive (float64, shape (D,)). None where there is no such point (the modes have
+    merged into one at this sigma). Two-component mixtures only; a grid scan, then bisection.
+    """
+    from .checks import check_positive_int, check_sigma
+
+    if mixture.weights.numel() != 2:
+        raise ValueError(f"flip_point: needs a two-component mixture (two modes), got {mixture.weights.numel()}.")
+    sigma = check_sigma(sigma, "flip_point", allow_zero=True, hint="0 is the data itself.")
+    n_grid = check_positive_int(n_grid, "flip_point: n_grid (points scanned between the means)", minimum=3)
+    start, end = mixture.means[0].double(), mixture.means[1].double()
+    axis = end - start
+
+    def along(t: torch.Tensor) -> torch.Tensor:  # the score's component along the axis at start + t axis
+        return mixture.score(start + t[:, None] * axis, sigma) @ axis
+
+    t = torch.linspace(0.0, 1.0, n_grid, dtype=torch.float64)
+    c = along(t)
+    up = torch.nonzero((c[:-1] < 0) & (c[1:] >= 0)).flatten()
+    if not len(up):
+        return None
+    lo, hi = t[int(up[0])].clone(), t[int(up[0]) + 1].clone()
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if float(along(mid.reshape(1))[0]) < 0:
+            lo = mid
+        else:
+            hi = mid
+    return start + (lo + hi) / 2 * axis
+
+
 def two_gaussians(weight: float = 0.2, distance: float = 5.0, std: float = 1.0) -> GaussianMixture:
     """NCSN's demonstration: two well separated modes with weights ``weight`` and 1 - weight."""
     if not 0 < float(weight) < 1:  # NaN too

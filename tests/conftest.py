@@ -36,6 +36,9 @@ def _isolated_cache(request, tmp_path_factory, monkeypatch):
     name = "cache-shared" if shared else f"cache-{request.node.name[:40]}"
     monkeypatch.setenv("PEGASUS_CACHE", str(tmp_path_factory.getbasetemp() / name))
     monkeypatch.setenv("TQDM_DISABLE", "1")
+    # Every sample is computed: a test comparing two calls must not get the first one's images back
+    # (tests/test_sample_cache.py turns the sample cache on where it tests it).
+    monkeypatch.setenv("PEGASUS_CACHE_SAMPLES", "0")
 
 
 @pytest.fixture

@@ -41,31 +41,18 @@ def test_launch_links_are_the_readme_badges():
     assert f"({links['colab']})" in readme and f"({links['binder']})" in readme
 
 
-def _times_nb(table: str) -> dict:
-    return {"cells": [{"cell_type": "markdown", "source": "intro"},
-                      {"cell_type": "markdown", "source": f"text\n\n{build_book.TIMES_HEADING} (Run All):\n\n{table}"}]}
+def test_every_notebook_gets_the_sentence_of_the_record():
+    record = build_book.cell_times.load_record()
+    for name in NOTEBOOKS:
+        sentence = build_book.notebook_times(record, name)
+        e = record["notebooks"][name[:2]]
+        assert sentence.startswith("Run All takes") and e["gpu"] in sentence and "measured" in sentence
+        assert build_book.cell_times._duration(e["cpu_s"]) in sentence
 
 
-def test_notebook_times_reads_the_table():
-    table = ("| notebook | `cpu` (**measured**) | `gpu` (**estimate**) |\n|---|---|---|\n"
-             "| 00 welcome | 4 s | seconds |\n| 01 score matching | about 6 min (half of it training) | ~2 min |\n\nafter")
-    headings, rows = build_book.notebook_times(_times_nb(table))
-    assert headings == ["`cpu` (**measured**)", "`gpu` (**estimate**)"]
-    assert rows == {"00": ["4 s", "seconds"], "01": ["about 6 min (half of it training)", "~2 min"]}
-
-
-@pytest.mark.parametrize("table", ["no table at all", "| name | a | b |\n|---|---|---|\n| 00 x | 1 | 2 |",
-                                   "| notebook | cpu |\n|---|---|\n| 00 x | 1 |"])
-def test_notebook_times_refuses_another_table(table):
-    with pytest.raises(SystemExit, match="table of times"):
-        build_book.notebook_times(_times_nb(table))
-
-
-def test_notebook_00_gives_every_notebook_its_times():
-    headings, rows = build_book.notebook_times(_nb(NOTEBOOKS[0]))
-    assert "cpu" in headings[0] and "measured" in headings[0]
-    assert "gpu" in headings[1] and "estimate" in headings[1]
-    assert sorted(rows) == [n[:2] for n in NOTEBOOKS] and all(all(r) for r in rows.values())
+def test_a_notebook_missing_from_the_record_is_refused():
+    with pytest.raises(SystemExit, match="no entry for 42_new.ipynb"):
+        build_book.notebook_times({"notebooks": {}}, "42_new.ipynb")
 
 
 def test_inline_markdown():
@@ -115,7 +102,7 @@ def test_local_links_refuses_a_broken_link(text):
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_page_keeps_the_notebook_and_adds_the_launch_bar(name):
     nb = _nb(name)
-    times = (["cpu (measured)", "gpu (estimate)"], ["4 s", "seconds"])
+    times = "Run All takes 4 s under `cpu` (measured) and seconds under `gpu` (estimate)"
     page, files = build_book.prepare_notebook(nb, name, "someone/fork", times, URL, PAGES, set())
     links = build_book.launch_links("someone/fork", name)
     first = page["cells"][0]["source"]
@@ -123,7 +110,7 @@ def test_notebook_page_keeps_the_notebook_and_adds_the_launch_bar(name):
     bar = first.split(title, 1)[1].lstrip()
     assert bar.startswith('<div class="launch-bar">'), "the launch bar follows the title"
     assert f'href="{links["colab"]}"' in bar and f'href="{links["binder"]}"' in bar and f'href="{name}"' in bar
-    assert "4 s" in bar and "seconds" in bar
+    assert "Run All takes 4 s under <code>cpu</code>" in bar and "seconds under" in bar
     text = "".join(c["source"] for c in page["cells"])
     assert not re.search(r"!\[[^\]]*\]\(https?://", text), "an image from the network is left (the Colab badge)"
 
@@ -155,7 +142,7 @@ def test_a_widget_without_its_strip_is_refused():
         {"cell_type": "code", "metadata": {}, "source": "w", "outputs": [
             {"output_type": "display_data", "data": {build_book.WIDGET_MIME: {"model_id": "1"}}, "metadata": {}}]}]}
     with pytest.raises(SystemExit, match="static strip"):
-        build_book.prepare_notebook(nb, "06_x.ipynb", "o/n", (["a", "b"], ["1", "2"]), URL, PAGES, set())
+        build_book.prepare_notebook(nb, "06_x.ipynb", "o/n", "Run All takes 1 s", URL, PAGES, set())
 
 
 def test_external_resources_lists_every_load_from_elsewhere(tmp_path):

@@ -76,3 +76,18 @@ def test_dsm_loss_by_level_hand_values():
     assert torch.allclose(exact, torch.zeros(3), atol=1e-6)
     sigma = torch.tensor([2.0, 1.0, 1.0, 0.5])
     assert torch.allclose(dsm_loss_given(lambda y, s: -y / s.view(-1, 1) ** 2, x, sigma, z), torch.tensor(0.0), atol=1e-6)
+
+
+def test_dsm_losses_per_image_of_the_exact_score_is_zero_and_of_zero_is_half_z_squared():
+    from pegasus_course.losses import dsm_loss_by_level, dsm_losses_per_image
+
+    x = torch.rand(5, 3, 4, 4)
+    levels = torch.tensor([2.0, 0.5, 0.1])
+    oracle = lambda xt, s: -(xt - x) / s.view(-1, 1, 1, 1) ** 2  # noqa: E731 - knows the clean x: residual 0
+    assert dsm_losses_per_image(oracle, x, levels, torch.Generator().manual_seed(0)).abs().max() < 1e-4
+    zero = lambda xt, s: torch.zeros_like(xt)  # noqa: E731 - residual z at every level: 0.5 ||z||^2
+    per_image = dsm_losses_per_image(zero, x, levels, torch.Generator().manual_seed(0))
+    z = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+    assert per_image.shape == (3, 5)
+    assert torch.allclose(per_image, (0.5 * z.pow(2).flatten(1).sum(1)).expand(3, 5), atol=1e-5)
+    assert torch.allclose(dsm_loss_by_level(zero, x, levels, torch.Generator().manual_seed(0)), per_image.mean(1))

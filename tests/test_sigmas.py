@@ -54,3 +54,33 @@ def test_step_size_brings_objective_near_one():
 def test_step_sizes_scale_with_sigma_squared():
     s = torch.tensor([4.0, 2.0, 1.0])
     assert torch.allclose(S.step_sizes(s, 0.1), torch.tensor([1.6, 0.4, 0.1]))
+
+
+@pytest.mark.parametrize("target", [0.1, 0.25, 0.5, 0.9])
+def test_num_noise_scales_for_other_overlaps_is_the_fewest_that_reach_them(target):
+    n = S.num_noise_scales(50.0, 0.01, 3072, target)
+    gamma_of = lambda L: (50.0 / 0.01) ** (1 / (L - 1))  # noqa: E731
+    assert S.technique2_overlap(gamma_of(n), 3072) >= target - 1e-9
+    assert S.technique2_overlap(gamma_of(n - 1), 3072) < target
+    if target == 0.5:
+        assert n == S.num_noise_scales(50.0, 0.01, 3072) == 220
+
+
+@pytest.mark.parametrize("gamma, dim, expected", [
+    (1.0, 3072, math.erf(3 / math.sqrt(2))),  # equal levels: Phi(3) - Phi(-3) = 0.9973
+    (2.0, 2, 0.5 * (math.erf(0.5 / math.sqrt(2)) - math.erf(-2.5 / math.sqrt(2)))),  # Phi(0.5) - Phi(-2.5)
+])
+def test_handed_down_share_hand_worked(gamma, dim, expected):
+    assert S.handed_down_share(gamma, dim) == pytest.approx(expected, abs=1e-12)
+
+
+def test_handed_down_share_counts_draws():
+    d, gamma = 3072, 1.0376
+    lengths = gamma * torch.randn(20_000, d, generator=torch.Generator().manual_seed(0)).norm(dim=1)
+    inside = ((lengths - math.sqrt(d)).abs() <= 3 / math.sqrt(2)).float().mean()
+    assert float(inside) == pytest.approx(S.handed_down_share(gamma, d), abs=0.015)
+
+
+def test_handed_down_share_refuses_a_ratio_below_one():
+    with pytest.raises(ValueError, match="gamma"):
+        S.handed_down_share(0.9, 3072)

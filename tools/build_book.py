@@ -8,7 +8,7 @@ front matter as the landing page, one page per notebook in order, the shipped mo
 results as an appendix) and Sphinx builds them with book/conf.py (MyST-NB, sphinx-book-theme: Jupyter
 Book 1's stack). Each notebook page gets Colab and Binder launch links for that notebook (the repository
 of pyproject.toml, as tools/set_repository.py writes it), a download of the committed .ipynb and its
-Run All times from notebook 00's table. Notebook 06's explorer, a live widget, is shown as its committed
+Run All times from notebooks/times.json (tools/cell_times.py). Notebook 06's explorer, a live widget, is shown as its committed
 static strip. The site needs no network: MathJax is served from the site itself, and the build fails if a
 page loads a script, style, font or image from elsewhere.
 """
@@ -32,6 +32,7 @@ from urllib.parse import quote
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
+import cell_times  # noqa: E402  (the one source of the notebooks' times)
 import set_repository  # noqa: E402  (the one reader and writer of the repository URL)
 
 CONF_DIR = REPO / "book"
@@ -42,7 +43,6 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 # test of the committed notebook finds it by the same text).
 STRIP_CELL_MARKER = "middle = interp(sampling.with_progress(score"
 COPY_LIMIT = 2 * 2**20  # a linked repository file up to this size is copied into the book, a larger one linked
-TIMES_HEADING = "**Each notebook, start to end**"
 
 
 # ----- what a page links to
@@ -53,20 +53,11 @@ def launch_links(slug: str, name: str) -> dict[str, str]:
             "binder": f"https://mybinder.org/v2/gh/{slug}/HEAD?labpath={quote(f'notebooks/{name}', safe='')}"}
 
 
-def notebook_times(nb00: dict) -> tuple[list[str], dict[str, list[str]]]:
-    """Notebook 00's table of Run All times: the two column headings (cpu, gpu; each says whether it was
-    measured or estimated) and, per notebook number ("00"), the two entries. Notebook 00 is their one source."""
-    for cell in nb00["cells"]:
-        text = "".join(cell["source"])
-        if cell["cell_type"] != "markdown" or TIMES_HEADING not in text:
-            continue
-        rows = [[c.strip() for c in line.strip().strip("|").split("|")]
-                for line in text.split(TIMES_HEADING, 1)[1].splitlines() if line.startswith("|")]
-        if len(rows) < 3 or rows[0][0] != "notebook" or len(rows[0]) != 3:
-            break
-        return rows[0][1:], {r[0][:2]: r[1:] for r in rows[2:] if re.match(r"^\d\d ", r[0]) and len(r) == 3}
-    raise SystemExit(f"notebook 00 has no table of times after {TIMES_HEADING!r}: the book shows each "
-                     "notebook's time from there")
+def notebook_times(record: dict, name: str) -> str:
+    """The sentence of notebooks/times.json for notebook ``name`` (its first cell says the same)."""
+    if name[:2] not in record["notebooks"]:
+        raise SystemExit(f"notebooks/times.json has no entry for {name}: run tools/run_notebooks.sh {name}")
+    return cell_times.line(record, name[:2]).strip("*")
 
 
 def inline_markdown(text: str) -> str:
@@ -76,7 +67,7 @@ def inline_markdown(text: str) -> str:
     return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)
 
 
-def launch_bar(slug: str, name: str, times: tuple[list[str], list[str]] | None = None,
+def launch_bar(slug: str, name: str, times: str | None = None,
                download: bool = True) -> str:
     """The raw-HTML bar of a notebook page: Colab, Binder, the .ipynb download and the Run All times."""
     links = launch_links(slug, name)
@@ -86,10 +77,7 @@ def launch_bar(slug: str, name: str, times: tuple[list[str], list[str]] | None =
     if download:
         parts.append(f'<a class="launch launch-download" href="{name}" download="{name}">Download {name}</a>')
     if times is not None:
-        (cpu_how, gpu_how), (cpu, gpu) = times
-        parts.append(f'<p class="run-times">Run All takes <strong>{inline_markdown(cpu)}</strong> under '
-                     f'{inline_markdown(cpu_how)} and <strong>{inline_markdown(gpu)}</strong> under '
-                     f'{inline_markdown(gpu_how)}.</p>')
+        parts.append(f'<p class="run-times">{inline_markdown(times)}</p>')
     return "\n".join(parts + ["</div>"])
 
 
@@ -151,7 +139,7 @@ def _find_strip(cells: list[dict]) -> str:
                      "was found: the book shows that static strip in the widget's place")
 
 
-def prepare_notebook(nb: dict, name: str, slug: str, times: tuple[list[str], list[str]],
+def prepare_notebook(nb: dict, name: str, slug: str, times: str,
                      repo_url: str, pages: set[str], copies: set[str]) -> tuple[dict, dict[str, bytes]]:
     """A copy of a committed notebook as the book shows it, and the image files it needs beside it.
 
@@ -235,12 +223,10 @@ def prepare(src: Path) -> list[str]:
         raise SystemExit("no notebooks/NN_*.ipynb found")
     pages = {f"notebooks/{n}" for n in notebooks} | set(APPENDIX)
     copies: set[str] = set()
-    headings, times = notebook_times(json.loads((REPO / "notebooks" / notebooks[0]).read_text()))
+    record = cell_times.load_record()
     for name in notebooks:
-        if name[:2] not in times:
-            raise SystemExit(f"notebook 00's table of times has no row for {name}: add it there")
         nb, files = prepare_notebook(json.loads((REPO / "notebooks" / name).read_text()), name, slug,
-                                     (headings, times[name[:2]]), repo_url, pages, copies)
+                                     notebook_times(record, name), repo_url, pages, copies)
         (src / "notebooks").mkdir(exist_ok=True)
         (src / "notebooks" / name).write_text(json.dumps(nb, indent=1, ensure_ascii=False))
         for fname, data in files.items():

@@ -7,12 +7,14 @@ export PEGASUS_PROFILE="${PEGASUS_PROFILE:-cpu}" PEGASUS_TEXT_PROGRESS=1  # fini
 unset TQDM_DISABLE                                 # a CI setting would hide every bar
 if [ $# -gt 0 ]; then nbs=("$@"); else nbs=(notebooks/[0-9][0-9]_*.ipynb); fi
 jupytext --sync "${nbs[@]}"                       # the newer side of each pair wins
-jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.kernel_name=python3 \
-  --ExecutePreprocessor.timeout=3600 "${nbs[@]}"
+# each notebook from a fresh kernel and an empty sample cache, in place, then a re-run from a copy with the
+# cache warm; their times and peak memory go to notebooks/times.json and from there into the README,
+# notebook 00 and each notebook's first cell
+python tools/cell_times.py run "${nbs[@]}"
 # each text bar's updates ('\r'-separated) collapse to the finished bar: how long that step took
 jupyter nbconvert --to notebook --inplace --CoalesceStreamsPreprocessor.enabled=True "${nbs[@]}"
 python tools/tidy_outputs.py "${nbs[@]}"          # a bar's closing newline, printed after the cell's lines, goes
-python tools/cell_times.py "${nbs[@]}"        # each notebook's time, and every cell over 20 s with or without a bar
+python tools/cell_times.py "${nbs[@]}"            # every cell over 20 s, with or without a bar
 nbstripout --keep-output --keep-count --extra-keys "metadata.language_info.version metadata.colab \
   cell.metadata.colab cell.metadata.id cell.metadata.outputId metadata.widgets" "${nbs[@]}"
 jupytext --sync "${nbs[@]}"                       # .py unchanged; refreshes timestamps

@@ -72,7 +72,7 @@ def _choose_ends(args, model, schedule):
     n_cand = value_or(args.candidates, max(8, 4 * args.pairs))
     cand = list(range(args.seed, args.seed + n_cand))
     print(f"--ends selection: sampling {n_cand} candidates (seeds {cand[0]}..{cand[-1]}) to choose the ends from")
-    candidates = generate(model, cand, schedule)
+    candidates = generate(model, cand, schedule, cache=False)  # a command computes afresh
     probs = predict_proba(clf, candidates)
     chosen = select_pairs(probs, clf.config.class_names, args.pairs, "horse", "bird")
     if len(set(chosen)) < len(chosen):  # too few horses or birds among the candidates: the best ones are reused
@@ -151,7 +151,7 @@ def _run(args, out: Path, stale: list[Path]) -> int:
     print(f"pegasus rows from {path} (step {ckpt.step}), {how}; N={args.n}, L={schedule.num_scales}, "
           f"T={schedule.n_steps_each}")
     t0 = time.perf_counter()
-    rows = pegasus_rows(model, pairs, args.n, schedule, guidance=guidance)  # (P, N + 2, 3, H, W)
+    rows = pegasus_rows(model, pairs, args.n, schedule, guidance=guidance, cache=False)  # (P, N + 2, 3, H, W)
     print(f"{rows.shape[0] * rows.shape[1]} images took {time.perf_counter() - t0:.1f} s")
     k = min(pegasus_k(model.config.image_size), args.n)
     with replacing(out, stale) as stage:  # the earlier images stay until these are written

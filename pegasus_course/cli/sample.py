@@ -83,7 +83,7 @@ def _run(args, out: Path, stale: list[Path]) -> int:
         print(f"classifier guidance towards {args.cls!r}, scale {args.guidance_scale:g}")
     t0 = time.perf_counter()
     imgs = generate(model, range(args.seed, args.seed + args.n), schedule, denoise=not args.no_denoise,
-                    guidance=guidance, classes=classes)
+                    guidance=guidance, classes=classes, cache=False)  # a command computes afresh
     print(f"{args.n} samples took {time.perf_counter() - t0:.1f} s")
     with replacing(out, stale) as stage:  # the earlier images stay until these are written
         save_grid(imgs, stage / "grid.png", nrow=min(8, args.n))

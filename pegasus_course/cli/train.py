@@ -377,7 +377,7 @@ def _run(args, until_done: contextlib.ExitStack) -> int:
         if rank == 0 and sample_every and st.step // sample_every > previewed[0] and st.step < cfg.steps:
             previewed[0] = st.step // sample_every
             say(f"step {st.step}: sampling a preview of {sampling}; Ctrl-C stops it between two levels", flush=True)
-            imgs = generate(st.ema, range(16), preview, progress=False)
+            imgs = generate(st.ema, range(16), preview, progress=False, cache=False)  # weights of one moment
             save_grid(imgs, out / "samples" / f"step-{st.step:07d}.png", nrow=8)
         if tracker is not None:
             tracker(st)
@@ -401,7 +401,7 @@ def _run(args, until_done: contextlib.ExitStack) -> int:
     if rank == 0:
         (out / "losses.json").write_text(json.dumps(state.losses))
         say(f"step {state.step}: sampling the final {sampling}", flush=True)
-        final = generate(state.ema, range(16), preview, progress=not args.no_progress)
+        final = generate(state.ema, range(16), preview, progress=not args.no_progress, cache=False)
         grid = save_grid(final, out / "samples" / f"step-{state.step:07d}.png", nrow=8)
         tail = state.losses[-100:]
         say(f"step {state.step}: mean loss of the last {len(tail)} steps {sum(tail) / max(len(tail), 1):.4f}; "
