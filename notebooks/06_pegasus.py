@@ -303,17 +303,18 @@ print(f"images the judge cannot call (0.4 <= p(horse) <= 0.6), as (row, k): {bot
 # the judge reads as neither animal (both probabilities low) gives a crossing that means little: read
 # the figure, not only the line. Judge the key columns yourself too.
 #
-# **Why a row switches rather than morphs.** The sampler maps a tape to an image continuously, but not
-# evenly. The first, large noise levels decide the layout (where the animal stands, the colours of the
-# background), and the small levels only draw detail onto it. Stop the row's sampling early, at
-# $\sigma \approx 1$ of the schedule's 50 ... 0.01 (notebook 05 showed that above about 2 the estimates are
-# still noise), and look at Tweedie's denoised estimate $x + \sigma^2 s(x, \sigma)$ there, the picture the
-# rest of the sampling refines. Below, the first committed row's tapes at the key columns run live
-# through the first levels only (`along_k.early_row`: exactly the levels and steps the full row runs
-# first; by the package, so in bf16 where this CPU has it).
+# **Switch or morph?** The sampler maps a tape to an image continuously, and eq. 4's weights change smoothly
+# with $k$, so the images can only change gradually from one column to the next. What is
+# decided early is the *layout*: the first noise levels fix where the shapes and the colour masses sit,
+# and the later levels draw detail onto it. Stop the row's sampling early, at $\sigma \approx 0.5$ (still
+# half the pixel range, after about half of the schedule's levels; notebook 05 showed that above about 2
+# the estimates are still noise), and look at Tweedie's denoised estimate $x + \sigma^2 s(x, \sigma)$ there,
+# the picture the rest of the sampling refines. Below, the first committed row's tapes at the key
+# columns run live through those first levels only (`along_k.early_row`: exactly the levels and steps the
+# full row runs first; by the package, so in bf16 where this CPU has it).
 
 # %% tags=["nbval-ignore-output"]
-early_sigma = 1.0
+early_sigma = 0.5
 cut = along_k.truncated_schedule(schedule, early_sigma)
 pair = committed_pairs[0]
 course.expect(f"row {pair[0]}-{pair[1]} at {len(key)} columns down to sigma = {cut.sigma_min:.2f} ({cut.num_scales} of "
@@ -342,12 +343,17 @@ print(f"the judge, early: {early_says.describe()}")
 print(f"the judge, finished: {done_says.describe()}")
 
 # %% [markdown]
-# Read the printout against the pictures: if the early row already sits near one end and jumps to the
-# other at about the $k$ where the finished row turns, then the switch was decided at the large noise
-# levels, where the interpolants' layouts part ways, and the later levels only sharpened each side into
-# its animal. The mixed tapes change evenly with $k$ (section 4), but the sampler sends nearby tapes to
-# the same layout until, at some $k$, the other end's layout wins: that is why the rows turn within a few
-# steps of $k$ instead of melting gradually from one animal into the other.
+# Read the printout against the pictures. In pixels, a row moves from one end to the other in steps
+# (the shares), early and finished alike; a jump in the sampler would show as one step between
+# neighbouring columns far larger than the others. Where the shares of the middle
+# columns lie close together, those columns share one layout, decided by $\sigma \approx 0.5$: compare the
+# early estimates with the finished images column by column. A *switch* is how a reader sees such a row:
+# the judge's p(horse) (and your eye) calls an image a horse while the horse's shapes outweigh the
+# bird's, and stops within a few steps of $k$ (the band) once they no longer do, though each step
+# changes the picture by about as much as the last. By symmetry that happens near the middle of the row,
+# where eq. 4 gives both tapes the same weight ($k = 8$ of $N = 15$); the printed crossings say where
+# each committed row turns. How many middle images read as both animals, or as neither, the judge's list
+# of the images it cannot call says (above, for the committed rows).
 
 # %% [markdown]
 # ## 6. Why not just blend the two images?
