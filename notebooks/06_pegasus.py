@@ -3,6 +3,9 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/pegasus-course/pegasus-course/blob/main/notebooks/06_pegasus.ipynb)
 #
+# <!-- time:start -->
+# <!-- time:end -->
+#
 # **Learning objectives**
 # 1. See that a sample is fixed by its *noise tape*: the start $z_0$ and every $z_{ij}$ drawn on the way.
 # 2. Write the interpolation yourself: mix two recorded tapes with the paper's eq. 4 and replay them
