@@ -60,6 +60,11 @@ def test_durations_read_at_a_glance(seconds, text):
     assert cell_times._duration(seconds) == text
 
 
+def test_an_empty_block_is_filled():
+    text = "<!-- time:start -->\n<!-- time:end -->"
+    assert cell_times._replace(text, cell_times.LINE, "x") == "<!-- time:start -->\nx\n<!-- time:end -->"
+
+
 def test_a_document_without_markers_is_named(tmp_path):
     with pytest.raises(SystemExit, match="no <!-- time:start -->"):
         cell_times._replace("no markers here", cell_times.LINE, "x")

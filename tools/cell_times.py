@@ -157,11 +157,11 @@ def line(record: dict, num: str) -> str:
 
 def _replace(text: str, markers: tuple[str, str], body: str, prefix: str = "") -> str:
     start, end = (re.escape(m) for m in markers)
-    pattern = re.compile(rf"({re.escape(prefix)}{start}\n).*?(\n{re.escape(prefix)}{end})", re.S)
+    pattern = re.compile(rf"({re.escape(prefix)}{start}\n)(?:.*?\n)?({re.escape(prefix)}{end})", re.S)
     if not pattern.search(text):
         raise SystemExit(f"no {markers[0]} ... {markers[1]} block found: add the two marker lines")
     block = "\n".join(prefix + ln if ln else prefix.rstrip() for ln in body.splitlines())
-    return pattern.sub(lambda m: m.group(1) + block + m.group(2), text, count=1)
+    return pattern.sub(lambda m: m.group(1) + block + "\n" + m.group(2), text, count=1)
 
 
 def _documents(record: dict) -> dict[Path, str]:
@@ -182,7 +182,7 @@ def _documents(record: dict) -> dict[Path, str]:
             new = _replace(src, LINE, line(record, num)) if LINE[0] in src else src
             new = _replace(new, TABLE, table(record)) if TABLE[0] in new else new
             cell["source"] = new.splitlines(keepends=True)
-        want[ipynb] = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+        want[ipynb] = json.dumps(nb, indent=1, ensure_ascii=False, sort_keys=True) + "\n"  # as nbformat writes it
     return want
 
 
