@@ -9,7 +9,8 @@ README, notebook 00, each notebook's first cell and the book read.
 ``run`` (called by ``tools/run_notebooks.sh``) executes each notebook in place from a fresh kernel with an
 empty sample cache, then once more from a copy with the cache as the first run left it (a learner's re-run),
 and records per notebook: the Run All time (the sum of the cells' times, the kernel's start not counted),
-the re-run's time and the peak resident memory of the process tree (kernel included). ``write`` puts the
+the re-run's time and the peak resident memory of its largest process (the kernel). The cold run empties
+the sample cache first (it is a cache: the next run of a notebook fills it again). ``write`` puts the
 record into the table of the README and of notebook 00 and into the line of every notebook's first cell,
 between markers; ``check`` is what the tests run.
 """
@@ -72,10 +73,10 @@ def report(path: Path, long: float = 20.0) -> float | None:
 
 # ---------------------------------------------------------------- running and measuring
 def _execute(src: Path, out: Path) -> float:
-    """Run ``src`` into ``out`` in a child process; the peak resident memory (GB) of the tree it started.
+    """Run ``src`` into ``out`` in a child process; the peak resident memory (GB) of its largest process.
 
-    ``getrusage(RUSAGE_CHILDREN)`` is the largest peak of any waited-for descendant, the kernel included,
-    and it only grows: each measurement runs in its own process for that reason.
+    ``getrusage(RUSAGE_CHILDREN)`` is the largest peak of any single waited-for descendant (the kernel, in
+    practice), and it only grows: each measurement runs in its own process for that reason.
     """
     code = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)")
@@ -89,8 +90,10 @@ def _execute(src: Path, out: Path) -> float:
 
 
 def _sample_cache() -> Path:
-    root = os.environ.get("PEGASUS_CACHE") or Path.home() / ".cache" / "pegasus-course"
-    return Path(root) / "samples"
+    sys.path.insert(0, str(REPO))
+    from pegasus_course.sample_cache import SampleCache
+
+    return SampleCache().root
 
 
 def run(paths: list[Path]) -> None:
@@ -100,6 +103,7 @@ def run(paths: list[Path]) -> None:
     if profile != "cpu":
         raise SystemExit(f"the record holds `cpu` times; PEGASUS_PROFILE is {profile!r}: run it under cpu")
     for path in paths:
+        print(f"{path}: emptying the sample cache {_sample_cache()} for a cold run")
         shutil.rmtree(_sample_cache(), ignore_errors=True)  # cold: nothing computed before this notebook
         peak = _execute(path, path)
         cold = report(path)
@@ -107,6 +111,8 @@ def run(paths: list[Path]) -> None:
             copy = Path(tmp) / path.name
             peak = max(peak, _execute(path, copy))
             warm = report(copy)
+        if cold is None or warm is None:
+            raise SystemExit(f"{path}: nbconvert recorded no cell times; nothing is written to {RECORD.name}")
         entry = record["notebooks"].setdefault(path.stem[:2], {"title": path.stem[3:].replace("_", " ")})
         entry.update(cpu_s=cold, cpu_rerun_s=warm, peak_gb=round(peak, 2))
         print(f"  re-run with the cache warm: {warm:.0f} s; peak memory {peak:.2f} GB")
