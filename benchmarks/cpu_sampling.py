@@ -179,7 +179,7 @@ def bootstrap_fd(feat_a: torch.Tensor, feat_ref: torch.Tensor, draws: int = 200,
 
 @torch.no_grad()
 def quality(model, judge, modes, bf16_mode: str, n: int, num_scales: int, steps_each: int, pairs, rows_n: int,
-            meta: dict, say=print) -> dict:
+            meta: dict, chunk: int = 16, say=print) -> dict:
     """fp32 against ``bf16_mode``: the same seeds, the same noise tapes, the same coarse schedule."""
     schedule = schedule_from_meta(meta, steps_each, num_scales, say=None)
     sig, eps, size = schedule.sigmas(), schedule.step_lr(), model.config.image_size
@@ -189,14 +189,17 @@ def quality(model, judge, modes, bf16_mode: str, n: int, num_scales: int, steps_
     perm = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))
     real_b = test.images[perm[n:2 * n]]  # sample_quality.py's reference set
     ref_feat = evaluation.extract_features(judge, real_b)
-    out, samples, rows = {"mode": bf16_mode, "n": n, "num_scales": num_scales, "n_steps_each": steps_each}, {}, {}
+    out = {"mode": bf16_mode, "n": n, "num_scales": num_scales, "n_steps_each": steps_each,
+           "threads": torch.get_num_threads(), "pairs": [list(p) for p in pairs], "rows_n": rows_n}
+    samples, rows = {}, {}
     for name, fn in fns.items():
         t0 = time.perf_counter()
-        samples[name] = sample_seeds(fn, list(range(n)), sig, steps_each, eps, image_shape=(3, size, size),
-                                     progress=False).clamp(0, 1)
+        samples[name] = torch.cat([sample_seeds(fn, list(range(a, min(a + chunk, n))), sig, steps_each, eps,
+                                                image_shape=(3, size, size), progress=False)
+                                   for a in range(0, n, chunk)]).clamp(0, 1)  # seeded: chunks change no image
         t1 = time.perf_counter()
-        rows[name] = interpolate(fn, pairs, rows_n, sig, steps_each, eps, image_shape=(3, size, size),
-                                 progress=False).clamp(0, 1)
+        rows[name] = torch.stack([interpolate(fn, pair, rows_n, sig, steps_each, eps, image_shape=(3, size, size),
+                                              progress=False) for pair in pairs]).clamp(0, 1)
         t2 = time.perf_counter()
         feat = evaluation.extract_features(judge, samples[name])
         fd = evaluation.frechet_distance(feat, ref_feat)
@@ -235,12 +238,16 @@ def main() -> None:
                     help="batch sizes torch.compile is timed at (about 45 s of compilation each, per precision)")
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--no-quality", action="store_true")
+    ap.add_argument("--no-speed", action="store_true", help="the quality check only (needs --quality-mode); "
+                    "with --json, the speed figures already in the file are kept")
     ap.add_argument("--quality-mode", default=None, help="the bf16 mode of the quality check (default: the "
                     "fastest eager bf16 mode at the largest batch)")
     ap.add_argument("--n", type=int, default=64, help="samples per set in the quality check")
     ap.add_argument("--num-scales", type=int, default=30, help="L of the quality check's coarse schedule")
     ap.add_argument("--steps-each", type=int, default=5, help="T of the quality check")
     ap.add_argument("--rows-n", type=int, default=15, help="N of the pegasus rows")
+    ap.add_argument("--chunk", type=int, default=16, help="samples per batch in the quality check (the seeded "
+                    "noise makes each sample the same in any batch)")
     ap.add_argument("--json", default=None, metavar="FILE")
     args = ap.parse_args()
     started = time.perf_counter()
@@ -255,14 +262,19 @@ def main() -> None:
     print(f"CPU: {cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}; native bf16: {bf16}")
     print(f"model: {params / 1e6:.2f} M parameters, {flops_img / 1e9:.2f} GFLOP per image forward")
     print(f"matmul 2048^2: fp32 {rates['fp32']:.0f} GFLOP/s" + (f", bf16 {rates['bf16']:.0f} GFLOP/s" if bf16 else ""))
-    print(f"fastest of {args.repeats} alternating rounds per mode\n")
-    print("| batch | mode | ms/forward | images/s | GFLOP/s | of fp32 matmul | of bf16 matmul | rel. error | "
-          "compile, break-even forwards |\n|---|---|---|---|---|---|---|---|---|", flush=True)
     modes = make_modes(model, bf16, not args.no_compile)
-    rows = time_forwards(model, args.batches, modes, args.repeats, set(args.compile_batches), flops_img, rates)
+    if args.no_speed and not args.quality_mode:
+        ap.error("--no-speed needs --quality-mode (the bf16 mode to check), e.g. --quality-mode 'bf16 autocast'")
+    if not args.no_speed:
+        print(f"fastest of {args.repeats} alternating rounds per mode\n")
+        print("| batch | mode | ms/forward | images/s | GFLOP/s | of fp32 matmul | of bf16 matmul | rel. error | "
+              "compile, break-even forwards |\n|---|---|---|---|---|---|---|---|---|", flush=True)
+    rows = [] if args.no_speed else time_forwards(model, args.batches, modes, args.repeats,
+                                                  set(args.compile_batches), flops_img, rates)
     record = {"cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__, "native_bf16": bf16,
-              "parameters": params, "gflop_per_image": flops_img / 1e9, "matmul_gflops": rates, "forward": rows,
-              "checkpoint_step": ckpt.step}
+              "parameters": params, "gflop_per_image": flops_img / 1e9, "checkpoint_step": ckpt.step}
+    if not args.no_speed:
+        record["speed"] = {"matmul_gflops": rates, "forward": rows}
     if bf16 and not args.no_quality:
         largest = max(args.batches)
         eager_bf16 = [r for r in rows if r["batch"] == largest and "bf16" in r["mode"] and "compiled" not in r["mode"]
@@ -272,10 +284,18 @@ def main() -> None:
               f"(coarse, to stay affordable), {3} pegasus rows with N={args.rows_n}", flush=True)
         judge, _ = evaluation.load_feature_net(device="cpu")
         record["quality"] = quality(model, judge, modes, pick, args.n, args.num_scales, args.steps_each,
-                                    [(100, 101), (102, 103), (104, 105)], args.rows_n, ckpt.meta)
+                                    [(100, 101), (102, 103), (104, 105)], args.rows_n, ckpt.meta, args.chunk)
     if args.json:
-        record.update(evaluation.run_provenance(started, "cpu"))
-        Path(args.json).write_text(json.dumps(record, indent=1) + "\n")
+        run = evaluation.run_provenance(started, "cpu")  # the command, the machine, the wall time
+        for part in ("speed", "quality"):
+            if part in record:
+                record[part]["run"] = run
+        path = Path(args.json)
+        earlier = json.loads(path.read_text()) if path.exists() else {}
+        for part in ("speed", "quality"):  # a part not run this time keeps the file's earlier figures
+            if part not in record and part in earlier:
+                record[part] = earlier[part]
+        path.write_text(json.dumps(record, indent=1) + "\n")
         print(f"\nwrote {args.json}")
 
 
