@@ -7,7 +7,11 @@ Training precision (:func:`training_precision`): bf16 autocast on GPUs that have
 compute capability 8.0 or more: A100, H100, RTX 30xx and later); fp16 autocast with a gradient scaler on
 older CUDA GPUs (T4 - Colab's free GPU -, V100, RTX 20xx), where ``torch.cuda.is_bf16_supported()`` answers
 True through emulation but cuDNN has no bf16 convolutions; float32 on the CPU and MPS unless asked.
-Sampling stays float32 unless asked (:func:`sampling_precision`).
+
+Sampling precision (:func:`sampling_precision`): float32, except on a CPU that computes bf16 natively
+(avx512_bf16 or AMX, as oneDNN reports), where the package's samplers (``generate``, the pegasus rows) run
+the network in bf16 autocast, measured faster there and alike in its samples (benchmarks/RESULTS.md, "CPU
+sampling"); ``PEGASUS_CPU_BF16=0`` keeps float32. :func:`describe_sampling_mode` says which, in one line.
 
 On MPS a network is checked once against the CPU before it is trusted (:func:`place_model`): any failure
 or disagreement puts it on the CPU with one line saying so, never a silently wrong picture. Float64 never
@@ -24,6 +28,10 @@ from typing import Callable
 import torch
 
 DEVICE_ENV = "PEGASUS_DEVICE"
+CPU_BF16_ENV = "PEGASUS_CPU_BF16"  # "0" keeps CPU sampling in float32 where bf16 would be chosen
+# bf16 autocast against float32, the shipped network's forward pass at batch 9 (a pegasus row) on the CPU the
+# figure was measured on: benchmarks/cpu_sampling.py, recorded in benchmarks/RESULTS.md ("CPU sampling").
+MEASURED_CPU_BF16_SPEEDUP = 1.4
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 NATIVE_BF16_CAPABILITY = (8, 0)  # Ampere: the first CUDA GPUs with bf16 tensor cores and cuDNN bf16 convolutions
 # An MPS output may differ from the CPU's by rounding (other kernels), never by more than this share of the
@@ -150,13 +158,52 @@ def training_precision(device: torch.device | str, asked: str | None = None) -> 
     return Precision("fp16", f"compute capability {cap[0]}.{cap[1]}: no native bf16 below 8.0")
 
 
+def cpu_native_bf16() -> bool:
+    """True when this CPU computes bf16 natively (oneDNN sees avx512_bf16 or AMX); False where torch cannot tell."""
+    mkldnn = getattr(torch.backends, "mkldnn", None)
+    if mkldnn is None or not mkldnn.is_available():
+        return False
+    probe = getattr(getattr(torch.ops, "mkldnn", None), "_is_mkldnn_bf16_supported", None)
+    try:
+        return bool(probe()) if probe is not None else False
+    except Exception:  # noqa: BLE001 - a torch build whose probe fails: no native bf16 claimed
+        return False
+
+
+def cpu_fast_precision() -> str | None:
+    """"bf16" when the CPU has native bf16 and ``PEGASUS_CPU_BF16`` is not "0"; None (float32) otherwise."""
+    if os.environ.get(CPU_BF16_ENV, "").strip() == "0":
+        return None
+    return "bf16" if cpu_native_bf16() else None
+
+
 def sampling_precision(device: torch.device | str, asked: str | None = None) -> Precision:
-    """Sampling precision: float32 unless ``asked`` (a long Langevin chain adds up every rounding)."""
+    """The precision the package's samplers run the network in: ``asked``, or for None/"auto" bf16 autocast on
+    a CPU with native bf16 (:func:`cpu_fast_precision`), float32 elsewhere (a long Langevin chain adds up
+    every rounding, and float32 is what the GPUs' figures were measured in)."""
     device = torch.device(device)
     name = _check_asked(asked)
     if name == "bf16":
         _refuse_emulated_bf16(device, "sampling in")
-    return Precision("fp32" if name == "auto" else name, "the default for sampling" if name == "auto" else "asked for")
+    if name != "auto":
+        return Precision(name, "asked for")
+    if device.type == "cpu" and cpu_fast_precision() == "bf16":
+        return Precision("bf16", f"native bf16 on this CPU ({CPU_BF16_ENV}=0 for float32)")
+    return Precision("fp32", "the default for sampling")
+
+
+def describe_sampling_mode(device: torch.device | str) -> str:
+    """One line for a notebook: the precision the samplers use on ``device``, why, and how to change it."""
+    device = torch.device(device)
+    p = sampling_precision(device)
+    if p.name == "bf16":
+        return (f"sampling in bf16 autocast on this CPU (native bf16; {MEASURED_CPU_BF16_SPEEDUP:g}x faster than "
+                f"float32 on the CPU of benchmarks/RESULTS.md); {CPU_BF16_ENV}=0 for float32")
+    if device.type != "cpu":
+        return f"sampling in float32 on {device.type}"
+    why = (f"{CPU_BF16_ENV}=0" if os.environ.get(CPU_BF16_ENV, "").strip() == "0" and cpu_native_bf16()
+           else "this CPU has no native bf16")
+    return f"sampling in float32 on this CPU ({why})"
 
 
 def autocast(device_type: str, precision: Precision | None):

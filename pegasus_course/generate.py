@@ -67,8 +67,8 @@ def model_score_fn(model: torch.nn.Module, autocast_bf16: bool = False, precisio
     """Wrap a network as a score_fn(x, sigma) -> float32 score.
 
     Float32 unless asked: ``precision`` "bf16" or "fp16" autocasts on the input's device (checked by
-    :func:`pegasus_course.device.sampling_precision`: no emulated bf16 on GPUs without it);
-    ``autocast_bf16=True`` is the older spelling of bf16 on CUDA.
+    :func:`pegasus_course.device.sampling_precision`: no emulated bf16 on GPUs without it), "auto" takes
+    the package samplers' choice; ``autocast_bf16=True`` is the older spelling of bf16 on CUDA.
     """
     from .device import autocast, sampling_precision
 
@@ -76,7 +76,7 @@ def model_score_fn(model: torch.nn.Module, autocast_bf16: bool = False, precisio
 
     def score_fn(x, sigma):
         if x.device.type not in chosen:
-            asked = precision or ("bf16" if autocast_bf16 and x.device.type == "cuda" else None)
+            asked = precision or ("bf16" if autocast_bf16 and x.device.type == "cuda" else "fp32")
             chosen[x.device.type] = sampling_precision(x.device, asked)
         with autocast(x.device.type, chosen[x.device.type]):
             return model(x, sigma).float()
@@ -121,11 +121,13 @@ class Guidance:
 
 
 def sampling_score_fn(model: torch.nn.Module, batch: int, graphs: bool | None = None):
-    """The model's score_fn for sampling batches of ``batch`` images: a replayed CUDA graph on CUDA
-    (``graphs=None`` means "on CUDA"; see :func:`~pegasus_course.sampling.cuda_graph_score_fn`), else eager."""
+    """The model's score_fn for sampling batches of ``batch`` images, in the package's sampling precision
+    (:func:`pegasus_course.device.sampling_precision`: bf16 autocast on a CPU with native bf16, else float32):
+    a replayed CUDA graph on CUDA (``graphs=None`` means "on CUDA"; see
+    :func:`~pegasus_course.sampling.cuda_graph_score_fn`), else eager."""
     from .sampling import cuda_graph_score_fn
 
-    score = model_score_fn(model)
+    score = model_score_fn(model, precision="auto")
     device = next(model.parameters()).device
     if graphs is False or (graphs is None and device.type != "cuda"):
         return score
@@ -141,7 +143,7 @@ def _score_fns(model: torch.nn.Module, graphs: bool | None, guidance: Guidance |
 
     def score_for(batch: int):
         if guidance is not None:
-            return model_score_fn(model)
+            return model_score_fn(model, precision="auto")  # the precision the sample cache is keyed on
         if batch not in made:
             made[batch] = sampling_score_fn(model, batch, graphs)
         return made[batch]

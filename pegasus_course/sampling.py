@@ -67,6 +67,14 @@ class SeededNoise:
     def __init__(self, seeds: Sequence[int] | torch.Tensor):
         self.seeds = torch.as_tensor(check_seeds(seeds, "SeededNoise"), dtype=torch.int64).reshape(-1)
         self._elem_cache: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._seed_keys: dict[str, torch.Tensor] = {}  # device -> the seeds' hashed keys, the same for every draw
+
+    def _seed_key(self, device: torch.device) -> torch.Tensor:
+        key = str(device)
+        if key not in self._seed_keys:
+            seeds = self.seeds.to(device)
+            self._seed_keys[key] = _hash32(_hash32(seeds & _M32) ^ _hash32((seeds >> 32) + 0x9E3779B9))  # (B,)
+        return self._seed_keys[key]
 
     def _element_keys(self, numel: int, device: torch.device):
         key = (numel, str(device))
@@ -80,9 +88,7 @@ class SeededNoise:
         if shape[0] != self.seeds.numel():
             raise ValueError(f"SeededNoise holds {self.seeds.numel()} seeds but the batch has {shape[0]} samples.")
         numel = math.prod(shape[1:])
-        seeds = self.seeds.to(device)
-        key = _hash32(_hash32(seeds & _M32) ^ _hash32((seeds >> 32) + 0x9E3779B9))  # (B,)
-        key = _hash32(key + (index * 0x632BE5AB & _M32))[:, None]  # (B, 1)
+        key = _hash32(self._seed_key(device) + (index * 0x632BE5AB & _M32))[:, None]  # (B, 1)
         e1, e2 = self._element_keys(numel, device)
         h1 = _hash32(key ^ e1)  # (B, N)
         h2 = _hash32(key ^ e2)

@@ -98,9 +98,9 @@ def _sync(device: torch.device) -> None:
 
 @torch.no_grad()
 def measure_network(model: torch.nn.Module, batch: int, repeats: int = 2, budget_s: float = 1.5) -> NetworkCost:
-    """Time the network (float32, as sampling runs it) on this machine: a warm-up evaluation of
-    ``min(batch, 16)`` images and a second one, then up to ``repeats`` at that size and at 1 image in all
-    (the best of each), as many as fit in ``budget_s``. When one evaluation takes a third of the budget (a
+    """Time the network in the precision the package's samplers use (``sampling_precision``) on this
+    machine: a warm-up evaluation of ``min(batch, 16)`` images and a second one, then up to ``repeats`` at
+    that size and at 1 image in all (the best of each), as many as fit in ``budget_s``. When one evaluation takes a third of the budget (a
     slow CPU), the time is taken as proportional to the batch. The result is also what
     :func:`expected_seconds` uses from then on."""
     from .generate import model_score_fn
@@ -108,7 +108,7 @@ def measure_network(model: torch.nn.Module, batch: int, repeats: int = 2, budget
     device = next(model.parameters()).device
     config = model.config
     big = max(1, min(int(batch), 16))
-    score = model_score_fn(model)
+    score = model_score_fn(model, precision="auto")
 
     def once(n: int) -> float:
         x = torch.rand(n, config.in_channels, config.image_size, config.image_size, device=device)

@@ -52,7 +52,7 @@ def test_cpu_and_mps_train_in_float32_unless_asked(no_gpu):
         assert p.name == "fp32" and not p.autocast and not p.needs_scaler
     assert D.training_precision("cpu", "fp16").needs_scaler
     assert D.training_precision("cpu", "bf16").name == "bf16"
-    assert D.sampling_precision("cpu").name == "fp32"
+    assert D.sampling_precision("cpu", "fp32").name == "fp32"  # by default: bf16 where native (test_sampling_precision)
 
 
 def test_emulated_bf16_is_refused_with_what_to_use(no_gpu, monkeypatch):
@@ -199,7 +199,7 @@ def test_expected_seconds_adds_up_batches_and_evaluations():
 def test_measure_network_is_remembered(no_gpu, tiny_config):
     torch.manual_seed(0)
     cost = workflow.measure_network(ScoreUNet(tiny_config).eval(), batch=4, repeats=1)
-    assert cost.device == "cpu" and cost.precision == "fp32" and cost.measured_batch == 4
+    assert cost.device == "cpu" and cost.precision == D.sampling_precision("cpu").name and cost.measured_batch == 4
     assert cost.fixed >= 0 and cost.per_image >= 0 and cost.evaluation(4) > 0
     assert workflow.expected_seconds(4, 10) == pytest.approx(10 * cost.evaluation(4))
     lines = workflow.sampling_cost_lines(cost, get_profile("cpu"), 232, 5)
