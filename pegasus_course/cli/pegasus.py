@@ -150,6 +150,9 @@ def _run(args, out: Path, stale: list[Path]) -> int:
         pairs, guidance, how, candidates = _choose_ends(args, model, schedule)
     print(f"pegasus rows from {path} (step {ckpt.step}), {how}; N={args.n}, L={schedule.num_scales}, "
           f"T={schedule.n_steps_each}")
+    from ..device import describe_sampling_mode
+
+    print(describe_sampling_mode(next(model.parameters()).device))
     t0 = time.perf_counter()
     rows = pegasus_rows(model, pairs, args.n, schedule, guidance=guidance, cache=False)  # (P, N + 2, 3, H, W)
     print(f"{rows.shape[0] * rows.shape[1]} images took {time.perf_counter() - t0:.1f} s")

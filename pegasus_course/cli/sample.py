@@ -73,6 +73,9 @@ def _run(args, out: Path, stale: list[Path]) -> int:
     schedule = schedule_from_meta(ckpt.meta, args.steps_each, args.num_scales)
     print(f"sampling {args.n} images from {path} (step {ckpt.step}) on {next(model.parameters()).device}: "
           f"L={schedule.num_scales}, T={schedule.n_steps_each}")
+    from ..device import describe_sampling_mode
+
+    print(describe_sampling_mode(next(model.parameters()).device))
     guidance, classes = None, None
     if args.cls:
         from ..generate import Guidance
