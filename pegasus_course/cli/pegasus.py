@@ -166,5 +166,5 @@ def _run(args, out: Path, stale: list[Path]) -> int:
     if candidates is not None:
         print(f"wrote {out / 'candidates.png'} (the candidates, seeds {args.seed} onwards, row by row)")
     print(f"wrote {out / 'rows.png'} (whole rows, k = 0..{args.n + 1}), {out / 'pegasus.png'} (k = {k} of N = "
-          f"{args.n}) and {len(files)} images in {out / 'images'}")
+          f"{args.n}) and {len(files)} image{'s' if len(files) != 1 else ''} in {out / 'images'}")
     return 0

@@ -91,5 +91,5 @@ def _run(args, out: Path, stale: list[Path]) -> int:
     with replacing(out, stale) as stage:  # the earlier images stay until these are written
         save_grid(imgs, stage / "grid.png", nrow=min(8, args.n))
         files = save_images(imgs, stage / "images", prefix="seed", numbers=range(args.seed, args.seed + args.n))
-    print(f"wrote {out / 'grid.png'} and {len(files)} images in {out / 'images'}")
+    print(f"wrote {out / 'grid.png'} and {len(files)} image{'s' if len(files) != 1 else ''} in {out / 'images'}")
     return 0
