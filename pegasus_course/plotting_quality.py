@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from .checks import check_number, check_open_unit, check_unit_values
 from .colour_evidence import CHANNELS, ChannelShift
+from .rows import class_changes
 
 CHANNEL_COLOURS = ("tab:red", "tab:green", "tab:blue")
 _MARKERS = ("o", "s", "^", "D", "v")
@@ -21,14 +23,17 @@ _MARKERS = ("o", "s", "^", "D", "v")
 def crossing_band(ks: Sequence[float], p: Sequence[float], threshold: float = 0.5) -> tuple[float, float] | None:
     """The stretch of k where a row's judged class changes: from the last measured k before the first change
     to the first measured k after the last one (so a row that changes back and forth gets one wide band);
-    None when every measured k is on the same side of ``threshold``."""
+    None when every measured k is in the same class. The class is :func:`~pegasus_course.rows.judged_first`'s
+    (horse when p > threshold), the rule :func:`~pegasus_course.rows.judge_row` reads its crossing with."""
+    p = check_unit_values(p, "crossing_band")
+    ks = [check_number(k, "crossing_band: k") for k in ks]
     if len(ks) != len(p):
         raise ValueError(f"crossing_band: {len(ks)} values of k but {len(p)} probabilities: give one per k.")
-    side = [float(v) > threshold for v in p]
-    changes = [i for i in range(len(side) - 1) if side[i] != side[i + 1]]
+    threshold = check_open_unit(threshold, "crossing_band: threshold", "0.5 splits horse from bird.")
+    changes = class_changes(p, threshold)
     if not changes:
         return None
-    return float(ks[changes[0]]), float(ks[changes[-1] + 1])
+    return ks[changes[0] - 1], ks[changes[-1]]
 
 
 def plot_row_judgement(ks: Sequence[float], series: dict, title: str = "", band_from: str | None = None):
