@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from .checks import check_image_batch, check_number
+from .intervals import mean_se
 
 CHANNELS = ("red", "green", "blue")
 
@@ -50,8 +51,7 @@ def _mean_and_se(values: torch.Tensor, where: str) -> ChannelShift:
     n = values.shape[0]
     if n < 2:
         raise ValueError(f"{where}: a standard error needs at least 2 images, got {n}: pass more samples.")
-    mean = values.mean(0)
-    se = values.std(0, unbiased=True) / n**0.5
+    mean, se = mean_se(values, z=1.0, dim=0, where=where)
     return ChannelShift(tuple(float(v) for v in mean), tuple(float(v) for v in se), n)
 
 
