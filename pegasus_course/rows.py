@@ -35,7 +35,8 @@ MONOTONE_SLACK = 0.02  # back by less than this from the furthest reached: the j
 def row_probabilities(judge: torch.nn.Module, rows: torch.Tensor, first: str = "horse",
                       second: str = "bird") -> torch.Tensor:
     """p(first | first or second) (pairs, K) of every image of every row (pairs, K, 3, H, W), through
-    :func:`~pegasus_course.judging.horse_probability` (the two classes' probabilities renormalised)."""
+    :func:`~pegasus_course.judging.horse_probability` (the two classes' logits softmaxed against each other:
+    their probabilities renormalised, without the underflow)."""
     if not torch.is_tensor(rows) or rows.ndim != 5 or 0 in rows.shape[:2]:
         got = tuple(rows.shape) if torch.is_tensor(rows) else type(rows).__name__
         raise ValueError(f"row_probabilities: rows must be a tensor (pairs, K, 3, H, W), e.g. what "
