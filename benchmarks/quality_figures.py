@@ -57,19 +57,21 @@ def main() -> None:
 
     images, seconds = {}, {}
     t0 = time.perf_counter()
-    plain = generate(ema, seeds + (guided_seeds if 0.0 in scales else []), schedule).cpu()
+    # cache=False: every call is timed, and a re-run must not record disk reads
+    plain = generate(ema, seeds + (guided_seeds if 0.0 in scales else []), schedule, cache=False).cpu()
     seconds["ema"] = time.perf_counter() - t0
     images["ema"] = plain[: len(seeds)]
     if 0.0 in scales:
         images["guided w=0"] = plain[len(seeds):]
     t0 = time.perf_counter()
-    images["live"] = generate(live, seeds, schedule).cpu()
+    images["live"] = generate(live, seeds, schedule, cache=False).cpu()
     seconds["live"] = time.perf_counter() - t0
     for w in scales:
         if w == 0.0:
             continue
         t0 = time.perf_counter()
         images[f"guided w={w:g}"] = generate(ema, guided_seeds, schedule, guidance=Guidance(clf, w),
+                                             cache=False,
                                              classes=classes).cpu()
         seconds[f"guided w={w:g}"] = time.perf_counter() - t0
 

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import torch
 
-from .checks import check_k, check_positive_int, check_sigma
+from .checks import check_k, check_positive_int, check_seeds, check_sigma
 from .interpolation import MIXES
 
 
@@ -50,7 +50,9 @@ def tape_draws(tape: dict[int, torch.Tensor]) -> torch.Tensor:
 def truncated_schedule(schedule, sigma: float):
     """The schedule's first levels, down to the first level at or below ``sigma``: the same levels and the same
     step sizes (NCSNv2's eps scales with the last level squared), so a run with it follows the full run's
-    trajectory exactly that far, and its final denoising step is Tweedie's estimate at that level."""
+    trajectory that far, and its final denoising step is Tweedie's estimate at that level. The levels are
+    recomputed from the shorter geometric series, so they agree with the full run's to float32 rounding
+    (about 1e-7 relative), not bit for bit; the trajectories agree to the same rounding."""
     sigma = check_sigma(sigma, "truncated_schedule: sigma")
     levels = schedule.sigmas()
     if sigma >= float(levels[0]) or sigma < float(levels[-1]):
@@ -66,9 +68,14 @@ def early_row(model: torch.nn.Module, pair: tuple[int, int], n: int, schedule, s
     down to ``sigma`` only: the layout the interpolants have when most of the noise is still to be removed."""
     from .generate import pegasus_batch
 
+    n = check_positive_int(n, "early_row: n (the number of interpolants)")
+    pair = tuple(check_seeds(pair, "early_row: pair (the two ends' seeds)", count=2))
     short = truncated_schedule(schedule, sigma)
-    ks = list(range(n + 2)) if ks is None else list(ks)
-    return pegasus_batch(model, [tuple(pair)], n, ks, short, denoise=True, progress=progress)[0]
+    if ks is None:
+        ks = list(range(n + 2))
+    check_k(ks, n, "early_row: ks")
+    ks = [int(k) for k in torch.as_tensor(ks).flatten().tolist()]
+    return pegasus_batch(model, [pair], n, ks, short, denoise=True, progress=progress)[0]
 
 
 def read_grid_png(path: str | Path, rows: int, cols: int, size: int = 32, padding: int = 2) -> torch.Tensor:

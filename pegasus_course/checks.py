@@ -229,6 +229,32 @@ def check_open_unit(value, name: str, hint: str = "") -> float:
     return x
 
 
+def check_unit_values(values, where: str, what: str = "p(horse)",
+                      hint: str = "horse_probability gives them.") -> list[float]:
+    """A sequence (or 1-D tensor) of finite numbers in [0, 1], e.g. probabilities along a row; returns floats."""
+    seq = values.detach().cpu().reshape(-1).tolist() if torch.is_tensor(values) else list(values)
+    xs = [_as_float(v, f"{where}: {what}") for v in seq]
+    if not all(math.isfinite(x) and 0 <= x <= 1 for x in xs):
+        raise ValueError(f"{where}: every {what} must be finite and in [0, 1], got {[round(x, 4) for x in xs[:6]]}."
+                         + (f" {hint}" if hint else ""))
+    return xs
+
+
+def check_channel_values(values, where: str, what: str = "reference_mean",
+                         hint: str = "e.g. colour_stats(images)['mean'].") -> list[float]:
+    """Three finite numbers, one per colour channel (red, green, blue), from a list, a tuple, a tensor or an array."""
+    if torch.is_tensor(values):
+        values = values.detach().cpu().flatten().tolist()
+    try:
+        seq = [] if isinstance(values, (str, bytes, dict)) else list(values)
+    except TypeError:
+        seq = []
+    if len(seq) != 3:
+        raise ValueError(f"{where}: {what} must be three numbers, one per channel (red, green, blue), got "
+                         f"{values!r:.80}. {hint}")
+    return [check_number(v, f"{where}: {what}") for v in seq]
+
+
 def check_sigma(sigma, where: str, allow_zero: bool = False,
                 hint: str = "Pick a level of the schedule, e.g. float(sigmas[i]).") -> float:
     """One noise level: positive and finite (0 allowed where it means clean images, ``allow_zero``)."""

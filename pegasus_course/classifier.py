@@ -266,8 +266,9 @@ def train_classifier(model: tnn.Module, images: torch.Tensor, labels: torch.Tens
 
 @torch.no_grad()
 def predict_proba(model: tnn.Module, images: torch.Tensor, sigma: float | torch.Tensor = 0.0,
-                  batch_size: int = 512) -> torch.Tensor:
-    """Class probabilities (N, K) of float images in [0, 1] (or uint8) at noise level ``sigma``.
+                  batch_size: int = 512, log: bool = False) -> torch.Tensor:
+    """Class probabilities (N, K) of float images in [0, 1] (or uint8) at noise level ``sigma``; with ``log``
+    their logarithms (log-softmax of the logits: no underflow to 0, differences are the logits' differences).
 
     ``sigma`` 0 (clean images) is replaced by the classifier's smallest trained level if its
     checkpoint recorded one; a noise level of 0.01 is invisible at 8 bits anyway.
@@ -293,7 +294,8 @@ def predict_proba(model: tnn.Module, images: torch.Tensor, sigma: float | torch.
             s = sigma[start:start + batch_size].to(device)
         else:
             s = sigma_vector(max(float(sigma), clean_sigma(model)), x.shape[0], device)
-        out.append(model(x, s).float().softmax(-1).cpu())
+        logits = model(x, s).float()
+        out.append((logits.log_softmax(-1) if log else logits.softmax(-1)).cpu())
     return torch.cat(out)
 
 

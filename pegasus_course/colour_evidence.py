@@ -13,9 +13,15 @@ from dataclasses import dataclass
 
 import torch
 
-from .checks import check_image_batch, check_number
+from .checks import check_channel_values, check_image_batch, check_number
+from .intervals import mean_se
 
 CHANNELS = ("red", "green", "blue")
+
+
+def _check_z(z, where: str) -> float:
+    """How many standard errors: a positive, finite number."""
+    return check_number(z, f"{where}: z (standard errors)", positive=True, hint="2 gives about 95%.")
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,9 @@ class ChannelShift:
 
     def interval(self, c: int, z: float = 2.0) -> tuple[float, float]:
         """``mean +- z s.e.`` for channel ``c`` (z = 2: about 95% for a mean of many images)."""
+        z = _check_z(z, "ChannelShift.interval")
+        if isinstance(c, bool) or c not in (0, 1, 2):
+            raise ValueError(f"ChannelShift.interval: c is a channel, 0 (red), 1 (green) or 2 (blue), got {c!r}.")
         return self.mean[c] - z * self.se[c], self.mean[c] + z * self.se[c]
 
     def excludes_zero(self, c: int, z: float = 2.0) -> bool:
@@ -37,6 +46,7 @@ class ChannelShift:
 
     def describe(self, z: float = 2.0) -> str:
         """'red +0.031 +- 0.024, green ...': the shift of each channel with z standard errors."""
+        z = _check_z(z, "ChannelShift.describe")
         return ", ".join(f"{name} {m:+.3f} +- {z * s:.3f}" for name, m, s in zip(CHANNELS, self.mean, self.se))
 
 
@@ -50,8 +60,7 @@ def _mean_and_se(values: torch.Tensor, where: str) -> ChannelShift:
     n = values.shape[0]
     if n < 2:
         raise ValueError(f"{where}: a standard error needs at least 2 images, got {n}: pass more samples.")
-    mean = values.mean(0)
-    se = values.std(0, unbiased=True) / n**0.5
+    mean, se = mean_se(values, z=1.0, dim=0, where=where)
     return ChannelShift(tuple(float(v) for v in mean), tuple(float(v) for v in se), n)
 
 
@@ -59,9 +68,7 @@ def shift_from(images: torch.Tensor, reference_mean) -> ChannelShift:
     """The images' per-channel mean minus ``reference_mean`` (three numbers, e.g. the training data's),
     with the standard error over the images. The reference is taken as exact: it comes from thousands of
     images, the samples from a few dozen."""
-    ref = torch.as_tensor([check_number(v, "shift_from: reference_mean") for v in reference_mean], dtype=torch.float32)
-    if ref.numel() != 3:
-        raise ValueError(f"shift_from: reference_mean has {ref.numel()} values: give one per channel (red, green, blue).")
+    ref = torch.as_tensor(check_channel_values(reference_mean, "shift_from"), dtype=torch.float32)
     return _mean_and_se(channel_means(images) - ref, "shift_from")
 
 
@@ -86,8 +93,6 @@ def shift_bound_from_stats(stats: dict, n: int, reference_mean) -> ChannelShift:
     if not (isinstance(stats, dict) and all(len(stats.get(k, ())) == 3 for k in ("mean", "std"))):
         raise ValueError("shift_bound_from_stats: stats must be colour_stats(images), a dict of three 'mean' and "
                          f"three 'std' values (red, green, blue), got {stats!r:.120}.")
-    ref = [check_number(v, "shift_bound_from_stats: reference_mean") for v in reference_mean]
-    if len(ref) != 3:
-        raise ValueError(f"shift_bound_from_stats: reference_mean has {len(ref)} values: give one per channel.")
+    ref = check_channel_values(reference_mean, "shift_bound_from_stats")
     return ChannelShift(tuple(float(m) - r for m, r in zip(stats["mean"], ref)),
                         tuple(float(s) / (n - 1) ** 0.5 for s in stats["std"]), n)

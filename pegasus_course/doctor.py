@@ -26,6 +26,7 @@ from typing import Callable
 import torch
 
 from . import sigmas as sig
+from .intervals import mean_se
 from .schedule_from_data import DataSchedule, data_schedule, float_images
 
 # Thresholds of the verdicts (each is printed with its verdict).
@@ -312,9 +313,9 @@ def examine(model, schedule, images: torch.Tensor, train_images: torch.Tensor | 
 
 
 def _mean_se(values: torch.Tensor) -> tuple[float, float]:
-    """Mean of per-image values and its standard error (infinite for one image)."""
-    n = values.numel()
-    return float(values.mean()), float(values.std() / math.sqrt(n)) if n > 1 else math.inf
+    """Mean of per-image values and its standard error, 1 SE (infinite for one image): the doctor compares the
+    mean with its thresholds at ``CONFIDENCE`` of them."""
+    return mean_se(values, z=1.0, where="doctor") if values.numel() > 1 else (float(values.mean()), math.inf)
 
 
 def _too_few(n: int) -> str:

@@ -23,14 +23,15 @@ from typing import Callable, Sequence
 
 import torch
 
+from .checks import check_open_unit
 from .classifier import DEFAULT_FEATURE_NET, as_float_images, class_position, predict_proba
+from .colour_evidence import CHANNELS  # noqa: F401 (importable from here too, as before)
 from .frechet import (extract_features, feature_frechet_distance, frechet_distance, frechet_distance_from_stats,
                       frechet_distance_interval, gaussian_stats, load_feature_net)
 from .intervals import bootstrap_interval, wilson_interval
 from .judging import crosses, ends_rate, horse_probability, judge_accuracy, pegasus_rate, top_candidates
 from .rows import RowJudgement, judge_row, row_probabilities
 
-CHANNELS = ("red", "green", "blue")
 
 
 # ---------------------------------------------------------------- colour shift
@@ -294,13 +295,11 @@ def load_quality_figures(path: str | os.PathLike | None = None) -> QualityFigure
 
 def pair_kind(p_first: float, p_second: float, threshold: float = 0.5) -> str:
     """'horse-bird' when the two ends' p(horse) fall on either side of ``threshold`` (either order),
-    else 'horse-horse' or 'bird-bird'."""
+    else 'horse-horse' or 'bird-bird'. An end is horse when p > threshold (exactly the threshold: bird)."""
     if not all(math.isfinite(float(p)) and 0 <= float(p) <= 1 for p in (p_first, p_second)):
         raise ValueError(f"pair_kind: p(horse) must be finite and in [0, 1], got {float(p_first)} and "
                          f"{float(p_second)}.")
-    if not 0 < float(threshold) < 1:  # NaN too
-        raise ValueError(f"pair_kind: threshold must lie strictly between 0 and 1 (0.5 splits horse from bird), got "
-                         f"{threshold!r}.")
+    threshold = check_open_unit(threshold, "pair_kind: threshold", "0.5 splits horse from bird.")
     a, b = float(p_first) > threshold, float(p_second) > threshold
     return "horse-bird" if a != b else ("horse-horse" if a else "bird-bird")
 
@@ -316,8 +315,7 @@ def pairs_of_each_kind(p_horse: Sequence[float], seeds: Sequence[int],
     if not all(math.isfinite(float(p)) and 0 <= float(p) <= 1 for p in p_horse):
         raise ValueError("pairs_of_each_kind: every p(horse) must be in [0, 1], not NaN or infinite: judge finite "
                          "images.")
-    if not 0 < float(threshold) < 1:  # NaN too
-        raise ValueError(f"pairs_of_each_kind: threshold must lie strictly between 0 and 1, got {threshold!r}.")
+    threshold = check_open_unit(threshold, "pairs_of_each_kind: threshold", "0.5 splits horse from bird.")
     ends = []
     for kind in kinds:
         parts = str(kind).split("-")

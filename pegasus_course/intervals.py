@@ -5,6 +5,7 @@ with another 32 rows: 13/32 = 41%, with a 95% interval of about 26% to 58%. Two 
 
 * :func:`wilson_interval` for a count of successes out of ``n`` (a rate, an accuracy). Unlike the
   textbook p +- z sqrt(p(1-p)/n) it stays inside [0, 1] and does not shrink to nothing at 0/n or n/n.
+* :func:`mean_se` for a mean: mean +- z standard errors (z = 2: about 95% for a mean of many values).
 * :func:`bootstrap_interval` for any statistic of one or more samples (a mean, a Frechet distance):
   draw each sample again with replacement, recompute, and read the spread of the recomputed values
   (the percentile bootstrap, Efron 1979).
@@ -25,6 +26,25 @@ def normal_quantile(level: float, where: str = "normal_quantile") -> float:
     """z with P(-z < Z < z) = ``level`` for a standard normal Z (1.96 for 0.95)."""
     level = check_open_unit(level, f"{where}: level", "Use e.g. 0.95 for a 95% interval.")
     return NormalDist().inv_cdf((1 + level) / 2)
+
+
+def mean_se(values, z: float = 2.0, dim: int | None = None, where: str = "mean_se"):
+    """(mean, z * standard error) of ``values``, the course's one way to put an interval on a mean.
+
+    The standard error is the sample standard deviation (n - 1) over sqrt(n), with n >= 2 values. With
+    ``dim`` None every value counts once and two floats come back; with ``dim`` the means and half-widths
+    along that axis come back as float64 tensors. Hand check: [1, 3] gives (2, 2): sd sqrt(2), se 1, z 2.
+    """
+    from .checks import check_number
+
+    z = check_number(z, f"{where}: z (standard errors)", minimum=0.0, hint="2 gives about 95%.")
+    v = torch.as_tensor(values, dtype=torch.float64)
+    v = v.flatten() if dim is None else v
+    n = v.shape[0 if dim is None else dim] if v.ndim else 1
+    if n < 2:
+        raise ValueError(f"{where}: need at least 2 values for a standard error, got {n}.")
+    mean, half = v.mean(0 if dim is None else dim), z * v.std(0 if dim is None else dim, unbiased=True) / math.sqrt(n)
+    return (float(mean), float(half)) if dim is None else (mean, half)
 
 
 def wilson_interval(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:

@@ -1,8 +1,9 @@
 """The judge's view: is an image a horse or a bird, how often are a row's ends one of each, how good is the judge.
 
 The judge is a classifier (the ten-class CIFAR-10 network, or the two-class horse/bird one). Its two
-probabilities p(horse) and p(bird), renormalised against each other, give p(horse | horse or bird):
-:func:`horse_probability`. From it:
+logits for horse and bird, softmaxed against each other, give p(horse | horse or bird):
+:func:`horse_probability`. An image is judged horse when p(horse) > 0.5 (0.5 exactly is bird), here and in
+:mod:`pegasus_course.rows`. From it:
 
 * :func:`ends_rate` (also called :func:`pegasus_rate`): the share of rows whose two ends are judged one
   horse and one bird. It looks at the ends only; what happens between them is
@@ -26,17 +27,19 @@ from .intervals import wilson_interval
 
 def horse_probability(net: torch.nn.Module, images: torch.Tensor, first: str = "horse",
                       second: str = "bird") -> torch.Tensor:
-    """p(first | first or second) for each image, (N,): the net's two logits softmaxed against each other.
+    """p(first | first or second) for each image, (N,): the net's two logits softmaxed against each other,
+    i.e. sigmoid(logit_first - logit_second), read from the log-softmax (which shifts every logit alike).
 
-    Works for the two-class horse/bird classifier and for the ten-class network alike.
+    Works for the two-class horse/bird classifier and for the ten-class network alike. Computed from the
+    logits, not by renormalising two probabilities: when another class takes all the mass both underflow
+    to 0 in float32, and the ratio of two zeros is no judgement (the logits still give one).
     """
     i, j = class_position(net.config.class_names, first), class_position(net.config.class_names, second)
     if i == j:
         raise ValueError(f"horse_probability: first and second are both {first!r}: name two classes, e.g. 'horse' and "
                          "'bird'.")
-    probs = predict_proba(net, images)  # (N, K)
-    a, b = probs[:, i], probs[:, j]
-    return a / (a + b).clamp_min(1e-12)
+    log_probs = predict_proba(net, images, log=True)  # (N, K): the logits less one logsumexp per image
+    return torch.sigmoid(log_probs[:, i] - log_probs[:, j])
 
 
 def crosses(p_first_end: torch.Tensor, p_second_end: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
@@ -55,9 +58,7 @@ def _check_ends(p_first_end, p_second_end, threshold: float, where: str) -> None
         if not bool((torch.isfinite(p) & (p >= 0) & (p <= 1)).all()):
             raise ValueError(f"{where}: probabilities must be finite and in [0, 1], got {p.tolist()[:6]}: judge finite "
                              "images (horse_probability).")
-    if not 0 < float(threshold) < 1:  # NaN too
-        raise ValueError(f"{where}: threshold must lie strictly between 0 and 1 (0.5 splits horse from bird), got "
-                         f"{threshold!r}.")
+    check_open_unit(threshold, f"{where}: threshold", "0.5 splits horse from bird.")
 
 
 def pegasus_rate(p_first_end: torch.Tensor, p_second_end: torch.Tensor, threshold: float = 0.5) -> float:
@@ -82,7 +83,7 @@ def judge_accuracy(judge: torch.nn.Module, images: torch.Tensor, labels, first: 
 
     ``labels`` are 0 for ``first`` and 1 for ``second`` (the order of
     ``load_dataset(..., classes=(first, second))``); the judge calls an image ``first`` when
-    :func:`horse_probability` > 0.5. Why: every rate measured with the judge (ends, rows) is only as
+    :func:`horse_probability` > 0.5 (0.5 exactly is ``second``, as everywhere). Why: every rate measured with the judge (ends, rows) is only as
     trustworthy as the judge itself; measure it on held-out images, never on its training images.
     """
     where = "judge_accuracy"

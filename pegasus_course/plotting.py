@@ -371,51 +371,9 @@ def plot_quality(record: dict, title: str = "recorded quality of the shipped mod
     """A ``benchmarks/sample_quality.py --json`` record in three panels: the Frechet distance of each set
     between its floor (real vs real) and ceiling (noise), on a log axis; the pegasus rate of each way of
     choosing the ends, against the 50% that random ends can reach at best; and the colour of the samples
-    against the data (per-channel mean, with the standard deviation as a line)."""
-    import matplotlib.pyplot as plt
-    import numpy as np
+    against the data (per-channel mean, with the standard deviation as a line). The record holds no
+    intervals: :func:`~pegasus_course.plotting_quality.plot_quality_intervals` draws it without them."""
+    from .plotting_quality import plot_quality_intervals
 
-    n = record["n"]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), gridspec_kw={"width_ratios": [1.25, 1, 1]})
-    fd = record["frechet_distance"]
-    names = list(fd)
-    ax = axes[0]
-    kinds = ["floor" if "floor" in k else "ceiling" if "ceiling" in k else "set" for k in names]
-    colours = {"floor": "tab:green", "ceiling": "tab:grey", "set": "tab:blue"}
-    ax.barh(range(len(names)), [fd[k] for k in names], color=[colours[k] for k in kinds], edgecolor="black")
-    for i, k in enumerate(names):
-        ax.text(fd[k] * 1.05, i, f"{fd[k]:.2f}", va="center", fontsize=8)
-    ax.set_xscale("log")
-    ax.set_xlim(min(1.0, min(fd.values()) / 2), max(fd.values()) * 3)
-    ax.set_yticks(range(len(names)), names, fontsize=8)
-    ax.invert_yaxis()
-    ax.set(title=f"Frechet distance, {n} images each (lower is better)", xlabel="distance (log axis)")
-    ax.title.set_fontsize(9)
-
-    ax = axes[1]
-    rates = record["pegasus_rate"]
-    ax.bar(range(len(rates)), [100 * v for v in rates.values()], color=["tab:orange", "tab:blue", "tab:purple"],
-           edgecolor="black")
-    for i, v in enumerate(rates.values()):
-        ax.text(i, 100 * v + 2, f"{v:.0%}", ha="center", fontsize=8)
-    ax.axhline(50, color="black", ls="--", lw=1, label="best possible with random ends")
-    ax.set_xticks(range(len(rates)), list(rates), fontsize=8)
-    ax.set(ylim=(0, 105), ylabel="% of rows horse-bird", title=f"pegasus rate, {n // 2} rows each")
-    ax.title.set_fontsize(9)
-    ax.legend(fontsize=7, loc="upper left")
-
-    ax = axes[2]
-    col = record["colour"]
-    xs = np.arange(3)
-    for j, (name, hatch) in enumerate((("data", ""), ("samples", "//"))):
-        st = col[name]
-        ax.bar(xs + (j - 0.5) * 0.38, st["mean"], 0.38, color=("tab:red", "tab:green", "tab:blue"),
-               alpha=1.0 if j == 0 else 0.45, edgecolor="black", hatch=hatch, yerr=st["std"], capsize=3,
-               label=f"{name}" + (f" ({n})" if name == "samples" else " (training images)"))
-    ax.set_xticks(xs, ["red", "green", "blue"])
-    ax.set(ylim=(0, 1), ylabel="mean (bar) and std (line)", title="colour: samples against the data")
-    ax.title.set_fontsize(9)
-    ax.legend(fontsize=7, loc="upper right")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
+    return plot_quality_intervals(record["frechet_distance"], record["pegasus_rate"], None, record["n"], title,
+                                  colour=record["colour"], rate_name="pegasus rate")

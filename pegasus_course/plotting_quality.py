@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from .checks import check_number, check_open_unit, check_unit_values
 from .colour_evidence import CHANNELS, ChannelShift
+from .rows import class_changes
 
 CHANNEL_COLOURS = ("tab:red", "tab:green", "tab:blue")
 _MARKERS = ("o", "s", "^", "D", "v")
@@ -21,14 +23,17 @@ _MARKERS = ("o", "s", "^", "D", "v")
 def crossing_band(ks: Sequence[float], p: Sequence[float], threshold: float = 0.5) -> tuple[float, float] | None:
     """The stretch of k where a row's judged class changes: from the last measured k before the first change
     to the first measured k after the last one (so a row that changes back and forth gets one wide band);
-    None when every measured k is on the same side of ``threshold``."""
+    None when every measured k is in the same class. The class is :func:`~pegasus_course.rows.judged_first`'s
+    (horse when p > threshold), the rule :func:`~pegasus_course.rows.judge_row` reads its crossing with."""
+    p = check_unit_values(p, "crossing_band")
+    ks = [check_number(k, "crossing_band: k") for k in ks]
     if len(ks) != len(p):
         raise ValueError(f"crossing_band: {len(ks)} values of k but {len(p)} probabilities: give one per k.")
-    side = [float(v) > threshold for v in p]
-    changes = [i for i in range(len(side) - 1) if side[i] != side[i + 1]]
+    threshold = check_open_unit(threshold, "crossing_band: threshold", "0.5 splits horse from bird.")
+    changes = class_changes(p, threshold)
     if not changes:
         return None
-    return float(ks[changes[0]]), float(ks[changes[-1] + 1])
+    return ks[changes[0] - 1], ks[changes[-1]]
 
 
 def plot_row_judgement(ks: Sequence[float], series: dict, title: str = "", band_from: str | None = None):
@@ -88,15 +93,33 @@ def _interval(value) -> tuple[float, float | None, float | None]:
     return float(value), None, None
 
 
-def plot_quality_intervals(distances: dict, rates: dict, shifts: dict, n: int,
-                           title: str = "recorded quality of the shipped model"):
+def plot_quality_intervals(distances: dict, rates: dict, shifts: dict | None, n: int,
+                           title: str = "recorded quality of the shipped model", colour: dict | None = None,
+                           rate_name: str = "ends rate"):
     """Three panels: Frechet distances {name: d or (d, lo, hi)} on a log axis (bootstrap bars where known);
-    ends rates {name: (rate, lo, hi)} with their Wilson intervals against the 50% random ends reach at best;
-    colour shifts {name: ChannelShift} from the data's mean with +- 2 s.e."""
+    ends rates {name: rate or (rate, lo, hi)} (Wilson intervals where known) against the 50% random ends reach
+    at best; colour shifts {name: ChannelShift} from the data's mean with +- 2 s.e. With ``shifts`` None the
+    third panel draws ``colour`` instead, a record's {"data": {"mean", "std"}, "samples": {...}}: each
+    channel's mean (bar) and standard deviation (line), samples against the data."""
     import matplotlib.pyplot as plt
 
+    if shifts is None and colour is None:
+        raise ValueError("plot_quality_intervals: give the colour shifts (ChannelShift per set) or a record's colour.")
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), gridspec_kw={"width_ratios": [1.25, 1, 1.1]})
-    ax = axes[0]
+    _distance_panel(axes[0], distances, n)
+    _rate_panel(axes[1], rates, n, rate_name)
+    if shifts is not None:
+        _shift_panel(axes[2], shifts)
+        axes[2].set_title("colour: shift from the data's mean", fontsize=9)
+    else:
+        _colour_panel(axes[2], colour, n)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _distance_panel(ax, distances: dict, n: int) -> None:
+    """Frechet distances as horizontal bars on a log axis, floor green and ceiling grey, intervals as segments."""
     names = list(distances)
     vals = [_interval(distances[k]) for k in names]
     colours = ["tab:green" if "floor" in k else "tab:grey" if "ceiling" in k else "tab:blue" for k in names]
@@ -112,25 +135,37 @@ def plot_quality_intervals(distances: dict, rates: dict, shifts: dict, n: int,
     ax.set_yticks(range(len(names)), names, fontsize=8)
     ax.invert_yaxis()
     ax.set_title(f"Frechet distance, {n} images a set (lower is better)", fontsize=9)
-    ax.set_xlabel("distance (log axis), 95% bootstrap interval", fontsize=8)
+    any_interval = any(lo is not None for _, lo, _ in vals)
+    ax.set_xlabel("distance (log axis)" + (", 95% bootstrap interval" if any_interval else ""), fontsize=8)
 
-    ax = axes[1]
+
+def _rate_panel(ax, rates: dict, n: int, rate_name: str) -> None:
+    """Rates as bars in %, with their intervals where known, against the 50% random ends can reach."""
     rv = [_interval(rates[k]) for k in rates]
+    known = all(lo is not None for _, lo, _ in rv)
+    yerr = [[100 * (v - lo) for v, lo, _ in rv], [100 * (hi - v) for v, _, hi in rv]] if known else None
     ax.bar(range(len(rv)), [100 * v for v, _, _ in rv], color=["tab:orange", "tab:blue", "tab:purple"][: len(rv)],
-           edgecolor="black", yerr=[[100 * (v - lo) for v, lo, _ in rv], [100 * (hi - v) for v, _, hi in rv]], capsize=4)
+           edgecolor="black", yerr=yerr, capsize=4)
     for i, (v, lo, hi) in enumerate(rv):
-        ax.text(i, 100 * hi + 2, f"{v:.0%}", ha="center", fontsize=8)
+        ax.text(i, 100 * (hi if hi is not None else v) + 2, f"{v:.0%}", ha="center", fontsize=8)
     ax.axhline(50, color="black", ls="--", lw=1, label="best possible with random ends")
     ax.set_xticks(range(len(rv)), list(rates), fontsize=8)
     ax.set(ylim=(0, 110), ylabel="% of rows with a horse and a bird end")
-    ax.set_title(f"ends rate, {n // 2} rows each (95% Wilson interval)", fontsize=9)
+    ax.set_title(f"{rate_name}, {n // 2} rows each" + (" (95% Wilson interval)" if known else ""), fontsize=9)
     ax.legend(fontsize=7, loc="upper left")
 
-    _shift_panel(axes[2], shifts)
-    axes[2].set_title("colour: shift from the data's mean", fontsize=9)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
+
+def _colour_panel(ax, colour: dict, n: int) -> None:
+    """A record's per-channel colour, data against samples: mean as a bar, standard deviation as a line."""
+    for j, (name, hatch) in enumerate((("data", ""), ("samples", "//"))):
+        st = colour[name]
+        ax.bar([c + (j - 0.5) * 0.38 for c in range(3)], st["mean"], 0.38, color=CHANNEL_COLOURS,
+               alpha=1.0 if j == 0 else 0.45, edgecolor="black", hatch=hatch, yerr=st["std"], capsize=3,
+               label=f"{name}" + (f" ({n})" if name == "samples" else " (training images)"))
+    ax.set_xticks(range(3), list(CHANNELS))
+    ax.set(ylim=(0, 1), ylabel="mean (bar) and std (line)")
+    ax.set_title("colour: samples against the data", fontsize=9)
+    ax.legend(fontsize=7, loc="upper right")
 
 
 def plot_accuracy_by_sigma(levels: Sequence[float], accuracy: Sequence[float], n: int, label: str = "classifier",

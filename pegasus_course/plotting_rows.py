@@ -18,7 +18,8 @@ def plot_row_judgements(ks: Sequence[int], p_horse: torch.Tensor, p_bird: torch.
         ks: the interpolants judged (x axis), one per column of ``p_horse``.
         p_horse, p_bird: (rows, len(ks)) probabilities in [0, 1].
         labels: one title per row.
-        crossings: per row, the k where the renormalised p(horse) falls through 0.5, or None.
+        crossings: per row, the k where the renormalised p(horse) passes 0.5 (falls through it in a row that
+            starts as horse, rises through it in one that starts as bird), or None: ``judge_row(...).crossing``.
     """
     import matplotlib.pyplot as plt
 

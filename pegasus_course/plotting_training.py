@@ -8,6 +8,7 @@ from typing import Sequence
 import torch
 
 from .checks import check_positive_int
+from .intervals import mean_se
 from .training_report import Leg, check_legs, images_seen
 
 
@@ -52,7 +53,7 @@ def plot_level_losses(sigmas: Sequence[float], series: dict, title: str = "", yl
         if v.ndim != 2 or v.shape[0] != len(x) or v.shape[1] < 2:
             raise ValueError(f"plot_level_losses: series {label!r} must be (levels, images) with {len(x)} levels and "
                              f"at least 2 images, got {tuple(v.shape)}.")
-        mean, se2 = v.mean(1), 2 * v.std(1) / v.shape[1] ** 0.5
+        mean, se2 = mean_se(v, z=2.0, dim=1, where="plot_level_losses")
         ax.errorbar(x, mean.tolist(), yerr=se2.tolist(), marker="os^D"[i % 4], ms=4, capsize=2, label=label,
                     ls="-" if i == 0 else "--")
     ax.set_xscale("log")

@@ -29,13 +29,14 @@ from .judging import horse_probability
 
 SURE = 0.9  # the band runs from p(horse) = SURE to 1 - SURE
 UNDECIDED = (0.4, 0.6)  # p(horse) in this range: the judge cannot call the image either class
-MONOTONE_SLACK = 0.02  # a turn back smaller than this counts as the judge's wobble, not as a turn
+MONOTONE_SLACK = 0.02  # back by less than this from the furthest reached: the judge's wobble, not a turn
 
 
 def row_probabilities(judge: torch.nn.Module, rows: torch.Tensor, first: str = "horse",
                       second: str = "bird") -> torch.Tensor:
     """p(first | first or second) (pairs, K) of every image of every row (pairs, K, 3, H, W), through
-    :func:`~pegasus_course.judging.horse_probability` (the two classes' probabilities renormalised)."""
+    :func:`~pegasus_course.judging.horse_probability` (the two classes' logits softmaxed against each other:
+    their probabilities renormalised, without the underflow)."""
     if not torch.is_tensor(rows) or rows.ndim != 5 or 0 in rows.shape[:2]:
         got = tuple(rows.shape) if torch.is_tensor(rows) else type(rows).__name__
         raise ValueError(f"row_probabilities: rows must be a tensor (pairs, K, 3, H, W), e.g. what "
@@ -54,7 +55,7 @@ class RowJudgement:
     band_width: float | None  # k from p = 0.9 to p = 0.1 (interpolated), None if it does not reach both
     both_classes: list = field(default_factory=list)  # the k with 0.4 <= p <= 0.6: read as both (or neither)
     monotone: bool = True  # the judgement moves one way only (turns back by less than MONOTONE_SLACK)
-    starts_as: str = "horse"  # the first end's class (p >= threshold: horse); the row is read from there
+    starts_as: str = "horse"  # the first end's class (p > threshold: horse); the row is read from there
 
     def describe(self) -> str:
         """One line a learner can read."""
@@ -77,6 +78,18 @@ def _first_fall(ks: list, p: list[float], level: float, start: int = 1) -> tuple
     return None, None
 
 
+def judged_first(p: Sequence[float], threshold: float = 0.5) -> list[bool]:
+    """Each image's class: True (``first``, horse) where p > threshold, False (bird) otherwise, so that
+    p = 0.5 exactly is bird: the one rule the judge's every reading uses (ends, rows, bands, accuracy)."""
+    return [float(v) > threshold for v in p]
+
+
+def class_changes(p: Sequence[float], threshold: float = 0.5) -> list[int]:
+    """The i where image i's class (:func:`judged_first`) differs from image i - 1's, in order."""
+    side = judged_first(p, threshold)
+    return [i for i in range(1, len(side)) if side[i] != side[i - 1]]
+
+
 def _check_ks(ks, count: int) -> list:
     """The row's k values: ``count`` finite numbers, strictly increasing."""
     values = ks.tolist() if torch.is_tensor(ks) else list(ks)
@@ -94,8 +107,10 @@ def judge_row(p_first_end_along_k: Sequence[float] | torch.Tensor, ks: Sequence[
     """Read one row's p(horse) along k (from the first end to the second) as a :class:`RowJudgement`.
 
     ``ks`` are the row's k values (default 0, 1, ..., K - 1). The row is read from its first end: when
-    that end is judged bird (p < threshold) the same measures apply to p(bird) = 1 - p(horse), so
+    that end is judged bird (p <= threshold) the same measures apply to p(bird) = 1 - p(horse), so
     ``crossing`` is where p(horse) rises through the threshold and ``band_width`` runs from 0.1 to 0.9.
+    An image is horse when p > threshold (:func:`judged_first`); ``crossing`` is the first change of class,
+    placed where the straight line between its two images meets the threshold.
     The band runs from where p first falls below 0.9 to where it next falls below 0.1: a row never that
     sure of both classes has none (``band_width`` None).
     Hand check: p = 1 - k/16 for k = 0..16 crosses at k = 8 and has a band of 14.4 - 1.6 = 12.8.
@@ -111,13 +126,18 @@ def judge_row(p_first_end_along_k: Sequence[float] | torch.Tensor, ks: Sequence[
     threshold = check_open_unit(threshold, "judge_row: threshold", "0.5 splits horse from bird.")
     ks = list(range(p.numel())) if ks is None else _check_ks(ks, p.numel())
     values = p.tolist()
-    starts_as = "horse" if values[0] >= threshold else "bird"
+    starts_as = "horse" if judged_first(values[:1], threshold)[0] else "bird"
     q = values if starts_as == "horse" else [1 - v for v in values]  # the first end's class, falling
-    crossing, _ = _first_fall(ks, q, threshold if starts_as == "horse" else 1 - threshold)
+    changes = class_changes(values, threshold)
+    crossing = None
+    if changes:
+        i = changes[0]  # the two images differ in class, so their p differ: the line meets the threshold
+        crossing = ks[i - 1] + (values[i - 1] - threshold) / (values[i - 1] - values[i]) * (ks[i] - ks[i - 1])
     enter, i = _first_fall(ks, q, SURE)
     leave, _ = _first_fall(ks, q, 1 - SURE, start=i) if i is not None else (None, None)
     band = leave - enter if leave is not None else None
     both = [k for k, v in zip(ks, values) if UNDECIDED[0] <= v <= UNDECIDED[1]]
-    steps = [b - a for a, b in zip(q, q[1:])]
-    monotone = all(s <= MONOTONE_SLACK for s in steps) or all(s >= -MONOTONE_SLACK for s in steps)
+    # against the running extreme, not the step before: a slow climb back in steps under the slack is a turn
+    monotone = (all(q[i] <= min(q[:i]) + MONOTONE_SLACK for i in range(1, len(q)))
+                or all(q[i] >= max(q[:i]) - MONOTONE_SLACK for i in range(1, len(q))))
     return RowJudgement(crossing, band, both, monotone, starts_as)

@@ -3,7 +3,8 @@
 A sample is a pure function of the network's weights, the schedule, the sampler's settings and its seed
 (every sample's noise is drawn from its own seed, :class:`~pegasus_course.sampling.SeededNoise`), and an
 interpolant of its pair of seeds and its k: so an image can be stored under a hash of all of these
-(:func:`sample_key`) and read back instead of sampled again. One small safetensors file per image lives
+(:func:`sample_key`, which adds a hash of the sampler's own source files) and read back instead of
+sampled again. One small safetensors file per image lives
 in ``<PEGASUS_CACHE>/samples``; past ``PEGASUS_CACHE_SAMPLES_MB`` (512 MB by default) the least recently
 used files go first. ``PEGASUS_CACHE_SAMPLES=0`` turns the cache off (every image is computed).
 
@@ -13,13 +14,16 @@ other kernels): the cache gives back the image exactly as it was first computed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
+import numbers
 import os
 import uuid
 from pathlib import Path
 
+import numpy as np
 import torch
 
 SAMPLES_ENV = "PEGASUS_CACHE_SAMPLES"
@@ -45,28 +49,50 @@ def weights_hash(model: torch.nn.Module) -> str:
 
 
 def _canonical(value):
-    """A JSON value that says exactly what ``value`` is: floats by their exact repr, tensors as float64 lists."""
-    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+    """A JSON value that says exactly what ``value`` is: floats by their exact repr, tensors and NumPy arrays as
+    float64 lists. Only true integers (``numbers.Integral``: Python and NumPy ints, bools) count as integers:
+    a 0-d float array has ``__index__`` too, and must not be truncated to one."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
-    if isinstance(value, float):
+    if isinstance(value, numbers.Integral):  # Python and NumPy integers
+        return int(value)
+    if isinstance(value, float):  # np.float64 too: keyed by the value, as the float it is
         if not math.isfinite(value):
             raise ValueError(f"sample_key: a field holds {value}: an image of it is not cacheable.")
-        return {"float": repr(value)}
+        return {"float": repr(float(value))}
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biuf":
+            raise TypeError(f"sample_key: cannot key a NumPy array of {value.dtype}: pass numbers.")
+        value = torch.as_tensor(np.array(value, dtype=np.float64))
     if torch.is_tensor(value):
         return {"tensor": [repr(float(v)) for v in value.detach().cpu().double().reshape(-1).tolist()],
                 "shape": list(value.shape)}
+    if isinstance(value, np.generic) and value.dtype.kind in "bf":  # NumPy bools and floats (float32, ...)
+        return _canonical(value.item())
     if isinstance(value, (torch.dtype, torch.device)):
         return str(value)
     if isinstance(value, dict):
         return {str(k): _canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
     if isinstance(value, (list, tuple, range)):
         return [_canonical(v) for v in value]
-    if hasattr(value, "__index__"):  # NumPy integers
-        return int(value)
-    if hasattr(value, "item") and callable(value.item):  # NumPy floats
-        return _canonical(value.item())
     raise TypeError(f"sample_key: cannot key a {type(value).__name__} ({value!r}): pass numbers, strings, "
                     "tensors, lists or dicts of them.")
+
+
+# The modules whose code turns settings into images: an edit of any of them may change what a key means.
+SAMPLER_MODULES = ("sampling", "interpolation", "generate", "classifier", "sigmas", "nn")
+
+
+@functools.lru_cache(maxsize=1)
+def sampler_code_hash() -> str:
+    """sha256 of the source files of the modules that compute a sample (:data:`SAMPLER_MODULES`), read once
+    per process: after an edit of the sampler an image stored before is a miss, never served as new."""
+    h = hashlib.sha256()
+    here = Path(__file__).parent  # the files are read, not imported: generate imports this module
+    for name in SAMPLER_MODULES:
+        h.update(f"|{name}|".encode())
+        h.update((here / f"{name}.py").read_bytes())
+    return h.hexdigest()
 
 
 def sample_key(**fields) -> str:
@@ -74,12 +100,15 @@ def sample_key(**fields) -> str:
 
     The fields are named by the caller (the weights' hash, the sigmas, T, eps, denoise, the seed or the
     pair and k and n, the guidance, the precision, the device type, the image shape ...); floats count by
-    their exact value, so 0.1 and 0.1 + 1e-17 differ only if float64 tells them apart.
+    their exact value, so 0.1 and 0.1 + 1e-17 differ only if float64 tells them apart. Every key also holds
+    :func:`sampler_code_hash`, so an edit of the sampler's code misses every image stored before it.
     """
     if not fields:
         raise ValueError("sample_key: no fields given: pass what determines the image (weights=..., seed=...).")
-    text = json.dumps({"version": KEY_VERSION, **{k: _canonical(v) for k, v in fields.items()}}, sort_keys=True,
-                      separators=(",", ":"))
+    if "code" in fields:
+        raise ValueError("sample_key: 'code' is the sampler's own source hash: name your field otherwise.")
+    text = json.dumps({"version": KEY_VERSION, "code": sampler_code_hash(),
+                       **{k: _canonical(v) for k, v in fields.items()}}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -8,13 +8,13 @@ quieter and shifts). Numbers with an interval use :func:`mean_2se` (a mean +- 2 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 
 from .checks import check_number, check_positive_int
+from .intervals import mean_se
 
 
 @dataclass(frozen=True)
@@ -57,11 +57,9 @@ def images_seen(legs: Sequence[Leg]) -> torch.Tensor:
 
 
 def mean_2se(values) -> tuple[float, float]:
-    """(mean, 2 standard errors) of ``values`` (at least 2): an estimate and its approximate 95% half-width."""
-    v = torch.as_tensor(values, dtype=torch.float64).flatten()
-    if v.numel() < 2:
-        raise ValueError(f"mean_2se: need at least 2 values for a standard error, got {v.numel()}.")
-    return float(v.mean()), float(2 * v.std(unbiased=True) / math.sqrt(v.numel()))
+    """(mean, 2 standard errors) of ``values`` (at least 2): an estimate and its approximate 95% half-width.
+    :func:`pegasus_course.intervals.mean_se` with z = 2, under the name the notebooks use."""
+    return mean_se(values, z=2.0, where="mean_2se")
 
 
 def around_boundaries(losses, legs: Sequence[Leg], width: int = 100) -> list[dict]:

@@ -124,3 +124,25 @@ def test_class_probabilities_keeps_the_rows_shape_and_picks_the_named_classes():
     assert torch.allclose(got.flatten(0, 1), every[:, [2, 1]], atol=1e-6)
     with pytest.raises(ValueError, match="class_probabilities"):
         rows.class_probabilities(net, torch.rand(3, 16, 16))
+
+
+def test_early_row_is_the_row_sampled_down_to_the_cut_level():
+    """early_row = pegasus_batch run with the full schedule's first levels, down to the first at or below sigma,
+    built here by hand from the levels; its images are Tweedie's estimate there, in [0, 1]."""
+    from pegasus_course.checks import float32_tolerance
+    from pegasus_course.generate import pegasus_batch
+    from pegasus_course.nn import ScoreUNet, ScoreUNetConfig
+
+    torch.manual_seed(0)
+    model = ScoreUNet(ScoreUNetConfig.for_image_size(16, 8, num_res_blocks=1, attn_heads=2, attn_dim_head=8)).eval()
+    full = Schedule(5.0, 0.05, 8, 1)  # levels 5, 2.59, 1.34, 0.69, ... (ratio 0.518)
+    levels = full.sigmas()
+    i = int(torch.nonzero(levels <= 1.0)[0])  # the first level at or below 1: 0.69, index 3
+    assert i == 3
+    by_hand = Schedule(5.0, float(levels[i]), i + 1, 1)
+    got = rows.early_row(model, (3, 4), 2, full, 1.0, progress=False)
+    want = pegasus_batch(model, [(3, 4)], 2, [0, 1, 2, 3], by_hand, denoise=True, progress=False)[0]
+    assert got.shape == (4, 3, 16, 16) and 0.0 <= float(got.min()) and float(got.max()) <= 1.0
+    assert torch.allclose(got, want, atol=float32_tolerance(5.0, evaluations=(i + 1) + 1), rtol=0)
+    some = rows.early_row(model, (3, 4), 2, full, 1.0, ks=[0, 3], progress=False)  # the ends only
+    assert torch.allclose(some, want[[0, 3]], atol=float32_tolerance(5.0, evaluations=(i + 1) + 1), rtol=0)

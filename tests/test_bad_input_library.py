@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from pegasus_course import data
+from pegasus_course.colour_evidence import ChannelShift
 from tests.conftest import make_image_folder
 
 nan, inf = float("nan"), float("inf")
@@ -321,12 +322,14 @@ PROBS = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
 ZERO_255 = torch.rand(2, 3, 8, 8) * 255
 PLUS_MINUS_1 = torch.rand(2, 3, 8, 8) * 2 - 1
 NAN_IMAGES = torch.stack([torch.zeros(3, 8, 8), torch.full((3, 8, 8), nan)])
+SHIFT = ChannelShift((0.1, 0.0, -0.1), (0.05, 0.01, 0.02), 16)
 
 
 def _bad_calls():
     """(what, call(ctx), exception, message): the probe's examples first, then what a fresh probe found."""
-    from pegasus_course import (classifier, evaluation, generate, interpolation, losses, nn, plotting, sampling,
-                                schedule_from_data, sigmas, toy, widgets)
+    from pegasus_course import (along_k, classifier, colour_evidence, evaluation, generate, interpolation, intervals,
+                                losses, nn, plotting, plotting_quality, sampling, schedule_from_data, sigmas, toy,
+                                widgets)
 
     labels = torch.tensor([0, 1])
     return [
@@ -538,6 +541,38 @@ def _bad_calls():
          TypeError, "whole number of pixels"),
         ("class_balance_notes: ratio NaN", lambda c: data.class_balance_notes(
             data.load_dataset("folder", c["folder"]), nan), ValueError, "from 0 to 1"),
+        # the review of the row-reading and colour code
+        ("early_row: n 2.0 (was a TypeError from range)",
+         lambda c: along_k.early_row(c["model"], (1, 2), 2.0, c["schedule"], 1.0), TypeError,
+         r"early_row: n \(the number of interpolants\) must be an integer"),
+        ("early_row: one seed for a pair", lambda c: along_k.early_row(c["model"], 5, 2, c["schedule"], 1.0),
+         TypeError, "early_row: pair"),
+        ("early_row: k beyond the row", lambda c: along_k.early_row(c["model"], (1, 2), 2, c["schedule"], 1.0,
+                                                                     ks=[0, 4]), ValueError, r"0\.\.n \+ 1 = 0\.\.3"),
+        ("shift_from: one number for the reference (was iterated)",
+         lambda c: colour_evidence.shift_from(c["x"], 0.5), ValueError, r"three numbers, one per channel"),
+        ("shift_from: two numbers", lambda c: colour_evidence.shift_from(c["x"], [0.5, 0.5]), ValueError,
+         "three numbers"),
+        ("shift_bound_from_stats: reference None",
+         lambda c: colour_evidence.shift_bound_from_stats({"mean": [0.5] * 3, "std": [0.2] * 3}, 16, None),
+         ValueError, "three numbers"),
+        ("ChannelShift.interval: z NaN", lambda c: SHIFT.interval(0, nan), ValueError, r"z \(standard errors\)"),
+        ("ChannelShift.interval: z -2", lambda c: SHIFT.interval(0, -2.0), ValueError, "> 0"),
+        ("ChannelShift.interval: channel 3", lambda c: SHIFT.interval(3), ValueError, r"0 \(red\)"),
+        ("ChannelShift.describe: z '2'", lambda c: SHIFT.describe("2"), TypeError, "must be a number"),
+        ("crossing_band: p 1.2", lambda c: plotting_quality.crossing_band([0, 1], [0.9, 1.2]), ValueError,
+         r"finite and in \[0, 1\]"),
+        ("crossing_band: p NaN", lambda c: plotting_quality.crossing_band([0, 1], [0.9, nan]), ValueError,
+         r"finite and in \[0, 1\]"),
+        ("crossing_band: threshold 1", lambda c: plotting_quality.crossing_band([0, 1], [0.9, 0.1], 1.0),
+         ValueError, "strictly between 0 and 1"),
+        ("pair_kind: threshold NaN", lambda c: evaluation.pair_kind(0.9, 0.1, nan), ValueError,
+         "strictly between 0 and 1"),
+        ("pairs_of_each_kind: threshold 0", lambda c: evaluation.pairs_of_each_kind([0.9, 0.1], [1, 2], threshold=0),
+         ValueError, "strictly between 0 and 1"),
+        ("crosses: threshold 'half'", lambda c: evaluation.crosses(torch.tensor([0.9]), torch.tensor([0.1]), "half"),
+         TypeError, "must be a number"),
+        ("mean_se: z -1", lambda c: intervals.mean_se([1.0, 2.0], z=-1.0), ValueError, "z"),
     ]
 
 
@@ -573,8 +608,8 @@ def _png_pixels(blob: bytes) -> np.ndarray:
 
 def _good_calls():
     """(what, call(ctx), check(result)): inputs just inside the limits still work, with hand-worked results."""
-    from pegasus_course import (classifier, evaluation, generate, interpolation, losses, plotting, sampling, sigmas,
-                                toy, widgets)
+    from pegasus_course import (classifier, colour_evidence, evaluation, generate, interpolation, losses, plotting,
+                                plotting_quality, sampling, sigmas, toy, widgets)
 
     grey = torch.full((3, 2, 2), 128, dtype=torch.uint8)
     overshoot = torch.tensor([-0.05, 0.5, 1.05]).view(3, 1, 1).expand(3, 2, 2)  # a sampler's overshoot: clamped
@@ -653,6 +688,14 @@ def _good_calls():
         ("GaussianMixture.score at sigma 0", lambda c: toy.GaussianMixture(
             torch.tensor([1.0]), torch.tensor([[1.0, 2.0]]), torch.tensor([0.5])).score(torch.zeros(1, 2)),
          lambda s: torch.allclose(s, torch.tensor([[4.0, 8.0]]))),
+        ("crossing_band: 0.5 exactly is bird", lambda c: plotting_quality.crossing_band([0, 4, 8], [0.9, 0.5, 0.1]),
+         lambda band: band == (0.0, 4.0)),
+        ("crossing_band: a tensor of float32 p",
+         lambda c: plotting_quality.crossing_band([0, 1], torch.tensor([0.9, 0.1])), lambda band: band == (0.0, 1.0)),
+        ("ChannelShift.interval: z 1", lambda c: SHIFT.interval(0, 1), lambda lh: lh == pytest.approx((0.05, 0.15))),
+        ("shift_from: a tensor reference", lambda c: colour_evidence.shift_from(
+            torch.full((2, 3, 2, 2), 0.5), torch.tensor([0.5, 0.25, 0.0])),
+         lambda sh: sh.mean == pytest.approx((0.0, 0.25, 0.5)) and sh.se == (0.0, 0.0, 0.0)),
     ]
 
 

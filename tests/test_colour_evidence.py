@@ -159,3 +159,9 @@ def test_accuracy_by_sigma_draws_each_level_with_its_wilson_interval():
     assert bars.get_segments()[0][0, 0] == pytest.approx(0.01)  # sigma = 0 at 0.01 on the log axis
     with pytest.raises(ValueError, match="one per level"):
         Q.plot_accuracy_by_sigma([0.0, 1.0], [0.9], 32)
+
+
+def test_the_channel_names_are_defined_once():
+    from pegasus_course import colour_evidence, evaluation, plotting_quality
+
+    assert evaluation.CHANNELS is colour_evidence.CHANNELS is plotting_quality.CHANNELS

@@ -1,3 +1,4 @@
+import math
 from types import SimpleNamespace
 
 import pytest
@@ -87,6 +88,32 @@ def test_horse_probability_ignores_the_other_classes():
     x[1, 0, 0, 0], x[1, 1, 0, 0] = 0.1, 0.9
     p = horse_probability(FixedOdds(), x)
     assert torch.allclose(p, torch.tensor([0.8, 0.1]), atol=1e-6)
+
+
+class FixedLogits(torch.nn.Module):
+    """A three-class 'network' whose logits (airplane, bird, horse) are the first pixel's three channels."""
+
+    def __init__(self):
+        super().__init__()
+        self.config = SimpleNamespace(class_names=("airplane", "bird", "horse"), num_classes=3)
+        self.p = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x, sigma):
+        return x[:, :, 0, 0] * 1000 + 0 * self.p  # channels in [0, 1] -> logits 0 .. 1000
+
+
+@pytest.mark.parametrize("logits, p", [
+    ((0.2, 0.0, 0.0), 0.5),  # horse and bird both 200 below airplane: float32 softmax gives them 0 each
+    ((0.2, 0.0, 0.001), 1 / (1 + math.exp(-1))),  # horse one logit above bird: sigmoid(1) = 0.7311
+    ((0.0, 0.001, 0.0), 1 / (1 + math.exp(1))),  # bird one above horse, no third class in play: 0.2689
+])
+def test_horse_probability_softmaxes_the_two_logits(logits, p):
+    x = torch.zeros(1, 3, 4, 4)
+    x[0, :, 0, 0] = torch.tensor(logits, dtype=torch.float64).float()
+    got = float(horse_probability(FixedLogits(), x)[0])
+    lo = x[0, :, 0, 0].double() * 1000  # the logits as float32 made them
+    assert got == pytest.approx(float(torch.sigmoid(lo[2] - lo[1])), abs=1e-6)
+    assert got == pytest.approx(p, abs=1e-3)
 
 
 def test_pegasus_rate_counts_rows_with_one_end_of_each_class():

@@ -51,6 +51,44 @@ def test_wilson_interval_refuses_bad_input(args, error, match):
         wilson_interval(*args)
 
 
+@pytest.mark.parametrize("values, z, dim, mean, half", [
+    ([1.0, 3.0], 2.0, None, 2.0, 2.0),  # sd sqrt(2), se sqrt(2)/sqrt(2) = 1
+    ([1.0, 3.0], 1.0, None, 2.0, 1.0),
+    ([0.0, 0.0, 0.0, 4.0], 2.0, None, 1.0, 2.0),  # sd 2, se 1
+    ([[1.0, 3.0], [3.0, 5.0]], 2.0, 0, [2.0, 4.0], [2.0, 2.0]),  # per column
+    ([[1.0, 3.0], [3.0, 7.0]], 1.0, 1, [2.0, 5.0], [1.0, 2.0]),  # per row
+])
+def test_mean_se_by_hand(values, z, dim, mean, half):
+    from pegasus_course.intervals import mean_se
+
+    m, h = mean_se(values, z=z, dim=dim)
+    assert torch.as_tensor(m).tolist() == pytest.approx(mean) and torch.as_tensor(h).tolist() == pytest.approx(half)
+
+
+def test_every_mean_with_an_interval_is_mean_se():
+    """training_report's 2 SE, colour_evidence's and the doctor's 1 SE are one helper's."""
+    from pegasus_course import colour_evidence, doctor, training_report
+    from pegasus_course.intervals import mean_se
+
+    v = [0.3, 0.9, 0.4, 1.7, 0.2]
+    assert training_report.mean_2se(v) == pytest.approx(mean_se(v, z=2.0))
+    assert doctor._mean_se(torch.tensor(v)) == pytest.approx(mean_se(v, z=1.0))
+    assert doctor._mean_se(torch.tensor([0.3])) == (pytest.approx(0.3), float("inf"))  # one image: no verdict
+    x = torch.zeros(2, 3, 2, 2)
+    x[0, 0], x[1, 0] = 0.25, 0.75  # red channel means 0.25 and 0.75: shift 0.5 - 0.5 = 0, se 0.25
+    shift = colour_evidence.shift_from(x, (0.5, 0.0, 0.0))
+    assert shift.mean == pytest.approx((0.0, 0.0, 0.0)) and shift.se == pytest.approx((0.25, 0.0, 0.0))
+
+
+@pytest.mark.parametrize("args, match", [(([1.0],), "at least 2"), (([1.0, 2.0], -1.0), "z"),
+                                         (([1.0, 2.0], float("nan")), "z")])
+def test_mean_se_refuses_bad_input(args, match):
+    from pegasus_course.intervals import mean_se
+
+    with pytest.raises(ValueError, match=match):
+        mean_se(*args)
+
+
 def test_bootstrap_of_a_mean_matches_its_standard_error():
     """The bootstrap spread of a mean of n draws is the sample's spread / sqrt(n) (population form), so the 95%
     interval is about mean -+ 1.96 * s / sqrt(n): for N(0, 1) draws and n = 400, -+ 0.098."""

@@ -95,3 +95,23 @@ def test_save_images_names_each_file_by_its_seed(tmp_path):
     assert [p.name for p in save_images(imgs[:2], tmp_path / "b")] == ["sample-000.png", "sample-001.png"]
     with pytest.raises(ValueError, match="3 images but 2 numbers"):
         save_images(imgs, tmp_path / "c", numbers=[1, 2])
+
+
+def test_plot_row_judgements_draws_one_line_per_class_in_each_row_panel():
+    from pegasus_course.plotting_rows import plot_row_judgements
+
+    ks = [0, 1, 2, 3]
+    p_horse = torch.tensor([[0.9, 0.7, 0.3, 0.1], [0.2, 0.3, 0.6, 0.8], [0.5, 0.5, 0.5, 0.5]])
+    fig = plot_row_judgements(ks, p_horse, 1 - p_horse, ["a", "b", "c"], crossings=[1.5, None, None])
+    assert fig.get_figwidth() * fig.dpi >= 500
+    panels = [ax for ax in fig.axes if ax.axison]
+    assert [ax.get_title() for ax in panels] == ["a", "b", "c"]  # two columns: the fourth place is left empty
+    for r, ax in enumerate(panels):
+        labelled = [line.get_label() for line in ax.lines if not line.get_label().startswith("_")]
+        assert labelled.count("p(horse)") == 1 and labelled.count("p(bird)") == 1
+        (horse,) = [line for line in ax.lines if line.get_label() == "p(horse)"]
+        assert list(horse.get_ydata()) == pytest.approx(p_horse[r].tolist())
+        assert any(lab.startswith("crossing k = 1.5") for lab in labelled) == (r == 0)
+    plt.close(fig)
+    with pytest.raises(ValueError, match="one label per row"):
+        plot_row_judgements(ks, p_horse, 1 - p_horse, ["a", "b"])

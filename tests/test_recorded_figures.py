@@ -183,6 +183,22 @@ def test_plot_quality_draws_three_panels_on_a_log_distance_axis():
     assert fig.get_figwidth() * fig.dpi >= 500
 
 
+
+def test_plot_quality_is_the_interval_figure_without_intervals(monkeypatch):
+    """One figure, not two copies: plot_quality draws the record through plot_quality_intervals."""
+    from pegasus_course import plotting_quality
+
+    quality = json.loads(QUALITY_RECORD.read_text())
+    calls, real = [], plotting_quality.plot_quality_intervals
+    monkeypatch.setattr(plotting_quality, "plot_quality_intervals",
+                        lambda *a, **k: calls.append((a, k)) or real(*a, **k))
+    fig = plotting.plot_quality(quality)
+    (args, kwargs), = calls
+    assert args[2] is None and kwargs["colour"] == quality["colour"]
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert len(texts) == len(quality["frechet_distance"]) and all(t.endswith("(no interval)") for t in texts)
+    assert "Wilson" not in fig.axes[1].get_title()  # a record's rates carry no interval: none is claimed
+
 # ----- knowing how long to wait
 
 def test_with_progress_passes_scores_through_and_shows_one_finished_bar(monkeypatch, capsys):

@@ -9,6 +9,7 @@ from pegasus_course.checks import float32_tolerance
 from pegasus_course.evaluation import RowJudgement, judge_row, row_probabilities
 
 RAMP = [1 - k / 16 for k in range(17)]  # p = 1 - k/16, k = 0..16
+SLOW_TURN = [round(0.95 - 0.1 * k, 10) for k in range(10)] + [round(0.05 + 0.019 * k, 10) for k in range(1, 11)]
 
 
 @pytest.mark.parametrize("p, ks, crossing, band, both, monotone, starts_as", [
@@ -31,6 +32,15 @@ RAMP = [1 - k / 16 for k in range(17)]  # p = 1 - k/16, k = 0..16
     # a wobble of 0.01 back up is the judge's noise, not a turn: crosses 0.5 on 0.61 -> 0 at 2 + 0.11/0.61,
     # below 0.9 at 0.1/0.4 = 0.25, below 0.1 at 2 + 0.51/0.61; only 0.6 lies in 0.4..0.6
     ([1.0, 0.6, 0.61, 0.0], None, 2 + 0.11 / 0.61, 2 + 0.51 / 0.61 - 0.25, [1], True, "horse"),
+    # the reviewer's row: falls 0.95 .. 0.05 in steps of 0.1 (crosses 0.5 at 4.5; below 0.9 at 0.5 and below 0.1 at
+    # 8.5: band 8; 0.55 and 0.45 undecided), then climbs back to 0.24 in ten steps of 0.019, each under the
+    # 0.02 slack, but 0.19 above the lowest point: it turns back
+    (SLOW_TURN, None, 4.5, 8.0, [4, 5], False, "horse"),
+    # p = 0.5 exactly is bird (as in crosses, pair_kind, crossing_band): this row starts bird and turns horse
+    # between k = 0 and 1, at k = 0 where the line meets 0.5 (before: a horse end that never crossed)
+    ([0.5, 0.6, 1.0], None, 0.0, None, [0, 1], True, "bird"),
+    # a horse end that reaches 0.5 at k = 1 is bird there: the crossing is at k = 1, not at k = 2 (before)
+    ([1.0, 0.5, 0.5, 0.0], None, 1.0, 2.8 - 0.2, [1, 2], True, "horse"),
 ])
 def test_judge_row_by_hand(p, ks, crossing, band, both, monotone, starts_as):
     got = judge_row(p, ks)
@@ -88,3 +98,17 @@ def test_row_probabilities_judges_every_image_of_every_row():
     assert torch.allclose(row_probabilities(FixedOdds(), rows, "bird", "horse"), 1 - want, atol=1e-6)
     with pytest.raises(ValueError, match=r"rows\[None\]"):
         row_probabilities(FixedOdds(), rows[0])
+
+
+@pytest.mark.parametrize("p", [[0.5, 0.6, 1.0], [1.0, 0.5, 0.5, 0.0], [0.2, 0.5, 0.9], [0.9, 0.5], RAMP, SLOW_TURN])
+def test_one_rule_calls_an_image_horse_everywhere(p):
+    """p(horse) = 0.5 exactly is bird for the row, its band, the ends and the pair kinds alike."""
+    from pegasus_course.evaluation import crosses, pair_kind
+    from pegasus_course.plotting_quality import crossing_band
+
+    got, band = judge_row(p), crossing_band(range(len(p)), p)
+    assert (got.crossing is None) == (band is None)
+    if band is not None:
+        assert band[0] <= got.crossing <= band[1]
+    assert got.starts_as == pair_kind(p[0], p[0]).split("-")[0]
+    assert (pair_kind(p[0], p[-1]) == "horse-bird") == bool(crosses(torch.tensor([p[0]]), torch.tensor([p[-1]]))[0])

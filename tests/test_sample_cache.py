@@ -11,6 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -217,6 +218,45 @@ def test_sample_key_refuses_what_it_cannot_key():
         sc.sample_key(x=object())
     with pytest.raises(ValueError, match="no fields given"):
         sc.sample_key()
+
+
+def test_a_change_of_the_samplers_code_misses(cache_on, monkeypatch):
+    """Images stored before an edit of sampling.py (or any of SAMPLER_MODULES) are not served after it."""
+    model = tiny_model()
+    generate(model, [0, 1], SHORT, progress=False)
+    calls = model.calls
+    generate(model, [0, 1], SHORT, progress=False)
+    assert model.calls == calls  # same code: read back
+    monkeypatch.setattr(sc, "sampler_code_hash", lambda: "0" * 64)
+    generate(model, [0, 1], SHORT, progress=False)
+    assert model.calls > calls, "an edited sampler must recompute"
+
+
+def test_the_code_hash_is_of_the_sampler_modules_source_files():
+    import hashlib
+
+    folder = Path(sc.__file__).parent
+    h = hashlib.sha256()
+    for name in ("sampling", "interpolation", "generate", "classifier", "sigmas", "nn"):
+        h.update(f"|{name}|".encode() + (folder / f"{name}.py").read_bytes())
+    assert sc.sampler_code_hash() == h.hexdigest()
+    with pytest.raises(ValueError, match="'code' is the sampler's own source hash"):
+        sc.sample_key(code="mine")
+
+
+@pytest.mark.parametrize("a, b, same", [
+    (np.array(0.7), np.array(0.2), False),  # 0-d float arrays were truncated to 0 through __index__
+    (np.array(0.7), torch.tensor(0.7, dtype=torch.float64), True),
+    (np.array([0.5, 0.25]), torch.tensor([0.5, 0.25]), True),
+    (np.float64(0.7), 0.7, True),  # its repr is "np.float64(0.7)": keyed by the value instead
+    (np.float32(0.5), 0.5, True),
+    (np.float32(0.7), np.float32(0.2), False),
+    (np.int64(3), 3, True),
+    (np.array(3), np.array(3.5), False),
+    (True, 1, False),
+])
+def test_numpy_values_key_by_their_value(a, b, same):
+    assert (sc.sample_key(eps=a) == sc.sample_key(eps=b)) is same
 
 
 def test_weights_hash_follows_the_weights():

@@ -108,3 +108,29 @@ def test_the_checkpoint_format_knows_no_classifier():
 def test_no_module_over_500_lines(path):
     lines = len(path.read_text().splitlines())
     assert lines <= MAX_LINES, f"{path.name} has {lines} lines: split it along its seams"
+
+
+SAMPLERS = {"generate", "pegasus_rows", "pegasus_batch", "early_row"}  # the calls that read the sample cache
+
+
+def uncached_sampler_calls(source: str) -> list[int]:
+    """Lines of ``source`` that call a caching sampler without ``cache=False``."""
+    bad = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call):
+            name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+            if name in SAMPLERS and not any(k.arg == "cache" and isinstance(k.value, ast.Constant)
+                                            and k.value.value is False for k in node.keywords):
+                bad.append(node.lineno)
+    return bad
+
+
+def test_the_cache_call_finder_finds_a_cached_call():
+    assert uncached_sampler_calls("x = generate(m, s, sch)\ny = g.pegasus_batch(m, p, cache=False)\n") == [1]
+    assert uncached_sampler_calls("x = generate(m, s, sch, cache=None)") == [1]
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE.parent / "benchmarks").glob("*.py")), ids=lambda p: p.name)
+def test_benchmarks_time_sampling_not_the_sample_cache(path):
+    """A benchmark times its samplers: a re-run must compute the images, never read them from disk."""
+    assert uncached_sampler_calls(path.read_text()) == [], f"{path.name}: pass cache=False to these calls"
