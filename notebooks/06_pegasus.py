@@ -247,7 +247,7 @@ fig = plotting.show_rows(row[None], highlight=row_ks.index(k), col_labels=[f"k =
 # %% [markdown]
 # **The judge along your row.** The judge gives every image of the row its probability of horse and of
 # bird among its ten classes (not renormalised: both low means the image reads as neither animal). The
-# red line marks where p(horse), renormalised over horse and bird, falls through 0.5 (`evaluation.judge_row`),
+# red line marks where p(horse), renormalised over horse and bird, crosses 0.5 (`evaluation.judge_row`),
 # read on a straight line between the nearest computed columns.
 
 # %% tags=["nbval-ignore-output"]
