@@ -4,7 +4,7 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/pegasus-course/pegasus-course/blob/main/notebooks/00_welcome.ipynb)
 #
 # <!-- time:start -->
-# *Run All takes 4 s under the `cpu` profile on a 2-core CPU (measured 2026-12-01; 4 s on a re-run, which reuses the sample cache; peak memory 0.4 GB) and seconds under `gpu` on one H100 (estimate). Notebook 00 lists every notebook's times.*
+# *Run All takes 2 s under the `cpu` profile on a 2-core CPU (measured 2026-12-03; 2 s on a re-run, which reuses the sample cache; peak memory 0.7 GB) and seconds under `gpu` on one H100 (estimate). Notebook 00 lists every notebook's times.*
 # <!-- time:end -->
 #
 # This course builds a **noise-conditional score network** (NCSN/NCSNv2) from its parts and uses
@@ -88,17 +88,17 @@ print(f"torch {torch.__version__}")
 # **Each notebook, start to end** (Run All, not counting the kernel's start):
 #
 # <!-- notebook-times:start -->
-# | notebook | `cpu` profile, 2-core x86-64 CPU (**measured** 2026-12-01, torch 2.14.1): Run All, cold sample cache | re-run | peak memory | `gpu` profile, one H100 (**estimate**) |
+# | notebook | `cpu` profile, 2-core x86-64 CPU (**measured** 2026-12-03, torch 2.14.1): Run All, cold sample cache | re-run | peak memory | `gpu` profile, one H100 (**estimate**) |
 # |---|---|---|---|---|
-# | 00 welcome | 4 s | 4 s | 0.4 GB | seconds |
-# | 01 score matching | 25 s | 25 s | 0.5 GB | under a minute |
-# | 02 noise scales | 10 s | 10 s | 0.4 GB | seconds |
-# | 03 the U-Net | 22 s | 22 s | 0.6 GB | seconds |
-# | 04 training | 5 min 55 s | 5 min 55 s | 1.0 GB | about 6 min (3,000 steps of batch 128) |
-# | 05 sampling | 6 min 09 s | 6 min 09 s | 1.0 GB | about 2 min |
-# | 06 pegasus | 6 min 54 s | 6 min 54 s | 1.1 GB | about 2 min |
-# | 07 beyond the paper | 4 min 00 s | 4 min 00 s | 1.0 GB | about 3 min |
-# | 08 your own images | 18 s | 18 s | 0.6 GB | under a minute |
+# | 00 welcome | 2 s | 2 s | 0.7 GB | seconds |
+# | 01 score matching | 1 min 37 s | 34 s | 1.1 GB | under a minute |
+# | 02 noise scales | 8 s | 8 s | 1.5 GB | seconds |
+# | 03 the U-Net | 21 s | 21 s | 5.9 GB | seconds |
+# | 04 training | 4 min 31 s | 2 min 24 s | 1.6 GB | about 6 min (3,000 steps of batch 128) |
+# | 05 sampling | 5 min 51 s | 4 min 08 s | 1.0 GB | about 2 min |
+# | 06 pegasus | 3 min 53 s | 1 min 46 s | 1.3 GB | about 2 min |
+# | 07 beyond the paper | 2 min 51 s | 36 s | 1.4 GB | about 3 min |
+# | 08 your own images | 15 s | 15 s | 1.2 GB | under a minute |
 # <!-- notebook-times:end -->
 #
 # The CPU columns are `tools/run_notebooks.sh`'s own measurement of the run whose outputs you see

@@ -4,7 +4,7 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/pegasus-course/pegasus-course/blob/main/notebooks/05_sampling.ipynb)
 #
 # <!-- time:start -->
-# *Run All takes 6 min 09 s under the `cpu` profile on a 2-core CPU (measured 2026-12-01; 6 min 09 s on a re-run, which reuses the sample cache; peak memory 1.0 GB) and about 2 min under `gpu` on one H100 (estimate). Notebook 00 lists every notebook's times.*
+# *Run All takes 5 min 51 s under the `cpu` profile on a 2-core CPU (measured 2026-12-03; 4 min 08 s on a re-run, which reuses the sample cache; peak memory 1.0 GB) and about 2 min under `gpu` on one H100 (estimate). Notebook 00 lists every notebook's times.*
 # <!-- time:end -->
 #
 # **Learning objectives**

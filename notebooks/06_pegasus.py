@@ -4,7 +4,7 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/pegasus-course/pegasus-course/blob/main/notebooks/06_pegasus.ipynb)
 #
 # <!-- time:start -->
-# *Run All takes 6 min 54 s under the `cpu` profile on a 2-core CPU (measured 2026-12-01; 6 min 54 s on a re-run, which reuses the sample cache; peak memory 1.1 GB) and about 2 min under `gpu` on one H100 (estimate). Notebook 00 lists every notebook's times.*
+# *Run All takes 3 min 53 s under the `cpu` profile on a 2-core CPU (measured 2026-12-03; 1 min 46 s on a re-run, which reuses the sample cache; peak memory 1.3 GB) and about 2 min under `gpu` on one H100 (estimate). Notebook 00 lists every notebook's times.*
 # <!-- time:end -->
 #
 # **Learning objectives**

@@ -4,7 +4,7 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/pegasus-course/pegasus-course/blob/main/notebooks/07_beyond_the_paper.ipynb)
 #
 # <!-- time:start -->
-# *Run All takes 4 min 00 s under the `cpu` profile on a 2-core CPU (measured 2026-12-01; 4 min 00 s on a re-run, which reuses the sample cache; peak memory 1.0 GB) and about 3 min under `gpu` on one H100 (estimate). Notebook 00 lists every notebook's times.*
+# *Run All takes 2 min 51 s under the `cpu` profile on a 2-core CPU (measured 2026-12-03; 36 s on a re-run, which reuses the sample cache; peak memory 1.4 GB) and about 3 min under `gpu` on one H100 (estimate). Notebook 00 lists every notebook's times.*
 # <!-- time:end -->
 #
 # The paper names three limitations (section 3): the ends of an interpolation are random, so a row is

@@ -4,7 +4,7 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/pegasus-course/pegasus-course/blob/main/notebooks/08_your_own_images.ipynb)
 #
 # <!-- time:start -->
-# *Run All takes 18 s under the `cpu` profile on a 2-core CPU (measured 2026-12-01; 18 s on a re-run, which reuses the sample cache; peak memory 0.6 GB) and under a minute under `gpu` on one H100 (estimate). Notebook 00 lists every notebook's times.*
+# *Run All takes 15 s under the `cpu` profile on a 2-core CPU (measured 2026-12-03; 15 s on a re-run, which reuses the sample cache; peak memory 1.2 GB) and under a minute under `gpu` on one H100 (estimate). Notebook 00 lists every notebook's times.*
 # <!-- time:end -->
 #
 # Notebook 02 computed NCSNv2's noise schedule from the horse and bird images, and notebooks 03 and 04

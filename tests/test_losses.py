@@ -91,3 +91,14 @@ def test_dsm_losses_per_image_of_the_exact_score_is_zero_and_of_zero_is_half_z_s
     assert per_image.shape == (3, 5)
     assert torch.allclose(per_image, (0.5 * z.pow(2).flatten(1).sum(1)).expand(3, 5), atol=1e-5)
     assert torch.allclose(dsm_loss_by_level(zero, x, levels, torch.Generator().manual_seed(0)), per_image.mean(1))
+
+
+def test_dsm_losses_per_image_keeps_no_graph():
+    """The per-level losses are numbers to plot, not a graph: a network's activations at every level would
+    otherwise stay in memory for as long as the result lives (notebook 04 held a gigabyte that way)."""
+    from pegasus_course.losses import dsm_losses_per_image
+
+    net = torch.nn.Conv2d(3, 3, 1)
+    out = dsm_losses_per_image(lambda xt, s: net(xt), torch.rand(4, 3, 4, 4), torch.tensor([1.0, 0.1]),
+                               torch.Generator().manual_seed(0))
+    assert not out.requires_grad and out.grad_fn is None

@@ -396,3 +396,25 @@ def test_default_cache_follows_the_call_then_the_environment(cache_on, monkeypat
         sc.default_cache(True)
     with pytest.raises(TypeError, match="cache must be True, False or None"):
         sc.default_cache("yes")
+
+
+def test_the_linear_mix_is_its_own_entry_and_the_package_row_of_interpolate(cache_on):
+    """pegasus_batch(mix="linear") samples what interpolate(mix="linear") samples, and is cached apart from eq. 4."""
+    from pegasus_course.interpolation import interpolate
+
+    model = tiny_model()
+    eq4 = pegasus_batch(model, [(0, 1)], 2, [1], SHORT, progress=False)
+    calls = model.calls
+    linear = pegasus_batch(model, [(0, 1)], 2, [1], SHORT, progress=False, mix="linear")
+    assert model.calls > calls, "the linear mix must not be read from eq. 4's entry"
+    calls = model.calls
+    again = pegasus_batch(model, [(0, 1)], 2, [1], SHORT, progress=False, mix="linear")
+    assert model.calls == calls and torch.equal(again, linear)
+    from pegasus_course.generate import model_score_fn
+
+    with torch.no_grad():  # in the package's sampling precision, as pegasus_batch samples
+        direct = interpolate(model_score_fn(model, precision="auto"), (0, 1), 2, SHORT.sigmas(), SHORT.n_steps_each, SHORT.step_lr(),
+                             image_shape=(3, 16, 16), ks=[1], mix="linear", progress=False).clamp(0, 1)
+    assert torch.allclose(linear[0], direct, atol=1e-5) and not torch.allclose(linear, eq4, atol=1e-3)
+    with pytest.raises(ValueError, match="mix 'cubic' is not one of eq4, linear"):
+        pegasus_batch(model, [(0, 1)], 2, [1], SHORT, progress=False, mix="cubic")
