@@ -377,9 +377,7 @@ blend_ks = [0, k, n + 1]  # the ends and the paper's k
 t = torch.tensor([j / (n + 1) for j in blend_ks]).view(-1, 1, 1, 1)
 crossfade = (1 - t) * horse + t * bird
 course.expect(f"the k = {k} interpolant, linear mix, package", 1)
-package_score = model_score_fn(model, precision="auto")  # the package's sampling precision: bf16 where native
-linear = interpolate(package_score, (horse_seed, bird_seed), n, schedule.sigmas(), T, eps, ks=[k], mix="linear",
-                     device=course.device).clamp(0, 1).cpu()
+linear = pegasus_batch(model, [(horse_seed, bird_seed)], n, [k], schedule, mix="linear")[0].cpu()  # cached
 linear_row = torch.cat([horse[None], linear, bird[None]])
 eq4_row = row[[row_ks.index(j) for j in blend_ks]]
 fig = plotting.show_rows(torch.stack([crossfade, linear_row, eq4_row]), highlight=1, scale=1.5,

@@ -327,8 +327,10 @@ def interpolant_targets(ks, n: int, num_pairs: int, first: int, second: int, num
 def pegasus_batch(model: torch.nn.Module, pairs, n: int, ks, schedule: Schedule, *, denoise: bool = True,
                   progress: bool = True, guidance: Guidance | None = None,
                   ends: tuple[str, str] = ("horse", "bird"), batch_size: int = 256, graphs: bool | None = None,
-                  cache: bool | None = None) -> torch.Tensor:
+                  cache: bool | None = None, mix: str = "eq4") -> torch.Tensor:
     """Only the interpolants ``ks`` of each pair's row, (pairs, len(ks), 3, H, W): cheaper than whole rows.
+
+    ``mix`` is how the two tapes are mixed (``interpolation.MIXES``): eq. 4's, or ``"linear"`` for comparison.
 
     With ``guidance``, interpolant k is guided towards ``ends[0]`` and ``ends[1]`` with the weights
     of :func:`interpolant_targets`: the row starts at a guided horse and ends at a guided bird.
@@ -345,13 +347,18 @@ def pegasus_batch(model: torch.nn.Module, pairs, n: int, ks, schedule: Schedule,
                          "pair of seeds and one k (0..n + 1).")
     check_k(ks, n, "pegasus_batch")
     batch_size = check_positive_int(batch_size, "batch_size")
+    from .interpolation import MIXES
+
+    if mix not in MIXES:
+        raise ValueError(f"pegasus_batch: mix {mix!r} is not one of {', '.join(MIXES)} (eq4 is the paper's).")
     store = _cache_for(guidance, cache)
     if store is None:
-        return _pegasus_fresh(model, pairs, n, ks, schedule, denoise, progress, guidance, ends, batch_size, graphs)
+        return _pegasus_fresh(model, pairs, n, ks, schedule, denoise, progress, guidance, ends, batch_size, graphs,
+                              mix)
     base = _key_fields(model, schedule, denoise, guidance)
     if guidance is not None:
         base["ends"] = [[e, guidance.index(e)] for e in ends]
-    keys = [[sample_key(**base, kind="pegasus", pair=list(p), k=int(k), n=int(n), mix="eq4") for k in ks]
+    keys = [[sample_key(**base, kind="pegasus", pair=list(p), k=int(k), n=int(n), mix=mix) for k in ks]
             for p in pairs]
     out = torch.empty(len(pairs), len(ks), 3, size, size, device=next(model.parameters()).device)
     missing: dict[tuple[int, ...], list[int]] = {}  # the ks (positions) a pair lacks -> those pairs
@@ -367,7 +374,7 @@ def pegasus_batch(model: torch.nn.Module, pairs, n: int, ks, schedule: Schedule,
             missing.setdefault(tuple(lacks), []).append(a)
     for lacks, rows in missing.items():  # pairs lacking the same ks are sampled together, batched as ever
         fresh = _pegasus_fresh(model, [pairs[a] for a in rows], n, [ks[b] for b in lacks], schedule, denoise,
-                               progress, guidance, ends, batch_size, graphs)
+                               progress, guidance, ends, batch_size, graphs, mix)
         for i, a in enumerate(rows):
             out[a, list(lacks)] = fresh[i]
         _store(store, [keys[a][b] for a in rows for b in lacks], fresh.flatten(0, 1))
@@ -378,7 +385,7 @@ def pegasus_batch(model: torch.nn.Module, pairs, n: int, ks, schedule: Schedule,
 
 def _pegasus_fresh(model, pairs: list[tuple[int, int]], n: int, ks: list[int], schedule: Schedule, denoise: bool,
                    progress: bool, guidance: Guidance | None, ends: tuple[str, str], batch_size: int,
-                   graphs: bool | None) -> torch.Tensor:
+                   graphs: bool | None, mix: str = "eq4") -> torch.Tensor:
     """:func:`pegasus_batch`'s sampling itself, in batches of at most ``batch_size`` images, without the cache."""
     size = model.config.image_size
     device = next(model.parameters()).device
@@ -397,5 +404,5 @@ def _pegasus_fresh(model, pairs: list[tuple[int, int]], n: int, ks: list[int], s
                                                                      guidance.index(ends[1]), k))
             out[a:a + len(chunk), b:b + len(kc)] = interpolate(
                 score, chunk, n, schedule.sigmas(), schedule.n_steps_each, schedule.step_lr(),
-                image_shape=(3, size, size), denoise=denoise, device=device, progress=progress, ks=kc)
+                image_shape=(3, size, size), denoise=denoise, device=device, progress=progress, ks=kc, mix=mix)
     return _finite_samples(out, "pegasus_batch", guidance).clamp(0, 1)

@@ -134,6 +134,7 @@ def sliced_score_matching_loss(
 
 
 @torch.no_grad()
+@torch.no_grad()
 def dsm_losses_per_image(score_fn: ScoreFn, x: torch.Tensor, levels: torch.Tensor,
                          generator: torch.Generator | None = None, progress: bool = False) -> torch.Tensor:
     """Eq. 2's sigma^2-weighted loss of every image at every given level: (len(levels), B).

@@ -83,9 +83,11 @@ def max_pairwise_distance(images: torch.Tensor, chunk_size: int = 1024, return_p
     # Screening in float32 can misorder near-ties; re-check every row close to the best exactly.
     margin = 1e-4 * float(row_best.max()) + 1e-3
     best, pair = -1.0, (0, 0)
-    xd = images.reshape(n, -1).double()
+    flat = images.reshape(n, -1)
     for i in torch.nonzero(row_best >= row_best.max() - margin).flatten().tolist():
-        d = (xd - xd[i]).pow(2).sum(1)  # (N,) exact, float64
+        xi = flat[i].double()
+        d = torch.cat([(flat[c:c + chunk_size].double() - xi).pow(2).sum(1)  # exact, float64, a chunk at a time
+                       for c in range(0, n, chunk_size)])  # (N,): memory ~ chunk_size x D doubles, not N x D
         j = int(d.argmax())
         if float(d[j]) > best:
             best, pair = float(d[j]), (min(i, j), max(i, j))
