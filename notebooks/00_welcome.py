@@ -79,8 +79,8 @@ print(f"torch {torch.__version__}")
 #
 # | | 2-core CPU (measured) | Colab T4 (estimate) | Apple M1 (estimate) |
 # |---|---|---|---|
-# | 64 samples, full schedule (1,161 network evaluations each) | about 26 min | about 1.5 min | about 2.5 min |
-# | one pegasus row of 9 images, full schedule | about 3 min | about 20 s | about 30 s |
+# | 64 samples, full schedule (1,161 network evaluations each) | about 26 min in float32, 11-14 min in bf16 | about 1.5 min | about 2.5 min |
+# | one pegasus row of 9 images, full schedule | about 3 min in float32, about 1.5 min in bf16 | about 20 s | about 30 s |
 #
 # The T4 and M1 figures are estimates from the network's operation count and an assumed share of each
 # chip's peak speed, not measurements.
