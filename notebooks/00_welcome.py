@@ -107,7 +107,8 @@ print(f"torch {torch.__version__}")
 # and the peak memory of the kernel. The GPU column is not measured: it scales the long cells by
 # the H100 figures in `benchmarks/RESULTS.md` (about 20 ms for one network evaluation of up to 256 images,
 # about 1,500 training images a second) and takes the short ones as on the CPU. Every cell that runs
-# longer than about 20 seconds shows a progress bar and first prints its own estimate for your machine.
+# longer than about 20 seconds shows a progress bar; in notebooks 04-07, whose long cells run the network,
+# it first prints its own estimate for your machine too.
 
 # %% [markdown]
 # ## Where the images come from

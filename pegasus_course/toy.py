@@ -179,16 +179,19 @@ def train_toy_score(
     batch_size: int = 256,
     lr: float = 1e-3,
     generator: torch.Generator | None = None,
+    progress: bool = False,
 ) -> tuple[ToyScoreNet, list[float], float]:
     """Train a :class:`ToyScoreNet` with ``"dsm"`` or ``"ssm"`` (sliced) score matching.
 
     ``loss`` may also be a function ``(score_fn, x, sigmas, generator) -> scalar``, such as notebook 01's
     DSM exercise: it replaces the package's loss and is timed the same way.
     Returns (net, per-step losses, seconds per step), so the two losses can be timed side by side.
+    ``progress`` shows a bar over the steps.
     """
     import time
 
     from .losses import dsm_loss, sliced_score_matching_loss
+    from .sampling import progress_bar
 
     from .checks import check_number, check_positive_int
 
@@ -204,7 +207,8 @@ def train_toy_score(
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     history = []
     t0 = time.perf_counter()
-    for _ in range(steps):
+    name = "your loss" if callable(loss) else loss.upper()
+    for _ in progress_bar(range(steps), progress=progress, desc=f"{name} training", unit="step"):
         idx = torch.randint(0, data.shape[0], (batch_size,), generator=generator)
         x = data[idx]
         if callable(loss):

@@ -152,3 +152,16 @@ def test_colour_tracker_records_on_schedule_with_a_real_probe():
     assert s == [10, 20] and means.shape == (2, 3)
     out = probe(model)
     assert not torch.equal(out["denoised"], out["without denoising"])  # the denoising step moved the samples
+
+
+def test_colour_stats_in_chunks_agrees_with_the_whole_set():
+    """Summed a chunk at a time (memory), the statistics are those of all pixels at once, uint8 included."""
+    x = torch.rand(37, 3, 5, 4, generator=torch.Generator().manual_seed(0))
+    whole = x.transpose(0, 1).reshape(3, -1).double()
+    for chunk in (1, 8, 100):
+        st = colour_stats(x, chunk=chunk)
+        assert st["mean"] == pytest.approx(whole.mean(1).tolist(), rel=1e-6)
+        assert st["std"] == pytest.approx(whole.std(1).tolist(), rel=1e-6)
+    u8 = (x * 255).round().to(torch.uint8)
+    assert colour_stats(u8, chunk=5)["std"] == pytest.approx((u8.double() / 255).transpose(0, 1).reshape(3, -1)
+                                                             .std(1).tolist(), rel=1e-6)  # float32 pixels
