@@ -92,9 +92,9 @@ print(f"torch {torch.__version__}")
 # |---|---|---|---|---|
 # | 00 welcome | 2 s | 2 s | 0.7 GB | seconds |
 # | 01 score matching | 1 min 37 s | 34 s | 1.1 GB | under a minute |
-# | 02 noise scales | 8 s | 8 s | 1.5 GB | seconds |
-# | 03 the U-Net | 21 s | 21 s | 5.9 GB | seconds |
-# | 04 training | 4 min 31 s | 2 min 24 s | 1.6 GB | about 6 min (3,000 steps of batch 128) |
+# | 02 noise scales | 7 s | 7 s | 1.1 GB | seconds |
+# | 03 the U-Net | 8 s | 8 s | 1.0 GB | seconds |
+# | 04 training | 3 min 05 s | 1 min 48 s | 1.6 GB | about 6 min (3,000 steps of batch 128) |
 # | 05 sampling | 5 min 51 s | 4 min 08 s | 1.0 GB | about 2 min |
 # | 06 pegasus | 3 min 53 s | 1 min 46 s | 1.3 GB | about 2 min |
 # | 07 beyond the paper | 2 min 51 s | 36 s | 1.4 GB | about 3 min |

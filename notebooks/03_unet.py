@@ -4,7 +4,7 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/pegasus-course/pegasus-course/blob/main/notebooks/03_unet.ipynb)
 #
 # <!-- time:start -->
-# *Run All takes 21 s under the `cpu` profile on a 2-core CPU (measured 2026-12-03; 21 s on a re-run, which reuses the sample cache; peak memory 5.9 GB) and seconds under `gpu` on one H100 (estimate). Notebook 00 lists every notebook's times.*
+# *Run All takes 8 s under the `cpu` profile on a 2-core CPU (measured 2026-12-03; 8 s on a re-run, which reuses the sample cache; peak memory 1.0 GB) and seconds under `gpu` on one H100 (estimate). Notebook 00 lists every notebook's times.*
 # <!-- time:end -->
 #
 # **Learning objectives**

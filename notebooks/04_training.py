@@ -4,7 +4,7 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/pegasus-course/pegasus-course/blob/main/notebooks/04_training.ipynb)
 #
 # <!-- time:start -->
-# *Run All takes 4 min 31 s under the `cpu` profile on a 2-core CPU (measured 2026-12-03; 2 min 24 s on a re-run, which reuses the sample cache; peak memory 1.6 GB) and about 6 min (3,000 steps of batch 128) under `gpu` on one H100 (estimate). Notebook 00 lists every notebook's times.*
+# *Run All takes 3 min 05 s under the `cpu` profile on a 2-core CPU (measured 2026-12-03; 1 min 48 s on a re-run, which reuses the sample cache; peak memory 1.6 GB) and about 6 min (3,000 steps of batch 128) under `gpu` on one H100 (estimate). Notebook 00 lists every notebook's times.*
 # <!-- time:end -->
 #
 # **Learning objectives**
