@@ -91,9 +91,9 @@ print(f"torch {torch.__version__}")
 # | notebook | `cpu` profile, 2-core x86-64 CPU (**measured** 2026-12-03, torch 2.14.1): Run All, cold sample cache | re-run | peak memory | `gpu` profile, one H100 (**estimate**) |
 # |---|---|---|---|---|
 # | 00 welcome | 2 s | 2 s | 0.7 GB | seconds |
-# | 01 score matching | 1 min 37 s | 34 s | 1.1 GB | under a minute |
-# | 02 noise scales | 7 s | 7 s | 1.1 GB | seconds |
-# | 03 the U-Net | 8 s | 8 s | 1.0 GB | seconds |
+# | 01 score matching | 60 s | 24 s | 1.2 GB | under a minute |
+# | 02 noise scales | 6 s | 6 s | 1.1 GB | seconds |
+# | 03 the U-Net | 6 s | 6 s | 1.0 GB | seconds |
 # | 04 training | 3 min 05 s | 1 min 48 s | 1.6 GB | about 6 min (3,000 steps of batch 128) |
 # | 05 sampling | 5 min 51 s | 4 min 08 s | 1.0 GB | about 2 min |
 # | 06 pegasus | 3 min 53 s | 1 min 46 s | 1.3 GB | about 2 min |

@@ -4,7 +4,7 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/pegasus-course/pegasus-course/blob/main/notebooks/01_score_matching.ipynb)
 #
 # <!-- time:start -->
-# *Run All takes 1 min 37 s under the `cpu` profile on a 2-core CPU (measured 2026-12-03; 34 s on a re-run, which reuses the sample cache; peak memory 1.1 GB) and under a minute under `gpu` on one H100 (estimate). Notebook 00 lists every notebook's times.*
+# *Run All takes 60 s under the `cpu` profile on a 2-core CPU (measured 2026-12-03; 24 s on a re-run, which reuses the sample cache; peak memory 1.2 GB) and under a minute under `gpu` on one H100 (estimate). Notebook 00 lists every notebook's times.*
 # <!-- time:end -->
 #
 # **Learning objectives**

@@ -4,7 +4,7 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/pegasus-course/pegasus-course/blob/main/notebooks/02_noise_scales.ipynb)
 #
 # <!-- time:start -->
-# *Run All takes 7 s under the `cpu` profile on a 2-core CPU (measured 2026-12-03; 7 s on a re-run, which reuses the sample cache; peak memory 1.1 GB) and seconds under `gpu` on one H100 (estimate). Notebook 00 lists every notebook's times.*
+# *Run All takes 6 s under the `cpu` profile on a 2-core CPU (measured 2026-12-03; 6 s on a re-run, which reuses the sample cache; peak memory 1.1 GB) and seconds under `gpu` on one H100 (estimate). Notebook 00 lists every notebook's times.*
 # <!-- time:end -->
 #
 # **Learning objectives**
@@ -71,7 +71,7 @@ assert all(s * z.norm() > 10 * image.norm() for s in levels_shown if s >= 10)
 # %% tags=["nbval-ignore-output"]
 sigma_1, (i, j) = sigmas.max_pairwise_distance(images, return_pair=True)
 print(f"{len(images)} images: largest pairwise distance sigma_1 = {sigma_1:.1f}")
-fig = plotting.show_images(images[[i, j]], nrow=2, title=f"the farthest pair: {sigma_1:.1f} apart", scale=1.5)
+fig = plotting.show_images(images[[i, j]], nrow=2, title=f"the farthest pair: {sigma_1:.1f} apart", scale=2.3)
 
 # %% [markdown]
 # Pixels in $[0, 1]$ and $D = 3 \times 32 \times 32 = 3072$ dimensions give a largest possible

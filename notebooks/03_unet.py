@@ -4,7 +4,7 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/pegasus-course/pegasus-course/blob/main/notebooks/03_unet.ipynb)
 #
 # <!-- time:start -->
-# *Run All takes 8 s under the `cpu` profile on a 2-core CPU (measured 2026-12-03; 8 s on a re-run, which reuses the sample cache; peak memory 1.0 GB) and seconds under `gpu` on one H100 (estimate). Notebook 00 lists every notebook's times.*
+# *Run All takes 6 s under the `cpu` profile on a 2-core CPU (measured 2026-12-03; 6 s on a re-run, which reuses the sample cache; peak memory 1.0 GB) and seconds under `gpu` on one H100 (estimate). Notebook 00 lists every notebook's times.*
 # <!-- time:end -->
 #
 # **Learning objectives**
@@ -149,7 +149,7 @@ assert max(between_loss[1:-1]) > 2 * max(between_loss[0], between_loss[-1])
 # At the two trained levels the loss is about the same. Between them it rises everywhere, up to several-fold
 # next to the upper level and much less nearer the lower one (the printed row). The
 # network is only trustworthy at its 232 levels, so the course's samplers ask it there and nowhere
-# else (notebook 05's coarser schedules take every fourth trained level). Drawing $\sigma$ from a
+# else (notebook 05's coarse schedule takes every eighth trained level). Drawing $\sigma$ from a
 # continuous range in training, as score-SDE models do, or a smaller Fourier scale would remove the
 # problem.
 
@@ -204,7 +204,7 @@ print("instance norm, difference between original and tinted:", f"{(plain_in[0] 
 print("InstanceNorm++, difference between original and tinted:", f"{(out_pp[0] - out_pp[1]).abs().max():.4f}")
 show = lambda h: (0.5 + 0.2 * h).clamp(0, 1)  # noqa: E731  normalised values (about -2.5..2.5) as pixels
 fig = plotting.show_rows(torch.stack([pair, show(plain_in), show(out_pp)]),
-                         row_labels=["input", "instance norm", "InstanceNorm++"], scale=1.5,
+                         row_labels=["input", "instance norm", "InstanceNorm++"], scale=1.7,
                          title="original (left) and tinted (right) copy")
 
 # %% [markdown]
