@@ -11,7 +11,7 @@
 # 1. Write one whole training step (loss, backward, Adam, EMA), check it against the package, and
 #    train with it.
 # 2. Read a training run: the shipped model's loss history, and its loss at each noise level.
-# 3. Run a short live training in the active profile and watch samples appear.
+# 3. Run a short live training in the active profile and watch what a young network samples.
 # 4. Know how to run the long version on a GPU from the command line, and how to resume it.
 # 5. See what the exponential moving average (EMA) of the weights changes.
 # %%
@@ -59,14 +59,14 @@ print("device:", device)
 # says it chose it "as we found that larger learning rates caused greater fluctuations in the loss
 # estimate (equation 2)". With Adam the learning rate is nearly a step *length*: each parameter moves by
 # $\text{lr} \cdot \hat m / (\sqrt{\hat v} + \epsilon)$, and the ratio $\hat m / \sqrt{\hat v}$ is of order 1 (rarely
-# much above it) whatever the size of the gradient, so one step moves a weight by about $10^{-4}$ or less (section 3
+# much above it) whatever the size of the gradient, so one step moves a weight by at most about $10^{-4}$ (section 3
 # measures it on the live run). The EMA's rate 0.999 is NCSNv2's: each update keeps 0.999 of the
 # average, so a step's weight fades as $0.999^n$ and the average remembers about $1/(1 - 0.999) = 1{,}000$
 # steps (section 5 prints how much of the start is left after $n$ steps).
 #
 # **Why $\sigma^2$.** Without a weight, the loss at level $\sigma$ is $\frac{1}{2}\| s_\theta + z/\sigma \|^2$, whose
 # target $-z/\sigma$ has length about $\sqrt{D}/\sigma$: about 1.1 at $\sigma_1 = 50$ and about 5,500 at
-# $\sigma_L = 0.01$. The smallest levels would then outweigh the largest by millions. NCSN's rule is
+# $\sigma_L = 0.01$. The smallest levels would then outweigh the largest by tens of millions ($(50/0.01)^2$ for a network that outputs zero). NCSN's rule is
 # $\lambda(\sigma) \propto 1 / \mathbb E\|\nabla_{\tilde x} \log q_\sigma(\tilde x \mid x)\|^2 = 1/\mathbb E\|z/\sigma\|^2 = \sigma^2 / D$,
 # i.e. $\lambda(\sigma) = \sigma^2$ up to a constant: it makes every level's loss of the same order
 # (section 2 measures both, level by level).
@@ -220,7 +220,7 @@ print(f"largest / smallest level's loss: unweighted {spread[0]:.3g}, weighted {s
 # sample with the **live** weights: after a few hundred steps the EMA still averages in the first,
 # random weights, and its samples would be coloured noise (section 5). To keep the previews cheap they
 # use every seventh of the trained levels ($T$ as the profile's; only trained levels, notebook 03): a
-# sixth or so of the full schedule's evaluations, for a network that draws blobs either way.
+# seventh of the full schedule's evaluations, for a network this young.
 
 # %% tags=["nbval-ignore-output"]
 def every_seventh(trained):
@@ -265,8 +265,8 @@ fig = plotting.plot_curve(state.losses, title="DSM loss per step (this run)", sm
 # The loss falls fast at first (the network learns the right height for $\sigma s \approx -z$, the $1/\sigma$
 # slope being built in, and the average image) and
 # slowly afterwards, as in the shipped run's first steps. Below, samples of the live weights at the
-# preview steps (each row one step, every seventh level): after a hundred steps or so
-# they can still be noise; blurry colour blobs come next. A few hundred steps are far from the
+# preview steps (each row one step, every seventh level). Under `cpu` (200 steps) both previews are
+# still noise; blurry colour blobs need more steps (the `gpu` profile's few thousand). A few hundred steps are far from the
 # shipped model's 14,275 (5,875 at batch 128, then 8,400 at batch 512: 5.05 million images).
 
 # %%
@@ -321,14 +321,13 @@ print(f"the last 1,000 steps hold {training_report.ema_window_weight(decay, 1_00
       f"the last 3,000 {training_report.ema_window_weight(decay, 3_000):.0%}")
 
 # %% [markdown]
-# After a few hundred steps the EMA is still mostly the random start (the first line printed), so it
-# looks *worse* than the live weights. After thousands of steps the start's weight is negligible. Is the
+# After a few hundred steps the EMA is still mostly the random start (the first line printed); the live
+# weights of so short a run draw noise too, so the pair cannot be told apart yet. After thousands of steps the start's weight is negligible. Is the
 # EMA then the better one? The shipped run kept both sets of weights at its last step, 14,275: the same 16
 # seeds through each, and their colours against the training data's. To keep this to a minute or so on a
 # laptop CPU, both are sampled with every seventh of the shipped model's 232 trained levels (34, with
 # $T = 5$: 171 network evaluations instead of 1,161; only trained levels, notebook 03), so the samples
-# are rougher than the full schedule's, alike for both. (Every tenth level is too coarse: its samples
-# stay noise.)
+# are rougher than the full schedule's, alike for both.
 
 # %% tags=["nbval-ignore-output"]
 from pegasus_course import evaluation
@@ -360,17 +359,18 @@ print("channels where the live samples' colour lies further from the data's than
       f"intervals: {', '.join(further) or 'none'}")
 
 # %% [markdown]
-# Same seeds, nearly the same weights: the two rows of each pair share their layout. The difference is in
-# the colours: the table gives, per channel, how far the samples' mean colour lies from the training
-# data's, with its interval over the 16 images; the last line names the channels where the live weights
-# are further off than the EMA by more than both intervals.
+# Same seeds, nearly the same weights: the two rows of each pair share their layout. Any difference you
+# see is in the colours. The table gives, per channel, how far the samples' mean colour lies from the
+# training data's, with its interval over the 16 images; the last line names the channels where the live
+# weights are further off than the EMA by more than both intervals. Where it names none, 16 samples do
+# not show a colour shift here (notebook 07 measures the difference seed by seed, which is sharper).
 #
 # **What the papers say, and what is the course's guess.** The seed paper reports the symptom: "The
 # model also experiences colour shift when trained for long periods of time" (its section 3). NCSNv2
 # reports that without the EMA the samples' quality swings from checkpoint to checkpoint and samples
 # sometimes shift in colour, and that the EMA (its technique 5) removes both; it says what fixes it, not
 # why it happens. The course's **hypothesis** is this: the live weights are where Adam left them at the
-# last step, and with a fixed learning rate every step moves each weight by about lr (section 3 measured
-# it), so the live weights never settle; the EMA averages the last thousand or so steps, and the wandering
+# last step, and with a fixed learning rate every step moves each weight by up to about lr, a step that
+# does not shrink to zero (section 3 measured it on its short run), so the live weights never settle; the EMA averages the last thousand or so steps, and the wandering
 # with them. A global colour is a few numbers the whole image depends on, so a small wander shows there
 # first (notebook 07 tests this further). Either way, the course samples with the EMA, as NCSNv2 does.
