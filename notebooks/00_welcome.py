@@ -95,8 +95,8 @@ print(f"torch {torch.__version__}")
 # | 02 noise scales | 6 s | 6 s | 1.1 GB | seconds |
 # | 03 the U-Net | 6 s | 6 s | 1.0 GB | seconds |
 # | 04 training | 3 min 05 s | 1 min 48 s | 1.6 GB | about 6 min (3,000 steps of batch 128) |
-# | 05 sampling | 5 min 51 s | 4 min 08 s | 1.0 GB | about 2 min |
-# | 06 pegasus | 3 min 53 s | 1 min 46 s | 1.3 GB | about 2 min |
+# | 05 sampling | 3 min 44 s | 2 min 11 s | 1.1 GB | about 2 min |
+# | 06 pegasus | 3 min 18 s | 56 s | 1.3 GB | about 2 min |
 # | 07 beyond the paper | 2 min 51 s | 36 s | 1.4 GB | about 3 min |
 # | 08 your own images | 15 s | 15 s | 1.2 GB | under a minute |
 # <!-- notebook-times:end -->

@@ -4,7 +4,7 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/pegasus-course/pegasus-course/blob/main/notebooks/05_sampling.ipynb)
 #
 # <!-- time:start -->
-# *Run All takes 5 min 51 s under the `cpu` profile on a 2-core CPU (measured 2026-12-03; 4 min 08 s on a re-run, which reuses the sample cache; peak memory 1.0 GB) and about 2 min under `gpu` on one H100 (estimate). Notebook 00 lists every notebook's times.*
+# *Run All takes 3 min 44 s under the `cpu` profile on a 2-core CPU (measured 2026-12-03; 2 min 11 s on a re-run, which reuses the sample cache; peak memory 1.1 GB) and about 2 min under `gpu` on one H100 (estimate). Notebook 00 lists every notebook's times.*
 # <!-- time:end -->
 #
 # **Learning objectives**
@@ -151,7 +151,7 @@ assert torch.allclose(yours, package_run, atol=1e-4)
 # $x + \sigma^2 s^*(x) = \mathbb E[x_{\text{clean}} \mid x]$, the average of all the clean images this state could be a
 # noisy version of. Look for: from $\sigma \approx 1$ down, the estimates show layout and colours several levels
 # before the states do, and the details come last; at the two largest levels shown the estimates are
-# noise themselves (the numbers under the figure say why).
+# noise themselves (the table printed with the figure says why).
 
 # %% tags=["nbval-ignore-output"]
 seeds = list(range(4))
@@ -212,10 +212,11 @@ for i in kept:
               f"{model_ratio['fixed-length'][i]:18.3f}")
 
 # %% [markdown]
-# The two models bracket what a network can do: one pulls harder the further out a state is, the other not.
-# Compare both with the measured column: the closer one is the better account of where the trained
-# network's states sit (the measured ratio is from 4 samples, but a ratio over 3,072 pixels varies little
-# from sample to sample: its interval is printed).
+# The two models are two ways a network could behave: one pulls harder the further out a state is, the
+# other not. Compare both with the measured column: the closer one is the better account of where the
+# trained network's states sit, and a measured ratio above both says the network pulls even less than a
+# fixed-length score there. The measured ratios come from 4 samples only (indicative: a ratio over 3,072
+# pixels varies little from sample to sample, but 4 samples make a rough interval).
 #
 # ## 3. The final denoising step
 #
@@ -275,8 +276,8 @@ print(f"noise left after the step: {m:.0%} +- {e:.0%} of it")
 # chain forget where it started. Each step keeps a fraction $r = 1 - \epsilon/\sigma_L^2$ of the state's distance
 # from the data point, so after $T = 5$ steps $r^T$ of the start is still there (printed below). Seed 0,
 # your sampler, the full schedule, $\epsilon$ 4x smaller and 4x larger (one seed, to keep this cell near a
-# minute on a CPU: it shows what this one sample does). The middle row is the
-# package's run above, which your function reproduces:
+# minute on a CPU: it shows what this one sample does). The middle image is the package's run of
+# section 2 (in the package's sampling precision); the two outer ones are your sampler in float32:
 
 # %% tags=["nbval-ignore-output"]
 print(f"r^T = (1 - eps / sigma_L^2)^T = {(1 - eps / schedule.sigma_min**2) ** T:.2f} of the start remains after "
@@ -293,8 +294,8 @@ for factor in (0.25, 4.0):
     sweep[factor] = sampler(bar_score, x0, schedule.sigmas().to(course.device), T, eps * factor, sweep_noise)
     stamps[factor] = time.perf_counter() - t0
 sweep[1.0] = after[:len(sweep_seeds)]
-fig = plotting.show_rows(torch.stack([sweep[f] for f in (0.25, 1.0, 4.0)]).clamp(0, 1), scale=1.3,
-                         row_labels=[f"eps x {f:g}" for f in (0.25, 1.0, 4.0)], title=f"seed {sweep_seeds[0]}, L = {L}, T = {T}")
+fig = plotting.show_rows(torch.stack([sweep[f][0] for f in (0.25, 1.0, 4.0)])[None].clamp(0, 1), scale=1.6,
+                         col_labels=[f"eps x {f:g}" for f in (0.25, 1.0, 4.0)], title=f"seed {sweep_seeds[0]}, L = {L}, T = {T}")
 ms = 1000 * stamps[4.0] / (len(sweep_seeds) * sampling.num_score_evaluations(L, T))
 print(f"seconds per run of {len(sweep_seeds)} samples:", {f: round(t, 1) for f, t in stamps.items()},
       f"= {ms:.1f} ms per image per network evaluation")
@@ -312,7 +313,7 @@ if mine is not None:  # a cheap check under the ci profile: your sampler, the pa
 # the excess piles up from level to level. Notebook 02's one-point model puts the states about a third
 # outside their shell's radius (printed above), for a shell about 1.3% thick. The network was trained
 # only on its shells, and notebook 01 showed what a learned score is worth where no noisy sample ever
-# landed: the sampler never finds its way back, and after all the levels the samples are still noise.
+# landed: the sampler never finds its way back, and after all the levels this sample is still noise.
 #
 # With a 4x larger step, look at the row against the middle one (one seed only shows what *this*
 # sample does, not a rule): where it is smoother, with less detail and contrast, that is not
@@ -370,9 +371,12 @@ for t in t_values:
 # their shells in the one-point model (printed), where the network was never trained, the same failure as
 # section 4's 4x smaller step. From there, each step more per level costs another pass over all the
 # levels: $T = 10$ costs about twice $T = 5$'s evaluations, and $T = 3$ about 60% of them. Where two
-# settings' intervals overlap, 16 samples cannot tell them apart. If $T = 5$'s interval lies below
-# $T = 3$'s and overlaps $T = 10$'s, the extra steps of $T = 10$ buy nothing 16 samples can measure: the
-# printed lines say whether that is so here. $T = 5$ is NCSNv2's choice. (The `ci` profile samples with very few levels and $T = 2$: its samples stay noise.)
+# settings' intervals overlap, 16 samples cannot tell them apart. A bootstrap redraws each set with
+# repeats, which raises a distance, so an interval can lie wholly above its own estimate (the floor's may):
+# compare intervals with intervals. If $T = 5$'s interval lies below $T = 3$'s and overlaps $T = 10$'s (and
+# the floor's), the extra steps of $T = 10$ buy nothing 16 samples can measure, while fewer steps fail
+# outright: the printed lines say whether that is so here. Note that the one-point model only ranks the
+# settings: it does not say at which share outside the shells the network stops producing images. $T = 5$ is NCSNv2's choice. (The `ci` profile samples with very few levels and $T = 2$: its samples stay noise.)
 #
 # ## 6. A full batch from the shipped model
 #

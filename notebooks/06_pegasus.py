@@ -4,7 +4,7 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/pegasus-course/pegasus-course/blob/main/notebooks/06_pegasus.ipynb)
 #
 # <!-- time:start -->
-# *Run All takes 3 min 53 s under the `cpu` profile on a 2-core CPU (measured 2026-12-03; 1 min 46 s on a re-run, which reuses the sample cache; peak memory 1.3 GB) and about 2 min under `gpu` on one H100 (estimate). Notebook 00 lists every notebook's times.*
+# *Run All takes 3 min 18 s under the `cpu` profile on a 2-core CPU (measured 2026-12-03; 56 s on a re-run, which reuses the sample cache; peak memory 1.3 GB) and about 2 min under `gpu` on one H100 (estimate). Notebook 00 lists every notebook's times.*
 # <!-- time:end -->
 #
 # **Learning objectives**
@@ -51,7 +51,7 @@ judge, _ = evaluation.load_feature_net()  # the independent ten-class judge of n
 # Every random draw of sample $b$ is computed from (seed $b$, draw index) alone, so any sample can
 # be reproduced from its seed, alone or inside any batch, without storing its noise. The course keeps a
 # record of the shipped model's samples of seeds 0-15, drawn with the full schedule
-# (`benchmarks/quality_figures.py`), each judged horse or bird by an independent ten-class network, the
+# (`benchmarks/quality_figures.py`), each judged by an independent ten-class network, the
 # **judge** (notebook 07 explains it). This notebook shows that record instead of sampling the same
 # images again (the cell prints what that would take here), and computes live what you change: the
 # interpolants between two of them. The ends of every row below come from it. Under each image: its seed
@@ -192,8 +192,8 @@ exercises.check_interpolate(my_interpolate);
 # Stuck? The cell below loads the reference solution without showing it
 # (`exercises.show_solution("interpolate")` prints it). Section 5's row from the horse to the bird is
 # drawn with **your** `my_interpolate` once it passes its check, with the reference until then; the next
-# cell says which. Every other row (the early row of section 5, the linear mix of section 6, the batch of
-# section 7 and the explorer) is drawn by the package's `interpolate` (through `pegasus_batch`): the same
+# cell says which. The committed rows come from `pegasus-course pegasus --auto --pairs 4`; every other row
+# (the early row of section 5, the linear mix of section 6, the batch of section 7 and the explorer) is drawn by the package's `interpolate` (through `pegasus_batch`): the same
 # eq. 4, checked against yours just below, run in bf16 where this CPU computes it natively and kept in an
 # on-disk sample cache, so a re-run loads it.
 
@@ -302,10 +302,11 @@ print(f"images the judge cannot call (0.4 <= p(horse) <= 0.6), as (row, k): {bot
 # result in a Pegasus", and shows the $k = 9$ interpolant of each pair as "a batch of winged horses".
 # The judge reads each row more strictly, along its whole length: where it turns (the crossing), over
 # how many steps of $k$ (the band, from p(horse) = 0.9 to 0.1: a few steps is a switch, many a morph),
-# whether it turns back, and which images it cannot call (listed above; their probabilities of horse and
+# whether it turns back (p(horse) reverses by more than 0.02 somewhere, not necessarily across 0.5), and
+# which images it cannot call (listed above; their probabilities of horse and
 # of bird in the figure say whether such an image reads as both animals or as neither). A row whose end
-# the judge reads as neither animal (both probabilities low) gives a crossing that means little: read
-# the figure, not only the line. Judge the key columns yourself too.
+# the judge reads as neither animal (both probabilities low, as the figure shows for some ends here) gives a
+# crossing that means little: read the figure, not only the line. Judge the key columns yourself too.
 #
 # **Switch or morph?** The sampler maps a tape to an image continuously, and eq. 4's weights change smoothly
 # with $k$, so the images can only change gradually from one column to the next. What is
@@ -354,9 +355,10 @@ print(f"the judge, finished: {done_says.describe()}")
 # early estimates with the finished images column by column. A *switch* is how a reader sees such a row:
 # the judge's p(horse) (and your eye) calls an image a horse while the horse's shapes outweigh the
 # bird's, and stops within a few steps of $k$ (the band) once they no longer do, though each step
-# changes the picture by about as much as the last. By symmetry that happens near the middle of the row,
-# where eq. 4 gives both tapes the same weight ($k = 8$ of $N = 15$); the printed crossings say where
-# each committed row turns. How many middle images read as both animals, or as neither, the judge's list
+# changes the picture by about as much as the last. One might expect the turn near the middle of the row,
+# where eq. 4 gives both tapes the same weight ($k = 8$ of $N = 15$); the printed crossings and bands say
+# where each row turns and how fast (a wide band is a morph, and a row whose end the judge cannot call has
+# no meaningful turn). How many middle images read as both animals, or as neither, the judge's list
 # of the images it cannot call says (above, for the committed rows).
 
 # %% [markdown]
@@ -407,9 +409,9 @@ for (name, r), p in zip(blends.items(), p_blends):
 #
 # ## 7. A batch of winged horses
 #
-# The paper's figures are batches of $k = 9$ interpolants between random pairs. The pairs here are
-# neighbours among the seeds, the first three picked from the record to be one of each kind
-# (horse-bird, horse-horse, bird-bird; section 8); their ends are on record, so only the $k = 9$ images
+# The paper's figures are batches of $k = 9$ interpolants between random pairs. The first three pairs here
+# are picked from the record to be one of each kind (horse-bird, horse-horse, bird-bird; section 8), and
+# profiles with more pairs fill the rest with neighbouring seeds; their ends are on record, so only the $k = 9$ images
 # are computed, by the package's `pegasus_batch`.
 
 # %% tags=["nbval-ignore-output"]
@@ -454,7 +456,7 @@ print(f"ends rate of random pairs (recorded): {hits} of {random_pairs} = {hits /
 # %% [markdown]
 # Both readings are a forced choice between horse and bird, and they can disagree with your eyes, and
 # with each other, on a 32x32 sample (a p(horse) near 0.5 is a coin flip). Notebook 07 (beyond the paper)
-# fixes the limitation with the selection of section 2 and with classifier guidance, and measures both
+# addresses the limitation with the selection of section 2 and with classifier guidance, and measures both
 # with the judge.
 #
 # ## 9. The interpolation explorer
