@@ -32,23 +32,14 @@ from pathlib import Path
 import torch
 
 from pegasus_course import checkpoints, data, evaluation
-from pegasus_course.device import autocast, Precision
+from pegasus_course.device import Precision, autocast, cpu_native_bf16
 from pegasus_course.generate import model_score_fn, schedule_from_meta
 from pegasus_course.interpolation import interpolate, sample_seeds
 
 BF16 = Precision("bf16", "benchmark")
 
 
-def native_bf16() -> bool:
-    """True when oneDNN runs bf16 natively on this CPU (avx512_bf16 / AMX); guarded for torch builds without the op."""
-    mkldnn = getattr(torch.backends, "mkldnn", None)
-    if mkldnn is None or not mkldnn.is_available():
-        return False
-    probe = getattr(getattr(torch.ops, "mkldnn", None), "_is_mkldnn_bf16_supported", None)
-    try:
-        return bool(probe()) if probe is not None else False
-    except Exception:  # noqa: BLE001 - an op that exists but fails says "no"
-        return False
+native_bf16 = cpu_native_bf16  # the package's own probe: the benchmark asks what the samplers ask
 
 
 def cpu_name() -> str:
