@@ -28,6 +28,7 @@ if "google.colab" in sys.modules:
 
 # %% tags=["nbval-ignore-output"]
 import json
+import math  # for your my_interpolate (eq. 4's cos and sin)
 from dataclasses import replace
 
 import torch
