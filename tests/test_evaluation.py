@@ -69,17 +69,7 @@ def test_feature_distance_in_a_network_feature_space():
     assert same == pytest.approx(0.0, abs=1e-6) and darker > 1e-3
 
 
-class FixedOdds(torch.nn.Module):
-    """A ten-class 'network' whose logits are read from the image's first pixel (hand-set probabilities)."""
-
-    def __init__(self):
-        super().__init__()
-        self.config = SimpleNamespace(class_names=("airplane", "bird", "horse"), num_classes=3)
-        self.p = torch.nn.Parameter(torch.zeros(()))
-
-    def forward(self, x, sigma):
-        logit_horse = x[:, 0, 0, 0].log() - x[:, 1, 0, 0].log()
-        return torch.stack([torch.full_like(logit_horse, 5.0), torch.zeros_like(logit_horse), logit_horse], 1) + 0 * self.p
+from judges import FixedOdds  # noqa: E402  (tests/judges.py)
 
 
 def test_horse_probability_ignores_the_other_classes():

@@ -1,6 +1,5 @@
 """Intervals (Wilson, bootstrap, Frechet distance), the judge's accuracy and its top candidates, by hand."""
 
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -150,18 +149,7 @@ def test_frechet_distance_interval_of_one_set_with_itself_is_small():
         frechet_distance_interval(a, a[:, :3])
 
 
-class FixedOdds(torch.nn.Module):
-    """A three-class judge whose horse:bird odds are the image's first two pixels (red / green)."""
-
-    def __init__(self):
-        super().__init__()
-        self.config = SimpleNamespace(class_names=("airplane", "bird", "horse"), num_classes=3)
-        self.p = torch.nn.Parameter(torch.zeros(()))
-
-    def forward(self, x, sigma):
-        logit_horse = x[:, 0, 0, 0].log() - x[:, 1, 0, 0].log()
-        other = torch.full_like(logit_horse, 5.0)  # airplane: the most likely class, which p(horse) ignores
-        return torch.stack([other, torch.zeros_like(logit_horse), logit_horse], 1) + 0 * self.p
+from judges import FixedOdds  # noqa: E402  (tests/judges.py)
 
 
 def images_with_p_horse(p: list[float]) -> torch.Tensor:

@@ -1,6 +1,5 @@
 """A pegasus row judged along its whole length: crossing, band, undecided images, monotony, by hand."""
 
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -76,17 +75,7 @@ def test_judge_row_refuses_bad_input(p, ks, threshold, error, match):
         judge_row(p, ks, threshold)
 
 
-class FixedOdds(torch.nn.Module):
-    """A judge whose horse:bird odds are the image's first two pixels (red / green)."""
-
-    def __init__(self):
-        super().__init__()
-        self.config = SimpleNamespace(class_names=("bird", "horse"), num_classes=2)
-        self.p = torch.nn.Parameter(torch.zeros(()))
-
-    def forward(self, x, sigma):
-        logit_horse = x[:, 0, 0, 0].log() - x[:, 1, 0, 0].log()
-        return torch.stack([torch.zeros_like(logit_horse), logit_horse], 1) + 0 * self.p
+from judges import FixedOdds  # noqa: E402  (tests/judges.py)
 
 
 def test_row_probabilities_judges_every_image_of_every_row():
